@@ -1,0 +1,157 @@
+"""Train a shipped prior: eps-prediction DDPM (linear betas, T = 1000), EMA, AdamW, resumable.
+
+The network is a diffusers ``UNet2DModel`` with no attention blocks, so it is fully convolutional and
+runs at any image size that is a multiple of 8. The output folder is a standard diffusers layout
+(``unet/``, ``scheduler/``) plus ``restore_prior.json`` and ``loss.csv``; ``restore.prior(path)`` loads it.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .data import PRESETS, PatchSampler
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    preset: str
+    steps: int = 20000
+    max_minutes: float | None = None
+    batch_size: int = 8
+    crop: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup: int = 200
+    ema_decay: float = 0.999
+    block_out_channels: tuple[int, ...] = (32, 64, 128, 128)
+    layers_per_block: int = 1
+    checkpoint_minutes: float = 5.0
+    seed: int = 0
+    threads: int | None = None
+
+
+def build_unet(channels: int, block_out_channels=(32, 64, 128, 128), layers_per_block: int = 1):
+    from diffusers import UNet2DModel
+
+    n = len(block_out_channels)
+    return UNet2DModel(
+        sample_size=64, in_channels=channels, out_channels=channels, layers_per_block=layers_per_block,
+        block_out_channels=tuple(block_out_channels), down_block_types=("DownBlock2D",) * n,
+        up_block_types=("UpBlock2D",) * n, norm_num_groups=min(32, block_out_channels[0]),
+    )
+
+
+def build_scheduler():
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
+                         prediction_type="epsilon", clip_sample=False)
+
+
+def export(model, out_dir: str, preset_name: str, info: dict) -> None:
+    """Write the diffusers folder (EMA weights) atomically enough: files are replaced one by one."""
+    os.makedirs(out_dir, exist_ok=True)
+    model.save_pretrained(os.path.join(out_dir, "unet"), safe_serialization=True)
+    build_scheduler().save_pretrained(os.path.join(out_dir, "scheduler"))
+    preset = PRESETS.get(preset_name)
+    meta = {"name": preset_name, "channels": model.config.in_channels, "data_range": [-1.0, 1.0],
+            "summary": preset.summary if preset else preset_name,
+            "domain": preset.domain if preset else "natural", **info}
+    tmp = os.path.join(out_dir, "restore_prior.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(meta, f, indent=2)
+    os.replace(tmp, os.path.join(out_dir, "restore_prior.json"))
+
+
+def train(config: TrainConfig, out_dir: str, resume: str | None = None,
+          progress: Callable[[int, int, float], None] | None = None) -> dict:
+    """Train and export to ``out_dir``; returns a summary (steps, minutes, final loss)."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    preset = PRESETS[config.preset]
+    torch.manual_seed(config.seed)
+    model = build_unet(preset.channels, config.block_out_channels, config.layers_per_block)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), 0).float()
+    step, elapsed = 0, 0.0
+    gen = torch.Generator().manual_seed(config.seed)
+    ckpt_path = os.path.join(out_dir, "checkpoint.pt")
+    if resume:
+        state = torch.load(resume, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        step, elapsed = state["step"], state["elapsed"]
+        gen.set_state(state["gen"])
+    sampler = PatchSampler(preset, config.crop, seed=config.seed + step)
+    os.makedirs(out_dir, exist_ok=True)
+    log = open(os.path.join(out_dir, "loss.csv"), "a")
+    if step == 0:
+        log.write("step,minutes,loss\n")
+    start, last_ckpt = time.time(), time.time()
+    running = None
+
+    def save() -> None:
+        state = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
+                 "elapsed": elapsed + time.time() - start, "gen": gen.get_state(), "config": asdict(config)}
+        torch.save(state, ckpt_path + ".tmp")
+        os.replace(ckpt_path + ".tmp", ckpt_path)
+        export(ema, out_dir, config.preset, {
+            "training_steps": step, "training_minutes": round((elapsed + time.time() - start) / 60, 1),
+            "parameters": sum(p.numel() for p in ema.parameters()), "train_config": asdict(config)})
+
+    model.train()
+    while step < config.steps:
+        minutes = (elapsed + time.time() - start) / 60
+        if config.max_minutes is not None and minutes >= config.max_minutes:
+            break
+        x0 = torch.from_numpy(sampler.batch(config.batch_size)) * 2 - 1
+        k = torch.randint(0, 1000, (config.batch_size,), generator=gen)
+        noise = torch.randn(x0.shape, generator=gen)
+        a = abar[k].sqrt().view(-1, 1, 1, 1)
+        s = (1 - abar[k]).sqrt().view(-1, 1, 1, 1)
+        pred = model(a * x0 + s * noise, k).sample
+        loss = torch.nn.functional.mse_loss(pred, noise)
+        for group in opt.param_groups:
+            group["lr"] = config.lr * min(1.0, (step + 1) / config.warmup)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        decay = min(config.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1 - decay)
+        step += 1
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if step % 50 == 0:
+            log.write(f"{step},{minutes:.2f},{running:.5f}\n")
+            log.flush()
+        if progress:
+            progress(step, config.steps, running)
+        if time.time() - last_ckpt > config.checkpoint_minutes * 60:
+            save()
+            last_ckpt = time.time()
+    save()
+    log.close()
+    return {"steps": step, "minutes": round((elapsed + time.time() - start) / 60, 2), "loss": running}
+
+
+if __name__ == "__main__":  # background runs: python -m restore_models.training PRESET OUT MINUTES [THREADS]
+    import sys
+
+    preset, out, minutes = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    threads = int(sys.argv[4]) if len(sys.argv) > 4 else None
+    resume = os.path.join(out, "checkpoint.pt") if os.path.exists(os.path.join(out, "checkpoint.pt")) else None
+    cfg = TrainConfig(preset=preset, steps=10**9, max_minutes=minutes, threads=threads)
+    print(train(cfg, out, resume=resume, progress=lambda s, n, l: print(f"step {s} loss {l:.4f}", flush=True)
+                if s % 200 == 0 else None))

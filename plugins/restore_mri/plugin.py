@@ -1,0 +1,2 @@
+"""Hook implementations."""
+from restore.hookspecs import hookimpl  # noqa: F401

@@ -1,0 +1,123 @@
+"""The public Python API: look up components by name and solve a problem in one call."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from .devices import resolve_device
+from .errors import InvalidInputError
+from .operators import Crop, GaussianNoise, Operator
+from .plugins import registry
+from .priors.base import DiffusionPrior
+from .problem import Problem
+from .registry import Component
+
+
+def components(kind: str) -> list[Component]:
+    """Registered components of a kind: ``operator``, ``prior``, ``sampler``, ``task``, ``reader``, ``writer``."""
+    return registry().all(kind)
+
+
+def operator(name: str, **params: Any) -> Operator:
+    """Build a registered operator, e.g. ``restore.operator("gaussian-blur", sigma=2.0)``."""
+    return registry().get("operator", name).build(**params)
+
+
+def default_prior_name(channels: int, domain: str = "natural") -> str:
+    """The highest-ranked prior registered as a default for ``domain`` with matching channels."""
+    best: tuple[int, str] | None = None
+    for comp in registry().all("prior"):
+        meta = comp.metadata
+        if domain not in meta.get("default_for", ()):
+            continue
+        if meta.get("channels") not in (None, channels):
+            continue
+        rank = int(meta.get("rank", 0))
+        if best is None or rank > best[0]:
+            best = (rank, comp.name)
+    if best is None:
+        raise InvalidInputError(f"no default prior for {channels}-channel {domain} images; pass --prior NAME")
+    return best[1]
+
+
+def prior(name: str = "default", *, channels: int = 3, domain: str = "natural", device: str = "cpu",
+          **params: Any) -> DiffusionPrior:
+    """Build a prior by registered name, by local diffusers folder path, or ``"default"``.
+
+    Args:
+        name: registered name (``restore list priors``), a folder path, or ``"default"``.
+        channels, domain: pick the default prior when ``name == "default"``.
+        device: where the prior lives (``"auto"`` picks CUDA, then MPS, then CPU).
+        params: forwarded to the prior's factory (e.g. ``mean=``, ``cov=`` for ``gaussian``).
+    """
+    dev = resolve_device(device)
+    if name == "default":
+        name = default_prior_name(channels, domain)
+    if os.sep in name or os.path.isdir(name):
+        from .priors.loading import load_prior_folder
+
+        return load_prior_folder(name, device=dev)
+    comp = registry().get("prior", name)
+    if comp.metadata.get("per_channel_factory"):
+        params.setdefault("channels", channels)
+    return comp.build(**params).to(dev)
+
+
+def sampler(name: str, **config: Any):
+    """Build a registered sampler with config fields as keyword arguments, e.g. ``sampler("dds", steps=50)``."""
+    return registry().get("sampler", name).build(**config)
+
+
+_make_prior, _make_sampler = prior, sampler  # solve() takes arguments with these names
+
+
+def pad_for(prior: DiffusionPrior, problem: Problem) -> tuple[Problem, tuple[int, int] | None]:
+    """Pad the unknown to the network's size multiple by composing the operator with a crop."""
+    multiple = getattr(prior, "multiple", 1)
+    shape = problem.x_shape
+    if multiple <= 1 or len(shape) != 4:
+        return problem, None
+    H, W = shape[-2:]
+    ph, pw = (-H) % multiple, (-W) % multiple
+    if ph == 0 and pw == 0:
+        return problem, None
+    crop = Crop(H, W, ph, pw)
+    padded = Problem(problem.y, problem.operator @ crop, problem.noise, shape[:-2] + (H + ph, W + pw))
+    return padded, (H, W)
+
+
+def solve(y: torch.Tensor, op: Operator, *, prior: str | DiffusionPrior = "default", sampler: str = "dds",
+          noise_sigma: float = 0.0, seed: int = 0, device: str = "auto", steps: int | None = None,
+          domain: str = "natural", **sampler_config: Any) -> torch.Tensor:
+    """Restore ``x`` from ``y = op(x) + noise`` in one call.
+
+    Args:
+        y: measurement ``(B, C, H, W)`` in [0, 1] units.
+        op: the degradation operator.
+        prior: prior name, folder, ``"default"`` (chosen by channels) or a prior object.
+        sampler: sampler name (``restore list samplers``).
+        noise_sigma: Gaussian noise std of ``y`` in [0, 1] units.
+        seed: the random seed; the same seed gives the same output.
+        steps: override the sampler's number of steps.
+
+    Returns:
+        The estimate ``(B, C, H, W)`` in [0, 1] units.
+    """
+    dev = resolve_device(device)
+    if not isinstance(y, torch.Tensor):
+        raise InvalidInputError("y must be a torch.Tensor of shape (B, C, H, W)")
+    problem = Problem(y.to(dev), op.to(dev), GaussianNoise(noise_sigma))
+    x_shape = problem.x_shape
+    p = prior if isinstance(prior, DiffusionPrior) else _make_prior(
+        prior, channels=x_shape[1] if len(x_shape) > 1 else 1, domain=domain, device=str(dev))
+    if steps is not None:
+        sampler_config["steps"] = steps
+    s = _make_sampler(sampler, **sampler_config)
+    padded, crop = pad_for(p, problem)
+    result = s.run(p, padded, generator=torch.Generator().manual_seed(seed))
+    x = result.x
+    if crop is not None:
+        x = x[..., : crop[0], : crop[1]]
+    return x

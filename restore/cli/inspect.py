@@ -1,0 +1,57 @@
+"""``restore plugins`` and ``restore list KIND``."""
+from __future__ import annotations
+
+import typer
+
+from ..errors import InvalidInputError
+
+plugins_app = typer.Typer(help="Show installed plugins (and scaffold new ones).", invoke_without_command=True,
+                          no_args_is_help=False)
+KIND_ALIASES = {"operators": "operator", "priors": "prior", "samplers": "sampler", "tasks": "task",
+                "readers": "reader", "writers": "writer"}
+
+
+@plugins_app.callback()
+def plugins(ctx: typer.Context) -> None:
+    """List plugins with their distribution and status (ok / failed with the error)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..plugins import host
+
+    table = Table("plugin", "distribution", "status", "error", box=None)
+    for info in host().plugins:
+        table.add_row(info.name, info.distribution, info.status, info.error)
+    Console().print(table)
+
+
+def list_components(kind: str = typer.Argument(..., help="operators | priors | samplers | tasks | readers | writers")) -> None:
+    """List registered components of one kind with their one-line summaries."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..plugins import registry
+
+    key = KIND_ALIASES.get(kind, kind)
+    if key not in KIND_ALIASES.values():
+        raise InvalidInputError(f"unknown kind '{kind}'; choose one of {', '.join(KIND_ALIASES)}")
+    columns = ["name", "plugin", "summary"]
+    extra = {"operator": ["linear", "domain"], "prior": ["kind", "channels"], "sampler": ["requires", "cost"],
+             "reader": ["extensions"], "writer": ["extensions"], "task": []}[key]
+    table = Table(*(columns[:2] + extra + columns[2:]), box=None)
+    for comp in registry().all(key):
+        meta = comp.metadata
+        values = [meta.get(e, "") for e in extra]
+        values = [", ".join(v) if isinstance(v, (tuple, list)) else ("any" if v is None else str(v)) for v in values]
+        summary = comp.summary
+        if key == "task" and not summary:
+            summary = comp.build().summary
+        table.add_row(comp.name, comp.plugin, *values, summary)
+    Console(width=160).print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(plugins_app, name="plugins")
+    app.command("list")(list_components)

@@ -1,0 +1,42 @@
+"""Composition ``outer @ inner`` that keeps the structure of both parts."""
+from __future__ import annotations
+
+import torch
+
+from .base import LinearOperator, Operator
+
+
+class Composed(Operator):
+    """``x -> outer(inner(x))`` for any (nonlinear) pair."""
+
+    def __init__(self, outer: Operator, inner: Operator) -> None:
+        super().__init__()
+        self.outer, self.inner = outer, inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.outer(self.inner(x))
+
+    def input_shape(self, output_shape):
+        return self.inner.input_shape(self.outer.input_shape(output_shape))
+
+    def initial_estimate(self, y: torch.Tensor) -> torch.Tensor:
+        return self.inner.initial_estimate(self.outer.initial_estimate(y))
+
+
+class ComposedLinear(Composed, LinearOperator):
+    """``outer @ inner`` for two linear operators; adjoint is ``innerᴴ outerᴴ``."""
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self.inner.adjoint(self.outer.adjoint(y))
+
+    initial_estimate = LinearOperator.initial_estimate
+
+
+def compose(outer: Operator, inner: Operator) -> Operator:
+    """Compose two operators, letting ``outer._compose_with(inner)`` fuse them when the algebra allows."""
+    fused = getattr(outer, "_compose_with", lambda other: None)(inner)
+    if fused is not None:
+        return fused
+    if outer.linear and inner.linear:
+        return ComposedLinear(outer, inner)
+    return Composed(outer, inner)

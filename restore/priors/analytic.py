@@ -1,0 +1,157 @@
+"""Analytic priors with exact scores: the test oracle for every sampler (SAMPLERS.md §1.6).
+
+They work for any sample shape ``(B, *event_shape)`` and in float64. Their model space equals the
+public space by default (``data_range=(0, 1)``), so fixtures can be written directly.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..errors import InvalidInputError, ShapeError
+from .base import DiffusionPrior
+from .schedules import VPSchedule
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(x.shape[0], -1)
+
+
+class GaussianPrior(DiffusionPrior):
+    """``x0 ~ N(mean, cov)``; ``mean`` has the sample shape, ``cov`` is ``(d, d)`` with ``d = mean.numel()``.
+
+    Exact quantities (``C_k = a_k² Σ + s_k² I``): ``eps* = s_k C_k⁻¹ (x - a_k m)``,
+    ``Cov[x0|x_k] = Σ - a_k² Σ C_k⁻¹ Σ``, and the probability-flow map between levels.
+    """
+
+    kind = "analytic"
+    clamp_output = False  # test oracles compare raw values
+
+    def __init__(self, mean, cov, schedule: VPSchedule | None = None, data_range=(0.0, 1.0)) -> None:
+        super().__init__(schedule or VPSchedule.linear(), channels=None, data_range=data_range)
+        mean = torch.as_tensor(mean)
+        if not mean.is_floating_point():
+            mean = mean.double()
+        cov = torch.as_tensor(cov, dtype=mean.dtype)
+        d = mean.numel()
+        if cov.shape != (d, d):
+            raise ShapeError(f"cov must have shape ({d}, {d}) for a mean with {d} entries, got {tuple(cov.shape)}")
+        if not torch.allclose(cov, cov.T, atol=1e-8 * float(cov.abs().max())):
+            raise InvalidInputError("cov must be symmetric")
+        self.event_shape = tuple(mean.shape)
+        self.register_buffer("mean", mean)
+        self.register_buffer("cov", cov)
+        evals, evecs = torch.linalg.eigh(cov.double())
+        if float(evals.min()) < -1e-10 * float(evals.max()):
+            raise InvalidInputError("cov must be positive semi-definite")
+        self.register_buffer("evals", evals.clamp_min(0).to(mean.dtype))
+        self.register_buffer("evecs", evecs.to(mean.dtype))
+
+    def check_input(self, x: torch.Tensor) -> None:
+        if tuple(x.shape[1:]) != self.event_shape:
+            raise ShapeError(f"expected samples of shape (B, {', '.join(map(str, self.event_shape))}), "
+                             f"got {tuple(x.shape)}")
+
+    def _ck_apply(self, v: torch.Tensor, a: float, s: float, power: float) -> torch.Tensor:
+        """``(a²Σ + s²I)^power v`` for flattened ``v``."""
+        d = (a * a * self.evals + s * s) ** power
+        return ((v @ self.evecs) * d) @ self.evecs.T
+
+    def model_output(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        out = torch.empty_like(_flat(x))
+        for level in torch.unique(k):
+            rows = k == level
+            a, s = float(self.schedule.a(int(level))), float(self.schedule.s(int(level)))
+            u = _flat(x[rows]) - a * self.mean.flatten().to(x.dtype)
+            out[rows] = s * self._ck_apply(u.to(self.evecs.dtype), a, s, -1.0).to(x.dtype)
+        return out.reshape(x.shape)
+
+    # -- exact references -----------------------------------------------------------------------------
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        z = torch.randn(n, self.mean.numel(), generator=generator, dtype=self.mean.dtype)
+        x = self.mean.flatten() + (z * self.evals.sqrt()) @ self.evecs.T
+        return x.reshape((n,) + self.event_shape)
+
+    def posterior_cov_x0(self, k: int) -> torch.Tensor:
+        a, s = float(self.schedule.a(k)), float(self.schedule.s(k))
+        cinv = self._ck_apply(torch.eye(self.cov.shape[0], dtype=self.cov.dtype), a, s, -1.0)
+        return self.cov - a * a * self.cov @ cinv @ self.cov
+
+    def pf_ode_map(self, x: torch.Tensor, k: int, j: int) -> torch.Tensor:
+        """Exact probability-flow ODE map from level ``k`` to level ``j``: ``a_j m + (C_j C_k⁻¹)^½ (x - a_k m)``."""
+        ak, sk = float(self.schedule.a(k)), float(self.schedule.s(k))
+        aj, sj = float(self.schedule.a(j)), float(self.schedule.s(j))
+        m = self.mean.flatten().to(x.dtype)
+        ratio = ((aj * aj * self.evals + sj * sj) / (ak * ak * self.evals + sk * sk)).sqrt()
+        u = ((_flat(x) - ak * m) @ self.evecs) * ratio @ self.evecs.T
+        return (aj * m + u).reshape(x.shape)
+
+    def posterior(self, matrix: torch.Tensor, y: torch.Tensor, sigma_y: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact ``(mean, cov)`` of ``x0 | y`` for ``y = matrix @ x0 + N(0, sigma_y² I)`` (flattened)."""
+        cov_inv = torch.linalg.inv(self.cov)
+        post_cov = torch.linalg.inv(cov_inv + matrix.T @ matrix / sigma_y**2)
+        post_mean = post_cov @ (cov_inv @ self.mean.flatten() + matrix.T @ y.flatten() / sigma_y**2)
+        return post_mean, post_cov
+
+
+class GMMPrior(DiffusionPrior):
+    """Gaussian mixture ``sum_i w_i N(m_i, Σ_i)`` on flattened samples of any shape.
+
+    Args:
+        weights: ``(K,)`` mixture weights (normalised here).
+        means: ``(K, *event_shape)``.
+        covs: ``(K, d, d)``.
+    """
+
+    kind = "analytic"
+    clamp_output = False  # test oracles compare raw values
+
+    def __init__(self, weights, means, covs, schedule: VPSchedule | None = None, data_range=(0.0, 1.0)) -> None:
+        super().__init__(schedule or VPSchedule.linear(), channels=None, data_range=data_range)
+        means = torch.as_tensor(means)
+        if not means.is_floating_point():
+            means = means.double()
+        weights = torch.as_tensor(weights, dtype=means.dtype)
+        covs = torch.as_tensor(covs, dtype=means.dtype)
+        K = means.shape[0]
+        d = means[0].numel()
+        if weights.shape != (K,) or covs.shape != (K, d, d):
+            raise ShapeError(f"expected weights (K,), means (K, ...), covs (K, d, d) with K={K}, d={d}")
+        self.event_shape = tuple(means.shape[1:])
+        self.register_buffer("weights", weights / weights.sum())
+        self.register_buffer("means", means.reshape(K, d))
+        self.register_buffer("covs", covs)
+
+    def log_prob(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """``log p_k(x)`` of the diffused mixture, differentiable, ``(B,)``."""
+        a, s = self.schedule.a(k).item(), self.schedule.s(k).item()
+        d = self.means.shape[1]
+        eye = torch.eye(d, dtype=self.covs.dtype)
+        comps = []
+        for w, m, c in zip(self.weights, self.means, self.covs):
+            ck = a * a * c + s * s * eye
+            dist = torch.distributions.MultivariateNormal(a * m, covariance_matrix=ck)
+            comps.append(dist.log_prob(_flat(x).to(ck.dtype)) + math.log(float(w)))
+        return torch.logsumexp(torch.stack(comps), dim=0)
+
+    def model_output(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        out = torch.empty_like(_flat(x))
+        for level in torch.unique(k):
+            rows = k == level
+            with torch.enable_grad():
+                xr = _flat(x[rows])
+                if not xr.requires_grad:
+                    xr = xr.detach().requires_grad_(True)
+                (score,) = torch.autograd.grad(self.log_prob(xr, int(level)).sum(), xr,
+                                               create_graph=x.requires_grad)
+            out[rows] = (-float(self.schedule.s(int(level))) * score).to(x.dtype)
+        return out.reshape(x.shape)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        idx = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        z = torch.randn(n, self.means.shape[1], generator=generator, dtype=self.means.dtype)
+        chol = torch.linalg.cholesky(self.covs)
+        x = self.means[idx] + (chol[idx] @ z.unsqueeze(-1)).squeeze(-1)
+        return x.reshape((n,) + self.event_shape)

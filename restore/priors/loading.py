@@ -1,0 +1,28 @@
+"""Load a prior from a local folder, whatever its kind (the folder's files say which)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..errors import InvalidInputError
+
+# Kind-specific loaders register here by the marker file their folders carry (e.g. a latent prior's vae/).
+FOLDER_LOADERS: dict[str, str] = {}
+
+
+def load_prior_folder(path: str, device: torch.device | str = "cpu"):
+    from ..registry import resolve_factory
+
+    folder = Path(path)
+    if not folder.exists():
+        raise InvalidInputError(f"prior '{path}' is neither a registered name nor an existing folder; "
+                                f"see 'restore list priors'")
+    meta_path = folder / "restore_prior.json"
+    kind = json.loads(meta_path.read_text()).get("kind", "vp") if meta_path.exists() else "vp"
+    if kind in FOLDER_LOADERS:
+        return resolve_factory(FOLDER_LOADERS[kind])(folder, device=device)
+    from .diffusers_prior import DiffusersPrior
+
+    return DiffusersPrior.from_folder(folder, device=device)

@@ -1,0 +1,216 @@
+"""Tasks: what a ``restore <task>`` command (and ``restore batch --task``) does with one input file."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field, is_dataclass
+from typing import Any, Callable
+
+import torch
+
+from .devices import resolve_device
+from .errors import InvalidInputError, OutputExistsError
+from .io import Image, read, write
+from .problem import Problem
+
+
+@dataclass(frozen=True)
+class TaskOption:
+    """A task-specific CLI option (``--name``), passed to the task's ``build`` by ``name``."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+
+
+@dataclass
+class Setup:
+    """What a task builds from its input: the problem, and (with ``--simulate``) the clean reference."""
+
+    problem: Problem
+    reference: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    """A restoration task.
+
+    Attributes:
+        name: command name (``deblur``).
+        summary: one line for ``--help`` and ``restore list tasks``.
+        build: ``build(image, noise, simulate, generator, **options) -> Setup``; with ``simulate`` the
+            input is the clean image and ``build`` degrades it first.
+        options: task-specific options.
+        default_sampler: sampler used without ``--sampler``.
+        domain: picks the default prior (``natural`` or ``medical``).
+        sampler_defaults: per-sampler config overrides for this task (e.g. DPS ζ for inpainting).
+        default_noise: the assumed noise level in [0, 1] units when ``--noise`` is not given.
+        output_suffix: default output extension when none can be inferred.
+    """
+
+    name: str
+    summary: str
+    build: Callable[..., Setup]
+    options: tuple[TaskOption, ...] = ()
+    default_sampler: str = "dds"
+    domain: str = "natural"
+    sampler_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    default_noise: float = 0.01
+    output_suffix: str = ".png"
+
+
+@dataclass
+class RunSettings:
+    """Options shared by every task command."""
+
+    prior: str = "default"
+    sampler: str | None = None
+    steps: int | None = None
+    noise: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    samples: int = 1
+    simulate: bool = False
+    overwrite: bool = False
+    save_config: bool = False
+    sampler_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunReport:
+    output: str
+    prior: str
+    sampler: str
+    nfe: int
+    seconds: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    extra_outputs: list[str] = field(default_factory=list)
+
+
+def get_task(name: str) -> Task:
+    from .plugins import registry
+
+    return registry().get("task", name).build()
+
+
+def default_output(input_path: str, task: Task) -> str:
+    base = os.path.basename(input_path)
+    for ext in (".nii.gz",):
+        if base.lower().endswith(ext):
+            stem, suffix = base[: -len(ext)], ext
+            break
+    else:
+        stem, suffix = os.path.splitext(base)
+    return os.path.join(os.path.dirname(input_path), f"{stem}_{task.name}{suffix or task.output_suffix}")
+
+
+def _sibling(path: str, tag: str) -> str:
+    stem, ext = os.path.splitext(path)
+    if stem.lower().endswith(".nii"):
+        stem, ext = stem[:-4], ".nii" + ext
+    return f"{stem}_{tag}{ext}"
+
+
+def config_dict(task: Task, settings: RunSettings, options: dict[str, Any], sampler_obj, prior_name: str) -> dict:
+    cfg = sampler_obj.config
+    return {
+        "task": task.name, "options": {k: (str(v) if not isinstance(v, (int, float, bool, type(None))) else v)
+                                       for k, v in options.items()},
+        "prior": prior_name, "sampler": settings.sampler or task.default_sampler,
+        "sampler_config": asdict(cfg) if is_dataclass(cfg) else dict(cfg),
+        "noise": settings.noise if settings.noise is not None else task.default_noise,
+        "seed": settings.seed, "samples": settings.samples, "simulate": settings.simulate,
+    }
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_task(task: Task | str, input_path: str, output_path: str | None, settings: RunSettings,
+             options: dict[str, Any] | None = None,
+             progress: Callable[[int, int, int], None] | None = None) -> RunReport:
+    """Read ``input_path``, restore it with ``task`` and write the result atomically.
+
+    The output is checked before any work (exists without ``overwrite`` -> error) and written only when
+    complete, so a failure never leaves a partial file.
+    """
+    from . import api
+    from .metrics import psnr, ssim
+
+    task = get_task(task) if isinstance(task, str) else task
+    options = dict(options or {})
+    output_path = output_path or default_output(input_path, task)
+    if os.path.exists(output_path) and not settings.overwrite:
+        raise OutputExistsError(f"output '{output_path}' exists; pass --overwrite or choose another -o path")
+    if settings.samples < 1:
+        raise InvalidInputError(f"--samples must be >= 1, got {settings.samples}")
+    device = resolve_device(settings.device)
+    image = read(input_path)
+    noise = task.default_noise if settings.noise is None else settings.noise
+    if not noise >= 0:
+        raise InvalidInputError(f"--noise must be >= 0 in [0, 1] image units, got {noise}")
+    generator = torch.Generator().manual_seed(settings.seed)
+    setup = task.build(image=image, noise=noise, simulate=settings.simulate, generator=generator, **options)
+    problem = setup.problem
+    problem.y = problem.y.to(device)
+    problem.operator = problem.operator.to(device)
+    channels = problem.x_shape[1] if len(problem.x_shape) > 1 else 1
+    prior_name = settings.prior
+    if prior_name == "default":
+        prior_name = api.default_prior_name(channels, task.domain)
+    prior = api.prior(prior_name, channels=channels, domain=task.domain, device=str(device))
+    sampler_name = settings.sampler or task.default_sampler
+    sampler_cfg = dict(task.sampler_defaults.get(sampler_name, {}))
+    sampler_cfg.update(settings.sampler_options)
+    if settings.steps is not None:
+        sampler_cfg["steps"] = settings.steps
+    sampler = api.sampler(sampler_name, **sampler_cfg)
+    padded, crop = api.pad_for(prior, problem)
+
+    draws, nfe, seconds = [], 0, 0.0
+    for i in range(settings.samples):
+        def step_progress(step: int, total: int, n: int, i: int = i) -> None:
+            if progress:
+                progress(i * total + step, settings.samples * total, nfe + n)
+
+        result = sampler.run(prior, padded, generator=generator, callback=step_progress)
+        x = result.x if crop is None else result.x[..., : crop[0], : crop[1]]
+        draws.append(x.detach().cpu())
+        nfe += result.nfe
+        seconds += result.seconds
+    stack = torch.stack(draws)
+    mean = stack.mean(0)
+    meta = {k: v for k, v in image.meta.items()}
+    report = RunReport(output_path, prior_name, sampler_name, nfe, seconds)
+    if setup.reference is not None:
+        ref = setup.reference.cpu()
+        if ref.shape == mean.shape:
+            report.metrics = {"psnr": psnr(mean, ref), "ssim": ssim(mean, ref)}
+            y = problem.y.cpu()
+            if y.shape == ref.shape:
+                report.metrics["psnr_input"] = psnr(y.clamp(0, 1), ref)
+    outputs = [(output_path, mean)]
+    if settings.samples > 1:
+        std_path = _sibling(output_path, "std")
+        outputs.append((std_path, stack.std(0).clamp(0, 1)))
+        report.extra_outputs.append(std_path)
+    for path, data in outputs:
+        if path != output_path and os.path.exists(path) and not settings.overwrite:
+            raise OutputExistsError(f"output '{path}' exists; pass --overwrite or choose another -o path")
+    for path, data in outputs:
+        write(path, Image(data, meta), overwrite=True)
+    if settings.save_config:
+        cfg = config_dict(task, settings, options, sampler, prior_name)
+        cfg.update({"input": os.path.abspath(input_path), "nfe": nfe, "seconds": round(seconds, 3),
+                    "metrics": report.metrics, "torch": torch.__version__, "python": platform.python_version()})
+        cfg_path = output_path + ".config.json"
+        tmp = cfg_path + ".partial"
+        with open(tmp, "w") as f:
+            json.dump(cfg, f, indent=2)
+        os.replace(tmp, cfg_path)
+        report.extra_outputs.append(cfg_path)
+    return report
