@@ -18,6 +18,18 @@ def restore_register_samplers(register):
              cost="1 NFE + M CG (A, Aᴴ)")
     # -- variational and second-order samplers (issue 5) --
     # -- inversion and blind restoration (issue 6) --
+    register("bdia", "restore.samplers.bdia:BDIA", requires=(),
+             summary="BDIA-DDIM: time-reversible DDIM (gamma); exact inversion via restore.invert (Zhang et al. 2024)",
+             cost="1 NFE")
+    register("bdia-edm", "restore.samplers.bdia_edm:BDIAEDM", requires=(),
+             summary="BDIA on the deterministic EDM/Heun sampler (VP prior viewed as EDM); exact inversion",
+             cost="2 NFE")
+    register("ddim-inversion", "restore.samplers.ddim_inversion:DDIMInversion", requires=("operator",),
+             summary="naive DDIM inversion + DDIM decoding of the input (inexact baseline for BDIA)",
+             cost="2 NFE (invert + decode)")
+    register("code", "restore.samplers.code:CODE", requires=("operator",),
+             summary="CODE blind restoration: ODE inversion, Langevin with confidence clipping, decoding",
+             cost="1 NFE (+ Langevin steps)")
     # -- mean-reverting samplers (issue 7) --
     # -- volume samplers (issue 8) --
 

@@ -11,7 +11,7 @@ import typer
 from ..errors import RestoreError
 
 # Core command groups; each module exposes ``register(app)``.
-COMMAND_MODULES = ("restore.cli.inspect", "restore.cli.tasks")
+COMMAND_MODULES = ("restore.cli.inspect", "restore.cli.tasks", "restore.cli.train")
 
 app = typer.Typer(
     name="restore",

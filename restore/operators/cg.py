@@ -38,7 +38,8 @@ def conjugate_gradient(
         x0: starting point (defaults to zeros). Started at zero on the normal equations, CG stays in the
             row space and converges to the minimum-norm least-squares solution.
         max_iter: number of iterations (DDS uses a handful, a solve uses many).
-        tol: stop a sample once its residual norm is at most ``tol * ||b||``.
+        tol: stop a sample once its residual norm is at most ``tol * ||b||`` (never below a few machine
+            epsilons, where further steps would only amplify round-off).
 
     Returns:
         ``(x, info)`` with ``x`` shaped like ``b``.
@@ -48,7 +49,7 @@ def conjugate_gradient(
     p = r.clone()
     rho = inner(r, r).real
     b_norm = inner(b, b).real.sqrt()
-    threshold = tol * b_norm
+    threshold = max(tol, 10 * torch.finfo(b.real.dtype).eps) * b_norm
     iterations = 0
     for iterations in range(1, max_iter + 1):
         active = rho.sqrt() > threshold

@@ -55,7 +55,9 @@ class DiffusersPrior(DiffusionPrior):
         if not (unet_dir / "config.json").exists():
             raise InvalidInputError(f"'{folder}' has no unet/config.json or config.json; it is not a diffusers model folder")
         from diffusers import UNet2DModel
+        from diffusers.utils import logging as diffusers_logging
 
+        diffusers_logging.set_verbosity_error()  # a missing `accelerate` is not the user's problem
         try:
             unet = UNet2DModel.from_pretrained(str(unet_dir))
         except Exception as exc:  # noqa: BLE001 - diffusers raises many types for bad folders

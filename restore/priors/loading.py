@@ -9,7 +9,9 @@ import torch
 from ..errors import InvalidInputError
 
 # Kind-specific loaders register here by the marker file their folders carry (e.g. a latent prior's vae/).
-FOLDER_LOADERS: dict[str, str] = {}
+FOLDER_LOADERS: dict[str, str] = {
+    "mean-reverting": "restore.priors.mean_reverting:load_mean_reverting_folder",
+}
 
 
 def load_prior_folder(path: str, device: torch.device | str = "cpu"):

@@ -1,0 +1,273 @@
+"""Train a mean-reverting (IR-SDE) conditional prior for one restoration task on CPU (SAMPLERS.md §6.1).
+
+Clean crops come from :class:`restore_models.data.PatchSampler` (the ``natural-rgb`` preset by default);
+each batch is degraded on the fly to give ``μ``. The network is a small diffusers ``UNet2DModel`` without
+attention on ``concat(x_t, μ)``; the objective is the IR-SDE "maximum-likelihood" L1 loss between the
+Euler reverse-SDE mean and the optimal posterior mean. Training is resumable from ``checkpoint.pt``; the
+EMA weights are exported as a diffusers-style folder that ``restore.prior(path)`` loads.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from restore.errors import InvalidInputError
+from restore.priors.mean_reverting import MRSchedule, save_mean_reverting_folder
+
+from .data import PRESETS, PatchSampler
+
+TASKS = ("denoise", "deblur", "super-resolve")
+# Stationary std λ (0..255 units) per task, from the IR-SDE configs (SAMPLERS.md §6.1(c)).
+TASK_MAX_SIGMA = {"denoise": 70.0, "deblur": 10.0, "super-resolve": 30.0}
+WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
+
+
+@dataclass(frozen=True)
+class MRTrainConfig:
+    """Attributes:
+        task: ``denoise`` (Gaussian noise ``noise``), ``deblur`` (Gaussian blur ``blur_sigma`` px + noise)
+            or ``super-resolve`` (``scale``× area downsampling, bicubic upsampling back, + noise).
+        noise: degradation noise std in [0, 1] units (25/255 for denoising, 0.01 otherwise).
+        max_sigma: stationary std of the MR process in 0..255 units (task default when ``None``).
+        T, eps: MR schedule (100 steps, ``e^{-θ̄_T}`` = 0.005).
+        lr, betas: Adam(W) settings of the IR-SDE code (1e-4, (0.9, 0.99)); a short CPU run uses 2e-4.
+    """
+
+    task: str = "denoise"
+    preset: str = "natural-rgb"
+    steps: int = 20000
+    max_minutes: float | None = None
+    noise: float | None = None
+    blur_sigma: float = 2.0
+    scale: int = 4
+    max_sigma: float | None = None
+    T: int = 100
+    eps: float = 0.005
+    batch_size: int = 8
+    crop: int = 64
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.0
+    warmup: int = 100
+    ema_decay: float = 0.999
+    block_out_channels: tuple[int, ...] = (32, 64, 64)
+    layers_per_block: int = 1
+    checkpoint_minutes: float = 5.0
+    seed: int = 0
+    threads: int | None = None
+
+    def resolved(self) -> "MRTrainConfig":
+        if self.task not in TASKS:
+            raise InvalidInputError(f"unknown task '{self.task}' for mean-reverting training; choose one of {', '.join(TASKS)}")
+        if self.preset not in PRESETS:
+            raise InvalidInputError(f"unknown preset '{self.preset}'; choose one of {', '.join(PRESETS)}")
+        noise = self.noise if self.noise is not None else (25 / 255 if self.task == "denoise" else 0.01)
+        max_sigma = self.max_sigma if self.max_sigma is not None else TASK_MAX_SIGMA[self.task]
+        multiple = 2 ** (len(self.block_out_channels) - 1)
+        if self.crop % multiple or (self.task == "super-resolve" and self.crop % self.scale):
+            raise InvalidInputError(f"crop {self.crop} must be a multiple of {multiple} (and of the scale)")
+        return type(self)(**{**asdict(self), "noise": noise, "max_sigma": max_sigma,
+                             "betas": tuple(self.betas), "block_out_channels": tuple(self.block_out_channels)})
+
+
+def build_conditional_unet(channels: int, block_out_channels=(32, 64, 64), layers_per_block: int = 1,
+                           sample_size: int = 64):
+    """A small attention-free ``UNet2DModel`` with ``2C`` inputs (``x_t``, ``μ``) and ``C`` outputs."""
+    from diffusers import UNet2DModel
+
+    n = len(block_out_channels)
+    return UNet2DModel(
+        sample_size=sample_size, in_channels=2 * channels, out_channels=channels,
+        layers_per_block=layers_per_block, block_out_channels=tuple(block_out_channels),
+        down_block_types=("DownBlock2D",) * n, up_block_types=("UpBlock2D",) * n,
+        norm_num_groups=min(32, block_out_channels[0]),
+    )
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    r = max(1, int(round(3 * sigma)))
+    x = torch.arange(-r, r + 1, dtype=torch.float32)
+    k = torch.exp(-x**2 / (2 * sigma**2))
+    k = k / k.sum()
+    return k[:, None] * k[None, :]
+
+
+def degrade(x: torch.Tensor, cfg: MRTrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """``μ`` for clean ``x`` ``(B, C, H, W)`` in [0, 1], same shape as ``x`` (not clamped)."""
+    if cfg.task == "deblur":
+        k = gaussian_kernel(cfg.blur_sigma).to(x)
+        C, r = x.shape[1], k.shape[-1] // 2
+        x = F.conv2d(F.pad(x, (r, r, r, r), mode="reflect"), k.expand(C, 1, -1, -1), groups=C)
+    elif cfg.task == "super-resolve":
+        small = F.avg_pool2d(x, cfg.scale)
+        x = F.interpolate(small, scale_factor=cfg.scale, mode="bicubic", align_corners=False)
+    y = x + cfg.noise * torch.randn(x.shape, generator=generator)
+    # Real inputs are stored images, hence clipped; half the batches are, so both kinds are in-distribution.
+    if torch.rand((), generator=generator) < 0.5:
+        y = y.clamp(0, 1)
+    return y
+
+
+def mr_loss(model, x0: torch.Tensor, mu: torch.Tensor, sched: MRSchedule, generator: torch.Generator) -> torch.Tensor:
+    """IR-SDE maximum-likelihood loss: ``L1(x_t - [θ_t(μ - x_t) + σ_t² ε_φ/σ̄_t] dt, E[x_{t-1}|x_t, x_0])``."""
+    B = x0.shape[0]
+    t = torch.randint(1, sched.T + 1, (B,), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    x_t = sched.marginal(x0, mu, t, noise)
+    eps = model(torch.cat([x_t, mu], 1), t.float()).sample
+    pred = sched.reverse_sde_mean(x_t, eps, mu, t)
+    target, _ = sched.posterior(x_t, x0, mu, t, t - 1)
+    return F.l1_loss(pred, target)
+
+
+def model_card(info: dict) -> str:
+    cfg = info.get("train_config", {})
+    lines = [
+        f"# {info.get('name', 'mean-reverting prior')}",
+        "",
+        f"Mean-reverting (IR-SDE) conditional prior for **{cfg.get('task')}**"
+        + (f" at σ = {cfg.get('noise', 0) * 255:.0f}/255" if cfg.get("task") == "denoise" else "") + ".",
+        "Load with `restore.prior(path)` or by its registered name; sample with `--sampler mrs` or `ir-sde`.",
+        "",
+        "- Network: diffusers `UNet2DModel`, no attention, input concat(x_t, μ) "
+        f"({info.get('parameters', '?')} parameters, block_out_channels {cfg.get('block_out_channels')}).",
+        f"- Process: T = {cfg.get('T')}, λ = {cfg.get('max_sigma')}/255, ε = {cfg.get('eps')}, cosine θ schedule; "
+        "noise prediction.",
+        f"- Objective: IR-SDE L1 'maximum-likelihood' loss; Adam(W) lr {cfg.get('lr')}, betas {cfg.get('betas')}, "
+        f"EMA {cfg.get('ema_decay')}.",
+        f"- Data: random {cfg.get('crop')}² crops (flips, rotations) of preset `{cfg.get('preset')}` "
+        "(restore_models.data: scikit-image / PyWavelets / scikit-learn sample images + procedural dead leaves); "
+        "validation images (rocket, stereo_motorcycle, grace_hopper) and sample_images/ never used for training.",
+        f"- Training: {info.get('training_steps')} steps, batch {cfg.get('batch_size')}, "
+        f"{info.get('training_minutes')} min on CPU ({cfg.get('threads') or 'default'} thread(s)).",
+    ]
+    if info.get("evaluation"):
+        lines += ["", "## Measured", "", info["evaluation"]]
+    return "\n".join(lines) + "\n"
+
+
+def export(ema, sched: MRSchedule, out_dir: str, info: dict) -> None:
+    save_mean_reverting_folder(ema, sched, out_dir, info)
+    tmp = os.path.join(out_dir, "README.md.tmp")
+    with open(tmp, "w") as f:
+        f.write(model_card(info))
+    os.replace(tmp, os.path.join(out_dir, "README.md"))
+
+
+def train(config: MRTrainConfig, out_dir: str, resume: str | None = None,
+          progress: Callable[[int, int, float], None] | None = None, name: str | None = None) -> dict:
+    """Train and export the EMA network to ``out_dir/model``; ``out_dir/checkpoint.pt`` resumes.
+
+    Returns a summary (steps, minutes, final running loss, first running loss).
+    """
+    config = config.resolved()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    preset = PRESETS[config.preset]
+    torch.manual_seed(config.seed)
+    sched = MRSchedule(config.T, config.max_sigma, config.eps)
+    model = build_conditional_unet(preset.channels, config.block_out_channels, config.layers_per_block, config.crop)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    step, elapsed, first = 0, 0.0, None
+    gen = torch.Generator().manual_seed(config.seed)
+    os.makedirs(out_dir, exist_ok=True)
+    ckpt_path = os.path.join(out_dir, "checkpoint.pt")
+    if resume:
+        if not os.path.exists(resume):
+            raise InvalidInputError(f"checkpoint '{resume}' does not exist; pass the checkpoint.pt of an earlier run")
+        state = torch.load(resume, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        step, elapsed, first = state["step"], state["elapsed"], state.get("first_loss")
+        gen.set_state(state["gen"])
+    sampler = PatchSampler(preset, config.crop, seed=config.seed + step)
+    log = open(os.path.join(out_dir, "loss.csv"), "a")
+    if step == 0:
+        log.write("step,minutes,loss\n")
+    start, last_ckpt = time.time(), time.time()
+    running = None
+    model_dir = os.path.join(out_dir, "model")
+
+    def save() -> None:
+        minutes = (elapsed + time.time() - start) / 60
+        state = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
+                 "elapsed": elapsed + time.time() - start, "gen": gen.get_state(), "config": asdict(config),
+                 "first_loss": first}
+        torch.save(state, ckpt_path + ".tmp")
+        os.replace(ckpt_path + ".tmp", ckpt_path)
+        export(ema, sched, model_dir, {
+            "name": name or f"mr-{config.task}", "task": config.task, "training_steps": step,
+            "training_minutes": round(minutes, 1), "parameters": sum(p.numel() for p in ema.parameters()),
+            "train_config": asdict(config)})
+
+    model.train()
+    while step < config.steps:
+        minutes = (elapsed + time.time() - start) / 60
+        if config.max_minutes is not None and minutes >= config.max_minutes:
+            break
+        x0 = torch.from_numpy(sampler.batch(config.batch_size))
+        mu = degrade(x0, config, gen)
+        loss = mr_loss(model, x0, mu, sched, gen)
+        for group in opt.param_groups:
+            group["lr"] = config.lr * min(1.0, (step + 1) / config.warmup)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        decay = min(config.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1 - decay)
+        step += 1
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if first is None:
+            first = loss.item()
+        if step % 50 == 0:
+            log.write(f"{step},{minutes:.2f},{running:.6f}\n")
+            log.flush()
+        if progress:
+            progress(step, config.steps, running)
+        if time.time() - last_ckpt > config.checkpoint_minutes * 60:
+            save()
+            last_ckpt = time.time()
+    save()
+    log.close()
+    return {"steps": step, "minutes": round((elapsed + time.time() - start) / 60, 2), "loss": running,
+            "first_loss": first, "model": model_dir, "checkpoint": ckpt_path}
+
+
+def load_shipped(name: str):
+    """Factory for shipped mean-reverting priors in ``weights/<name>/`` (``restore.prior("mr-denoise-25")``)."""
+    from restore.priors.mean_reverting import load_mean_reverting_folder
+
+    folder = os.path.join(WEIGHTS_DIR, name)
+    if not os.path.isdir(folder):
+        raise InvalidInputError(f"shipped weights '{name}' are missing from {WEIGHTS_DIR}; reinstall restore or "
+                                f"train them with 'restore train mean-reverting'")
+    return load_mean_reverting_folder(folder)
+
+
+def mr_denoise_25(**_ignored):
+    """The shipped IR-SDE denoiser for σ = 25/255 (RGB)."""
+    return load_shipped("mr-denoise-25")
+
+
+if __name__ == "__main__":  # background runs: python -m restore_models.mean_reverting TASK OUT MINUTES [THREADS]
+    import sys
+
+    task, out, minutes = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    threads = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    ckpt = os.path.join(out, "checkpoint.pt")
+    cfg = MRTrainConfig(task=task, steps=10**9, max_minutes=minutes, threads=threads)
+    print(json.dumps(train(cfg, out, resume=ckpt if os.path.exists(ckpt) else None, name=f"mr-{task}",
+                           progress=lambda s, n, l: print(f"step {s} loss {l:.6f}", flush=True)
+                           if s % 200 == 0 else None)), flush=True)

@@ -1,0 +1,1 @@
+"""pytest plugin of restore.testing: fixtures for plugin authors."""

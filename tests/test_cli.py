@@ -1,0 +1,82 @@
+"""The CLI end to end: bad input is one line on stderr, exit code 2, and no output file."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from restore.cli import main
+
+SAMPLE = os.path.join(os.path.dirname(__file__), "..", "sample_images", "astronaut.png")
+
+
+@pytest.fixture
+def small_image(tmp_path):
+    arr = np.asarray(PILImage.open(SAMPLE).convert("RGB").resize((32, 32)))
+    path = tmp_path / "in.png"
+    PILImage.fromarray(arr).save(path)
+    return path
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+@pytest.mark.parametrize("case", ["missing", "truncated", "operator", "sampler", "prior", "noise", "exists", "kernel"])
+def test_bad_input_is_one_line_exit_2_and_leaves_no_output(tmp_path, small_image, capsys, case):
+    out = tmp_path / "out.png"
+    args = ["deblur", small_image, "-o", out, "--steps", "2", "--prior", "stationary-gaussian"]
+    if case == "missing":
+        args[1] = tmp_path / "nope.png"
+    elif case == "truncated":
+        data = small_image.read_bytes()
+        bad = tmp_path / "bad.png"
+        bad.write_bytes(data[: len(data) // 3])
+        args[1] = bad
+    elif case == "operator":
+        args += ["--kernel", "wobble:3"]
+    elif case == "sampler":
+        args += ["--sampler", "dpz"]
+    elif case == "prior":
+        args[-1] = "no-such-prior"
+    elif case == "noise":
+        args += ["--noise", "-0.1"]
+    elif case == "exists":
+        shutil.copy(small_image, out)
+        before = out.read_bytes()
+    elif case == "kernel":
+        args += ["--kernel", "motion:80:0"]
+    code, err = run(capsys, *args)
+    assert code == 2, err
+    lines = [line for line in err.strip().splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    if case == "exists":
+        assert out.read_bytes() == before and "--overwrite" in err
+    else:
+        assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    if case == "sampler":
+        assert "dps" in err  # did-you-mean / known names
+
+
+def test_samples_write_mean_std_and_config(tmp_path, small_image, capsys):
+    out = tmp_path / "out.png"
+    code, err = run(capsys, "denoise", small_image, "-o", out, "--steps", "3", "--samples", "3", "--noise", "0.05",
+                    "--save-config", "--prior", "stationary-gaussian")
+    assert code == 0, err
+    assert out.exists() and (tmp_path / "out_std.png").exists()
+    cfg = json.loads((tmp_path / "out.png.config.json").read_text())
+    assert cfg["sampler"] == "dds" and cfg["sampler_config"]["steps"] == 3 and cfg["samples"] == 3
+
+
+def test_list_and_plugins_commands(capsys):
+    code, _ = run(capsys, "list", "samplers")
+    assert code == 0
+    assert main(["plugins"]) == 0
+    assert "imaging" in capsys.readouterr().out
