@@ -62,7 +62,12 @@ def prior(name: str = "default", *, channels: int = 3, domain: str = "natural", 
     comp = registry().get("prior", name)
     if comp.metadata.get("per_channel_factory"):
         params.setdefault("channels", channels)
-    return comp.build(**params).to(dev)
+    try:
+        built = comp.build(**params)
+    except TypeError as exc:  # e.g. the analytic `gaussian` prior needs mean= and cov=
+        raise InvalidInputError(f"prior '{name}' cannot be built with {sorted(params) or 'no parameters'} ({exc}); "
+                                f"build it from Python, e.g. restore.prior('{name}', ...)") from None
+    return built.to(dev)
 
 
 def sampler(name: str, **config: Any):

@@ -17,6 +17,17 @@ def restore_register_samplers(register):
              summary="decomposed diffusion sampler: Tweedie + CG in the Krylov subspace (Chung et al. 2024)",
              cost="1 NFE + M CG (A, Aᴴ)")
     # -- variational and second-order samplers (issue 5) --
+    register("red-diff", "restore.samplers.red_diff:REDDiff", requires=("operator",),
+             summary="RED-diff variational optimiser (Mardani et al. 2024): Adam on data fit + denoiser "
+                     "regulariser from the pseudo-inverse; any differentiable operator",
+             cost="1 NFE, 0 VJP (backprop through the operator only)")
+    register("psld", "restore.samplers.psld:PSLD", requires=("operator",),
+             summary="latent DPS with the gluing term (Rout et al. 2023); needs a latent prior",
+             cost="1 NFE + 1 VJP (UNet + decoder + encoder)")
+    register("stsl", "restore.samplers.stsl:STSL", requires=("operator",),
+             summary="second-order Tweedie surrogate (Rout et al. 2024): DPS/PSLD guidance + Hutchinson "
+                     "Hessian-trace term; latent or pixel priors",
+             cost="fd: 2 NFE + 2 VJP; jvp: 1 NFE + 3 VJP (double backward)")
     # -- inversion and blind restoration (issue 6) --
     register("bdia", "restore.samplers.bdia:BDIA", requires=(),
              summary="BDIA-DDIM: time-reversible DDIM (gamma); exact inversion via restore.invert (Zhang et al. 2024)",
@@ -31,7 +42,17 @@ def restore_register_samplers(register):
              summary="CODE blind restoration: ODE inversion, Langevin with confidence clipping, decoding",
              cost="1 NFE (+ Langevin steps)")
     # -- mean-reverting samplers (issue 7) --
+    register("ir-sde", "restore.samplers.ir_sde:IRSDE", requires=("operator",), prior_kinds=("mean-reverting",),
+             summary="IR-SDE reverse sampling (posterior or Euler-Maruyama) for mean-reverting priors (Luo et al. 2023)",
+             cost="1 NFE")
+    register("mrs", "restore.samplers.mrs:MRS", requires=("operator",), prior_kinds=("mean-reverting",),
+             summary="MRS fast ODE/SDE solvers (orders 1-2, data/noise forms) for mean-reverting priors (Li et al. 2025)",
+             cost="1 NFE")
     # -- volume samplers (issue 8) --
+    register("dds-3d", "restore.volumes.dds3d:DDS3D", requires=("operator", "linear"),
+             summary="DDS on volumes (B, C, D, H, W) with a 2D prior, slices chunked, TV along z by ADMM "
+                     "(DiffusionMBIR/DDS 3D); slicewise=True drops the coupling",
+             cost="D/chunk NFE calls + M CG (A, Aᵀ, D_z) per step")
 
 
 @hookimpl
@@ -40,9 +61,18 @@ def restore_register_priors(register):
              summary="analytic Gaussian N(mean, cov), any shape, exact scores (test oracle)")
     register("gmm", "restore.priors.analytic:GMMPrior", kind="analytic", channels=None,
              summary="analytic Gaussian mixture, any shape, exact scores (test oracle)")
+    register("mean-reverting-gaussian", "restore.priors.mean_reverting:MeanRevertingGaussianPrior",
+             kind="mean-reverting", channels=None,
+             summary="analytic mean-reverting Gaussian x0 ~ N(m0, s0^2 I), exact noise (test oracle for ir-sde/mrs)")
     register("stationary-gaussian", "restore.priors.stationary:default_stationary_prior", kind="analytic",
              channels=None, per_channel_factory=True, default_for=("natural", "medical"), rank=0,
              summary="Gaussian with a fitted power-law spectrum (FFT-diagonal); no training, any size")
+
+
+@hookimpl
+def restore_register_tasks(register):
+    # -- blind restoration (issue 6) --
+    register("enhance", "restore.enhance_task:make_task")
 
 
 @hookimpl

@@ -52,6 +52,7 @@ class Inversion:
             and schedule); ``schedule``: the schedule's own fingerprint.
         prior_name: registered name or folder of that prior (used by ``restore reconstruct`` by default).
         shape: ``(B, C, H, W)`` of the original image; ``dtype``: its dtype name.
+        meta: JSON-serialisable reader metadata of the image (original bit depth, format) for writers.
         prior: the prior object when in memory (not saved).
     """
 
@@ -64,6 +65,7 @@ class Inversion:
     shape: tuple[int, ...]
     dtype: str
     nfe: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
     prior: DiffusionPrior | None = field(default=None, repr=False)
 
     @property
@@ -122,7 +124,8 @@ class Inversion:
             raise InvalidInputError(f"output folder '{folder}' does not exist")
         meta = {"format": FORMAT, "sampler": self.sampler, "config": json.dumps(self.config),
                 "fingerprint": self.fingerprint, "schedule": self.schedule, "prior": self.prior_name,
-                "shape": json.dumps(list(self.shape)), "dtype": self.dtype, "nfe": str(self.nfe)}
+                "shape": json.dumps(list(self.shape)), "dtype": self.dtype, "nfe": str(self.nfe),
+                "image_meta": json.dumps(self.meta)}
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.latents.items()}
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".partial", dir=folder)
         os.close(fd)
@@ -153,7 +156,8 @@ class Inversion:
             raise InvalidInputError(f"'{path}' is not a restore latents file; make one with 'restore invert IMG -o FILE'")
         return cls(latents=tensors, sampler=meta["sampler"], config=json.loads(meta["config"]),
                    fingerprint=meta["fingerprint"], schedule=meta["schedule"], prior_name=meta["prior"],
-                   shape=tuple(json.loads(meta["shape"])), dtype=meta["dtype"], nfe=int(meta.get("nfe", 0)))
+                   shape=tuple(json.loads(meta["shape"])), dtype=meta["dtype"], nfe=int(meta.get("nfe", 0)),
+                   meta=json.loads(meta.get("image_meta", "{}")))
 
 
 def invert(prior: DiffusionPrior | str, x0: torch.Tensor, sampler: str = "bdia", steps: int | None = None,

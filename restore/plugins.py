@@ -104,9 +104,17 @@ def host() -> PluginHost:
 
 
 def reload() -> PluginHost:
-    """Forget loaded plugins and discover them again (tests, and after installing a plugin)."""
+    """Forget loaded plugins and discover them again (tests, and after installing a plugin).
+
+    Re-reads the site-packages ``.pth`` files too, so a plugin installed with ``pip install -e`` while
+    this interpreter runs becomes importable.
+    """
+    import site
+    import sysconfig
+
     global _host
     _host = None
+    site.addsitedir(sysconfig.get_paths()["purelib"])
     importlib.invalidate_caches()
     return host()
 

@@ -32,6 +32,10 @@ class Setup:
 
     problem: Problem
     reference: torch.Tensor | None = None
+    # Per-sampler config the task derives from its options (e.g. enhance --strength), keyed by sampler name.
+    sampler_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # A sampler the task's own options chose (e.g. ``restore mri --method sense``); wins over --sampler.
+    sampler: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,8 +167,9 @@ def run_task(task: Task | str, input_path: str, output_path: str | None, setting
     if prior_name == "default":
         prior_name = api.default_prior_name(channels, task.domain)
     prior = api.prior(prior_name, channels=channels, domain=task.domain, device=str(device))
-    sampler_name = settings.sampler or task.default_sampler
+    sampler_name = setup.sampler or settings.sampler or task.default_sampler
     sampler_cfg = dict(task.sampler_defaults.get(sampler_name, {}))
+    sampler_cfg.update(setup.sampler_options.get(sampler_name, {}))
     sampler_cfg.update(settings.sampler_options)
     if settings.steps is not None:
         sampler_cfg["steps"] = settings.steps
@@ -191,7 +196,7 @@ def run_task(task: Task | str, input_path: str, output_path: str | None, setting
         if ref.shape == mean.shape:
             report.metrics = {"psnr": psnr(mean, ref), "ssim": ssim(mean, ref)}
             y = problem.y.cpu()
-            if y.shape == ref.shape:
+            if y.shape == ref.shape and not y.is_complex():  # k-space y is not an image
                 report.metrics["psnr_input"] = psnr(y.clamp(0, 1), ref)
     outputs = [(output_path, mean)]
     if settings.samples > 1:

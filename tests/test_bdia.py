@@ -16,7 +16,11 @@ from restore.samplers.ddim_inversion import DDIMInversion
 
 
 class RandomNetPrior(DiffusionPrior):
-    """A random nonlinear eps network (tiny conv net with a level embedding), images in [-1, 1]."""
+    """A random nonlinear eps network, images in [-1, 1].
+
+    ``eps = s_k x + 0.1 net(x, k)``: the linear part is the exact eps of white unit-variance data (so the
+    scale is that of a trained network), the random tiny conv net with a level input makes it nonlinear.
+    """
 
     def __init__(self, seed: int = 0, dtype=torch.float64, schedule: VPSchedule | None = None) -> None:
         super().__init__(schedule or VPSchedule.linear(), channels=2)
@@ -28,7 +32,8 @@ class RandomNetPrior(DiffusionPrior):
 
     def model_output(self, x, k):
         t = (k.to(x.dtype) / self.schedule.T).reshape(-1, 1, 1, 1).expand(-1, 1, *x.shape[-2:])
-        return self.net(torch.cat([x, t], 1))
+        s = self.schedule.s(k.cpu()).to(x.device, x.dtype).reshape(-1, 1, 1, 1)
+        return s * x + 0.1 * self.net(torch.cat([x, t], 1))
 
 
 def _image(dtype=torch.float64, seed=1):

@@ -1,2 +1,37 @@
-"""Hook implementations."""
-from restore.hookspecs import hookimpl  # noqa: F401
+"""Hook implementations of the CT plugin: Radon operators, FBP/TV baselines, ``.npy`` I/O and ``restore ct``."""
+from restore.hookspecs import hookimpl
+
+
+@hookimpl
+def restore_register_operators(register):
+    register("ct-parallel", "restore_ct.radon:make_parallel", linear=True, domain="ct",
+             summary="parallel-beam Radon (size, views=N over [0,180) | angles | limited_angle=120, detectors); "
+                     "exact matched adjoint")
+    register("ct-fan", "restore_ct.radon:make_fan", linear=True, domain="ct",
+             summary="fan-beam Radon, flat detector (size, views=N over [0,360) | angles | limited_angle, "
+                     "detectors, source_distance); exact matched adjoint")
+
+
+@hookimpl
+def restore_register_samplers(register):
+    register("ct-fbp", "restore_ct.recon:FBP", requires=("operator", "linear"),
+             summary="CT baseline: filtered back-projection (ramp, shepp-logan, cosine, hamming, hann); prior unused",
+             cost="1 Aᵀ")
+    register("ct-tv", "restore_ct.recon:TV", requires=("operator", "linear"),
+             summary="CT baseline: TV-regularised least squares by ADMM with CG x-updates; prior unused",
+             cost="steps x cg_iters x (A, Aᵀ)")
+
+
+@hookimpl
+def restore_register_tasks(register):
+    register("ct", "restore_ct.tasks:make_task")
+
+
+@hookimpl
+def restore_register_readers(register):
+    register("npy", "restore_ct.npy_io:read_factory", extensions=(".npy",))
+
+
+@hookimpl
+def restore_register_writers(register):
+    register("npy", "restore_ct.npy_io:write_factory", extensions=(".npy",))

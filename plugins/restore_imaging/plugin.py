@@ -1,2 +1,28 @@
-"""Hook implementations."""
-from restore.hookspecs import hookimpl  # noqa: F401
+"""Hook implementations of the first-party imaging plugin: operators and the four imaging tasks."""
+from restore.hookspecs import hookimpl
+
+
+@hookimpl
+def restore_register_operators(register):
+    register("gaussian-blur", "restore_imaging.blur:GaussianBlur", linear=True, domain="image",
+             summary="circular Gaussian blur (sigma, size); FFT normal/pinv/prox")
+    register("motion-blur", "restore_imaging.blur:MotionBlur", linear=True, domain="image",
+             summary="circular anti-aliased linear motion blur (length, angle in degrees); FFT fast paths")
+    register("kernel", "restore_imaging.blur:KernelBlur", linear=True, domain="image",
+             summary="circular blur with a kernel image file or tensor (normalize); FFT fast paths")
+    register("super-resolution", "restore_imaging.resize:SuperResolution", linear=True, domain="image",
+             summary="downsampling by an integer factor (method avgpool | bicubic)")
+    register("inpainting", "restore_imaging.masks:Inpainting", linear=True, domain="image",
+             summary="pixel mask (mask file/tensor, random fraction, or box); closed forms")
+    register("denoising", "restore.operators.base:Identity", linear=True, domain="image",
+             summary="identity (Gaussian denoising)")
+    register("colorization", "restore_imaging.color:Colorization", linear=True, domain="image",
+             summary="RGB to gray with ITU-R BT.601 weights; closed-form pinv")
+
+
+@hookimpl
+def restore_register_tasks(register):
+    register("deblur", "restore_imaging.tasks:deblur_task")
+    register("super-resolve", "restore_imaging.tasks:super_resolve_task")
+    register("inpaint", "restore_imaging.tasks:inpaint_task")
+    register("denoise", "restore_imaging.tasks:denoise_task")

@@ -19,14 +19,14 @@ import torch
 import torch.nn.functional as F
 
 from restore.errors import InvalidInputError
-from restore.priors.mean_reverting import MRSchedule, save_mean_reverting_folder
+from restore.priors.mean_reverting import MRSchedule, bcast, mr_to_eps, save_mean_reverting_folder
 
 from .data import PRESETS, PatchSampler
 
 TASKS = ("denoise", "deblur", "super-resolve")
+PREDICTIONS = ("residual", "epsilon")
 # Stationary std λ (0..255 units) per task, from the IR-SDE configs (SAMPLERS.md §6.1(c)).
 TASK_MAX_SIGMA = {"denoise": 70.0, "deblur": 10.0, "super-resolve": 30.0}
-WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class MRTrainConfig:
         noise: degradation noise std in [0, 1] units (25/255 for denoising, 0.01 otherwise).
         max_sigma: stationary std of the MR process in 0..255 units (task default when ``None``).
         T, eps: MR schedule (100 steps, ``e^{-θ̄_T}`` = 0.005).
+        prediction: ``residual`` (default: the network predicts ``x̂_0 - μ``, stable for small, briefly
+            trained networks) or ``epsilon`` (the IR-SDE code's noise prediction). The loss is the same.
         lr, betas: Adam(W) settings of the IR-SDE code (1e-4, (0.9, 0.99)); a short CPU run uses 2e-4.
     """
 
@@ -50,6 +52,7 @@ class MRTrainConfig:
     max_sigma: float | None = None
     T: int = 100
     eps: float = 0.005
+    prediction: str = "residual"
     batch_size: int = 8
     crop: int = 64
     lr: float = 2e-4
@@ -66,6 +69,8 @@ class MRTrainConfig:
     def resolved(self) -> "MRTrainConfig":
         if self.task not in TASKS:
             raise InvalidInputError(f"unknown task '{self.task}' for mean-reverting training; choose one of {', '.join(TASKS)}")
+        if self.prediction not in PREDICTIONS:
+            raise InvalidInputError(f"prediction must be one of {', '.join(PREDICTIONS)}, got '{self.prediction}'")
         if self.preset not in PRESETS:
             raise InvalidInputError(f"unknown preset '{self.preset}'; choose one of {', '.join(PRESETS)}")
         noise = self.noise if self.noise is not None else (25 / 255 if self.task == "denoise" else 0.01)
@@ -115,13 +120,20 @@ def degrade(x: torch.Tensor, cfg: MRTrainConfig, generator: torch.Generator) -> 
     return y
 
 
-def mr_loss(model, x0: torch.Tensor, mu: torch.Tensor, sched: MRSchedule, generator: torch.Generator) -> torch.Tensor:
-    """IR-SDE maximum-likelihood loss: ``L1(x_t - [θ_t(μ - x_t) + σ_t² ε_φ/σ̄_t] dt, E[x_{t-1}|x_t, x_0])``."""
+def mr_loss(model, x0: torch.Tensor, mu: torch.Tensor, sched: MRSchedule, generator: torch.Generator,
+            prediction: str = "residual") -> torch.Tensor:
+    """IR-SDE maximum-likelihood loss: ``L1(x_t - [θ_t(μ - x_t) + σ_t² ε_φ/σ̄_t] dt, E[x_{t-1}|x_t, x_0])``,
+    with ``ε_φ`` converted from ``x̂_0 = μ + network`` for the ``residual`` prediction."""
     B = x0.shape[0]
     t = torch.randint(1, sched.T + 1, (B,), generator=generator)
     noise = torch.randn(x0.shape, generator=generator)
     x_t = sched.marginal(x0, mu, t, noise)
-    eps = model(torch.cat([x_t, mu], 1), t.float()).sample
+    out = model(torch.cat([x_t, mu], 1), t.float()).sample
+    if prediction == "residual":
+        a, sb = bcast(sched.alpha(t), x_t), bcast(sched.sigma_bar(t), x_t)
+        eps = mr_to_eps(mu + out, x_t, mu, a, sb, sched.lam, "sample")
+    else:
+        eps = out
     pred = sched.reverse_sde_mean(x_t, eps, mu, t)
     target, _ = sched.posterior(x_t, x0, mu, t, t - 1)
     return F.l1_loss(pred, target)
@@ -139,7 +151,8 @@ def model_card(info: dict) -> str:
         "- Network: diffusers `UNet2DModel`, no attention, input concat(x_t, μ) "
         f"({info.get('parameters', '?')} parameters, block_out_channels {cfg.get('block_out_channels')}).",
         f"- Process: T = {cfg.get('T')}, λ = {cfg.get('max_sigma')}/255, ε = {cfg.get('eps')}, cosine θ schedule; "
-        "noise prediction.",
+        + ("the network predicts x̂_0 - μ (residual data prediction)." if cfg.get("prediction") == "residual"
+           else "noise prediction."),
         f"- Objective: IR-SDE L1 'maximum-likelihood' loss; Adam(W) lr {cfg.get('lr')}, betas {cfg.get('betas')}, "
         f"EMA {cfg.get('ema_decay')}.",
         f"- Data: random {cfg.get('crop')}² crops (flips, rotations) of preset `{cfg.get('preset')}` "
@@ -153,12 +166,13 @@ def model_card(info: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export(ema, sched: MRSchedule, out_dir: str, info: dict) -> None:
-    save_mean_reverting_folder(ema, sched, out_dir, info)
-    tmp = os.path.join(out_dir, "README.md.tmp")
+def export(ema, sched: MRSchedule, out_dir: str, info: dict, prediction: str = "residual") -> None:
+    residual = prediction == "residual"
+    save_mean_reverting_folder(ema, sched, out_dir, info, "sample" if residual else "epsilon", residual)
+    tmp = os.path.join(out_dir, "MODEL_CARD.md.tmp")
     with open(tmp, "w") as f:
         f.write(model_card(info))
-    os.replace(tmp, os.path.join(out_dir, "README.md"))
+    os.replace(tmp, os.path.join(out_dir, "MODEL_CARD.md"))
 
 
 def train(config: MRTrainConfig, out_dir: str, resume: str | None = None,
@@ -206,8 +220,9 @@ def train(config: MRTrainConfig, out_dir: str, resume: str | None = None,
         os.replace(ckpt_path + ".tmp", ckpt_path)
         export(ema, sched, model_dir, {
             "name": name or f"mr-{config.task}", "task": config.task, "training_steps": step,
+            "summary": f"IR-SDE conditional prior for {config.task} (use --sampler mrs or ir-sde)",
             "training_minutes": round(minutes, 1), "parameters": sum(p.numel() for p in ema.parameters()),
-            "train_config": asdict(config)})
+            "train_config": asdict(config)}, config.prediction)
 
     model.train()
     while step < config.steps:
@@ -216,7 +231,7 @@ def train(config: MRTrainConfig, out_dir: str, resume: str | None = None,
             break
         x0 = torch.from_numpy(sampler.batch(config.batch_size))
         mu = degrade(x0, config, gen)
-        loss = mr_loss(model, x0, mu, sched, gen)
+        loss = mr_loss(model, x0, mu, sched, gen, config.prediction)
         for group in opt.param_groups:
             group["lr"] = config.lr * min(1.0, (step + 1) / config.warmup)
         opt.zero_grad(set_to_none=True)
@@ -245,29 +260,14 @@ def train(config: MRTrainConfig, out_dir: str, resume: str | None = None,
             "first_loss": first, "model": model_dir, "checkpoint": ckpt_path}
 
 
-def load_shipped(name: str):
-    """Factory for shipped mean-reverting priors in ``weights/<name>/`` (``restore.prior("mr-denoise-25")``)."""
-    from restore.priors.mean_reverting import load_mean_reverting_folder
-
-    folder = os.path.join(WEIGHTS_DIR, name)
-    if not os.path.isdir(folder):
-        raise InvalidInputError(f"shipped weights '{name}' are missing from {WEIGHTS_DIR}; reinstall restore or "
-                                f"train them with 'restore train mean-reverting'")
-    return load_mean_reverting_folder(folder)
-
-
-def mr_denoise_25(**_ignored):
-    """The shipped IR-SDE denoiser for σ = 25/255 (RGB)."""
-    return load_shipped("mr-denoise-25")
-
-
-if __name__ == "__main__":  # background runs: python -m restore_models.mean_reverting TASK OUT MINUTES [THREADS]
+if __name__ == "__main__":  # background runs: python -m restore_models.mean_reverting TASK OUT MINUTES [THREADS [CROP]]
     import sys
 
     task, out, minutes = sys.argv[1], sys.argv[2], float(sys.argv[3])
     threads = int(sys.argv[4]) if len(sys.argv) > 4 else 1
     ckpt = os.path.join(out, "checkpoint.pt")
-    cfg = MRTrainConfig(task=task, steps=10**9, max_minutes=minutes, threads=threads)
+    crop = int(sys.argv[5]) if len(sys.argv) > 5 else 64
+    cfg = MRTrainConfig(task=task, steps=10**9, max_minutes=minutes, threads=threads, crop=crop)
     print(json.dumps(train(cfg, out, resume=ckpt if os.path.exists(ckpt) else None, name=f"mr-{task}",
                            progress=lambda s, n, l: print(f"step {s} loss {l:.6f}", flush=True)
                            if s % 200 == 0 else None)), flush=True)

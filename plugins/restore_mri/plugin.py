@@ -1,2 +1,36 @@
-"""Hook implementations."""
-from restore.hookspecs import hookimpl  # noqa: F401
+"""Hook implementations of the MRI plugin: operators, baselines, the fastMRI reader/writer and ``restore mri``."""
+from restore.hookspecs import hookimpl
+
+
+@hookimpl
+def restore_register_operators(register):
+    register("mri-single", "restore_mri.operators:make_single", linear=True, domain="mri",
+             summary="single-coil Cartesian MRI y = M F x (mask, shape); centred orthonormal FFT, complex")
+    register("mri-multicoil", "restore_mri.operators:make_multicoil", linear=True, domain="mri",
+             summary="multi-coil SENSE y_c = M F S_c x (maps, mask); Hermitian adjoint")
+
+
+@hookimpl
+def restore_register_samplers(register):
+    register("mri-zero-filled", "restore_mri.recon:ZeroFilled", requires=("operator", "linear"),
+             summary="MRI baseline: RSS of zero-filled coil images (prior unused)", cost="1 A^H")
+    register("mri-sense", "restore_mri.recon:Sense", requires=("operator", "linear"),
+             summary="MRI baseline: SENSE by CG on the normal equations (prior unused)", cost="steps x (A, A^H)")
+    register("mri-tv", "restore_mri.recon:TV", requires=("operator", "linear"),
+             summary="MRI baseline: TV-regularised ADMM with CG x-updates (prior unused)",
+             cost="steps x cg_iters x (A, A^H)")
+
+
+@hookimpl
+def restore_register_tasks(register):
+    register("mri", "restore_mri.tasks:make_task")
+
+
+@hookimpl
+def restore_register_readers(register):
+    register("fastmri", "restore_mri.fastmri:read_factory", extensions=(".h5",))
+
+
+@hookimpl
+def restore_register_writers(register):
+    register("fastmri", "restore_mri.fastmri:write_factory", extensions=(".h5",))

@@ -11,7 +11,8 @@ import typer
 from ..errors import RestoreError
 
 # Core command groups; each module exposes ``register(app)``.
-COMMAND_MODULES = ("restore.cli.inspect", "restore.cli.tasks", "restore.cli.train")
+COMMAND_MODULES = ("restore.cli.inspect", "restore.cli.tasks", "restore.cli.train", "restore.cli.train_mr",
+                   "restore.cli.plugins_new", "restore.cli.batch", "restore.cli.inversion")
 
 app = typer.Typer(
     name="restore",
@@ -43,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get("RESTORE_DEBUG") == "1"
     try:
         command = typer.main.get_command(build_app())
-        command.main(args=argv, prog_name="restore", standalone_mode=False)
-        return 0
+        code = command.main(args=argv, prog_name="restore", standalone_mode=False)
+        return code if isinstance(code, int) else 0  # typer.Exit(n) comes back as the return value
     except RestoreError as exc:
         if debug:
             raise

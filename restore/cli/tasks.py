@@ -1,6 +1,7 @@
 """One command per registered task: ``restore deblur IMG [-o OUT] [--kernel …] [--sampler dds] …``."""
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import sys
@@ -64,7 +65,13 @@ def make_command(task_name: str, task):
 
     params, annotations = [], {}
     for name, typ, info in COMMON:
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[typ, info]))
+        default = inspect.Parameter.empty
+        if isinstance(info, typer.models.OptionInfo) and info.default is not ...:
+            # Inside Annotated, typer reads Option's first argument as an option name: move the default to `=`.
+            info = copy.copy(info)
+            default, info.default = info.default, ...
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=Annotated[typ, info]))
         annotations[name] = Annotated[typ, info]
     for opt in task.options:
         typ = Optional[opt.type] if opt.default is None else opt.type

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 import torch
@@ -50,20 +51,33 @@ def write(path: str | os.PathLike, image: Image | torch.Tensor, *, overwrite: bo
     if os.path.exists(path) and not overwrite:
         raise OutputExistsError(f"output '{path}' exists; pass --overwrite or choose another -o path")
     writer = match_extension("writer", path).build()
-    folder = os.path.dirname(os.path.abspath(path))
+    # A folder output (e.g. a DICOM series "scan/") is written as a temporary folder, renamed when complete.
+    is_dir = path.endswith(("/", os.sep))
+    target = path.rstrip("/" + os.sep) or path
+    folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
         raise InvalidInputError(f"output folder '{folder}' does not exist")
-    name = os.path.basename(path)
+    name = os.path.basename(target)
     # Keep the real extension at the end so format-sniffing writers see it; hidden prefix marks partials.
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".partial{_suffix(name)}", dir=folder)
     os.close(fd)
     try:
-        writer(tmp, image)
-        os.replace(tmp, path)
+        writer(tmp + os.sep if is_dir else tmp, image)
+        if os.path.isdir(tmp) and os.path.isdir(target):
+            shutil.rmtree(target)
+        os.replace(tmp, target)
     except BaseException:
-        if os.path.exists(tmp):
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp)
+        elif os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _suffix(name: str) -> str:

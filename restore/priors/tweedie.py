@@ -110,7 +110,8 @@ def score_trace(prior: DiffusionPrior, x: torch.Tensor, k: int, v: torch.Tensor,
         v: a probe of the same shape as ``x`` (see :func:`probes`).
         mode: ``fd`` or ``jvp``.
         delta: finite-difference step in model units (``fd``).
-        score_x: the score at ``x`` when the caller has it already (saves one evaluation in ``fd``).
+        score_x: the score at ``x`` when the caller has it already (saves one evaluation); for ``jvp`` it
+            must have been computed from ``x`` inside :func:`second_order_context`.
         create_graph: keep the graph for a gradient of the estimate with respect to ``x``.
     """
     s_k = float(prior.schedule.s(k))

@@ -71,6 +71,15 @@ class Sampler:
     # -- engine ------------------------------------------------------------------------------------
     def check(self, prior: DiffusionPrior, problem: Problem | None) -> None:
         name = type(self).__name__
+        if prior.kind not in self.prior_kinds and prior.kind == "latent":
+            raise IncompatibleError(
+                f"sampler {name} works on pixel-space priors, but the prior is a latent (VAE + UNet) prior; "
+                f"use --sampler psld or stsl with it, or choose a pixel-space --prior")
+        if prior.kind not in self.prior_kinds and self.prior_kinds == ("latent",):
+            raise IncompatibleError(
+                f"sampler {name} needs a latent prior (a folder with vae/ and unet/, kind 'latent'), but the "
+                f"prior is a pixel-space '{prior.kind}' prior; pass --prior PATH_TO_LATENT_MODEL or use "
+                f"--sampler stsl, dps or red-diff")
         if prior.kind not in self.prior_kinds:
             raise IncompatibleError(
                 f"sampler {name} needs a prior of kind {' or '.join(self.prior_kinds)}, but the prior is "

@@ -1,0 +1,1 @@
+"""Benchmarks: quality, speed and engine overhead (``python -m bench.run --suite quick``)."""

@@ -1,0 +1,366 @@
+"""Benchmark runner: every task × method × NFE budget on fixed images, with classical baselines.
+
+    python -m bench.run --suite quick -o bench/results/quick.json [--readme]
+    python -m bench.run --suite full  -o bench/results/full.json  --readme     # hours; run in background
+
+Writes the raw JSON (with a machine description), PSNR-vs-NFE plots next to it, and with ``--readme``
+the Markdown table between the bench markers of README.md. Times are wall-clock on a shared machine:
+read medians and ratios, not absolute values.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import restore
+from restore.errors import RestoreError
+from restore.metrics import psnr, ssim
+from restore.tasks import get_task
+
+from . import baselines
+from .memory import peak_rss
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark task: a registered task with fixed options on fixed images."""
+
+    name: str
+    task: str
+    options: dict
+    noise: float
+    images: str = "natural"   # "natural" (sample_images) or "phantom"
+
+
+@dataclass(frozen=True)
+class Suite:
+    cases: tuple[Case, ...]
+    methods: dict[str, tuple[int, ...]]  # sampler -> step budgets
+    image_names: tuple[str, ...]
+    side: int
+    overhead_steps: int
+    overhead_side: int = 256
+
+
+CASES = (
+    Case("deblur-gaussian", "deblur", {"kernel": "gaussian:2.0"}, 0.01),
+    Case("deblur-motion", "deblur", {"kernel": "motion:15:30"}, 0.01),
+    Case("sr-4x", "super-resolve", {"scale": 4}, 0.01),
+    Case("inpaint-random-50", "inpaint", {"mask": "random:0.5"}, 0.01),
+    Case("inpaint-box", "inpaint", {"mask": "box"}, 0.01),
+    Case("denoise-25", "denoise", {}, 25 / 255),
+    Case("mri-4x", "mri", {"acceleration": 4}, 0.0, "phantom"),
+    Case("mri-8x", "mri", {"acceleration": 8}, 0.0, "phantom"),
+    Case("ct-30-views", "ct", {"views": 30}, 0.0, "phantom"),
+    Case("ct-60-views", "ct", {"views": 60}, 0.0, "phantom"),
+)
+
+SUITES = {
+    "quick": Suite(CASES, {"dds": (20, 50), "dps": (50,), "red-diff": (50,)}, ("astronaut", "coffee"), 128, 10),
+    "full": Suite(CASES, {"dds": (20, 50, 100), "dps": (100, 250, 1000), "red-diff": (50, 200, 1000),
+                          "stsl": (50, 125), "psld": (100,), "mrs": (5, 10, 20), "ir-sde": (100,)},
+                  ("astronaut", "coffee", "chelsea", "camera"), 256, 20),
+    "smoke": Suite(CASES[:1], {"dds": (3,)}, ("astronaut",), 32, 2, overhead_side=32),
+}
+
+
+def machine() -> dict:
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor()
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=ROOT).stdout.strip()
+    except OSError:
+        commit = ""
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "platform": platform.platform(), "commit": commit,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def load_images(case: Case, suite: Suite) -> list[tuple[str, restore.Image]]:
+    side = suite.side
+    if case.images == "phantom":
+        from restore.phantoms import shepp_logan_2d
+
+        return [("shepp-logan", restore.Image(shepp_logan_2d(side)))]
+    out = []
+    for name in suite.image_names:
+        img = restore.read(os.path.join(ROOT, "sample_images", f"{name}.png"))
+        H, W = img.data.shape[-2:]
+        top, left = (H - side) // 2, (W - side) // 2
+        out.append((name, restore.Image(img.data[..., top:top + side, left:left + side].contiguous(), img.meta)))
+    return out
+
+
+def case_options(case: Case, image: restore.Image) -> dict:
+    opts = dict(case.options)
+    if opts.get("mask") == "box":
+        H, W = image.data.shape[-2:]
+        opts["mask"] = f"box:{H // 4},{W // 4},{H // 2},{W // 2}"
+    return opts
+
+
+def build_setup(case: Case, image: restore.Image, seed: int):
+    task = get_task(case.task)
+    return task, task.build(image=image, noise=case.noise, simulate=True,
+                            generator=torch.Generator().manual_seed(seed), **case_options(case, image))
+
+
+def classical(case: Case, setup) -> dict[str, torch.Tensor]:
+    problem = setup.problem
+    y, op = problem.y, problem.operator
+    if case.task == "deblur":
+        return baselines.deblur_baselines(y, op, case.noise)
+    if case.task == "denoise":
+        return baselines.denoise_baselines(y, case.noise)
+    if case.task == "super-resolve":
+        return baselines.sr_baselines(y, int(case.options["scale"]))
+    if case.task == "inpaint":
+        return baselines.inpaint_baselines(y, op.mask_for(y) if hasattr(op, "mask_for") else op.mask)
+    return {}
+
+
+def medical_baselines(case: Case, image: restore.Image, seed: int) -> dict[str, torch.Tensor]:
+    """MRI/CT baselines come from the task's own --method option."""
+    task = get_task(case.task)
+    methods = {"mri": ("zero-filled", "sense", "tv"), "ct": ("fbp", "tv")}.get(case.task, ())
+    out = {}
+    for method in methods:
+        setup = task.build(image=image, noise=case.noise, simulate=True, generator=torch.Generator().manual_seed(seed),
+                           **case_options(case, image), method=method)
+        baseline = setup.extras.get("baseline") if hasattr(setup, "extras") else None
+        if baseline is not None:
+            out[method] = baseline
+    return out
+
+
+def run_method(case: Case, image: restore.Image, sampler_name: str, steps: int, seed: int) -> dict | None:
+    task, setup = build_setup(case, image, seed)
+    ref = setup.reference
+    channels = setup.problem.x_shape[1]
+    prior_name = restore.default_prior_name(channels, task.domain)
+    try:
+        prior = restore.prior(prior_name, channels=channels, domain=task.domain, device="cpu")
+        cfg = dict(task.sampler_defaults.get(sampler_name, {}))
+        sampler = restore.sampler(sampler_name, steps=steps, **cfg)
+        padded, crop = restore.api.pad_for(prior, setup.problem)
+        with peak_rss() as mem:
+            result = sampler.run(prior, padded, generator=torch.Generator().manual_seed(seed))
+    except RestoreError as exc:  # incompatible sampler/prior pairs are skipped, not failures
+        return {"skipped": str(exc)}
+    x = result.x if crop is None else result.x[..., : crop[0], : crop[1]]
+    x = x.reshape(ref.shape) if x.numel() == ref.numel() else x
+    return {"prior": prior_name, "psnr": psnr(x.cpu(), ref.cpu()), "ssim": ssim(x.cpu(), ref.cpu()),
+            "nfe": result.nfe, "vjp": result.vjp, "seconds": result.seconds, "peak_mb": mem["peak_mb"]}
+
+
+def overhead(suite: Suite) -> list[dict]:
+    """Wall time / (NFE × network time) at 256×256: the share of time that is the engine's, not the network's."""
+    side = suite.overhead_side
+    image = restore.read(os.path.join(ROOT, "sample_images", "astronaut.png"))
+    image = restore.Image(image.data[..., :side, :side].contiguous(), image.meta)
+    task, setup = build_setup(CASES[0], image, 0)
+    prior = restore.prior(restore.default_prior_name(3, "natural"), device="cpu")
+    x = torch.randn(1, 3, side, side)
+
+    def median_time(fn, repeats=5):
+        times = []
+        for _ in range(repeats + 1):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times[1:]))
+
+    with torch.no_grad():
+        fwd = median_time(lambda: prior.eps(x, 500))
+
+    def fwd_bwd():
+        xr = x.clone().requires_grad_(True)
+        prior.eps(xr, 500).sum().backward()
+
+    fb = median_time(fwd_bwd)
+    rows = []
+    for name in suite.methods:
+        try:
+            sampler = restore.sampler(name, steps=suite.overhead_steps)
+            result = sampler.run(prior, setup.problem, generator=torch.Generator().manual_seed(0))
+        except RestoreError as exc:
+            rows.append({"sampler": name, "skipped": str(exc)})
+            continue
+        unit = fb if result.vjp else fwd
+        rows.append({"sampler": name, "nfe": result.nfe, "vjp": result.vjp, "seconds": result.seconds,
+                     "forward_s": fwd, "forward_backward_s": fb,
+                     "ratio": result.seconds / (result.nfe * unit) if result.nfe else None})
+    return rows
+
+
+def run_suite(suite_name: str, seed: int = 0, log=print) -> dict:
+    suite = SUITES[suite_name]
+    registered_tasks = {c.name for c in restore.components("task")}
+    registered_samplers = {c.name for c in restore.components("sampler")}
+    runs = []
+    for case in suite.cases:
+        if case.task not in registered_tasks:
+            log(f"skip {case.name}: task '{case.task}' not installed")
+            continue
+        for image_name, image in load_images(case, suite):
+            _, setup = build_setup(case, image, seed)
+            ref = setup.reference
+            base = medical_baselines(case, image, seed) if case.images == "phantom" else classical(case, setup)
+            for method, x in base.items():
+                x = x.reshape(ref.shape) if x.numel() == ref.numel() else x
+                runs.append({"case": case.name, "image": image_name, "method": method, "kind": "classical",
+                             "psnr": psnr(x.cpu().float(), ref.cpu().float()),
+                             "ssim": ssim(x.cpu().float(), ref.cpu().float()), "nfe": 0})
+            y = setup.problem.y
+            if y.shape == ref.shape and not y.is_complex():
+                runs.append({"case": case.name, "image": image_name, "method": "input", "kind": "classical",
+                             "psnr": psnr(y.clamp(0, 1).cpu(), ref.cpu()), "ssim": ssim(y.clamp(0, 1).cpu(), ref.cpu()),
+                             "nfe": 0})
+            for sampler_name, budgets in suite.methods.items():
+                if sampler_name not in registered_samplers:
+                    continue
+                for steps in budgets:
+                    row = run_method(case, image, sampler_name, steps, seed)
+                    if row is None or "skipped" in row:
+                        continue
+                    row.update({"case": case.name, "image": image_name, "method": sampler_name, "kind": "diffusion",
+                                "steps": steps})
+                    runs.append(row)
+                    log(f"{case.name:18s} {image_name:12s} {sampler_name:9s} steps {steps:5d} "
+                        f"PSNR {row['psnr']:.2f} SSIM {row['ssim']:.3f} NFE {row['nfe']} {row['seconds']:.1f}s")
+    return {"suite": suite_name, "machine": machine(), "seed": seed, "runs": runs, "overhead": overhead(suite)}
+
+
+def summarise(data: dict) -> list[dict]:
+    """Mean over images per (case, method, steps); then the best budget per (case, method)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in data["runs"]:
+        groups.setdefault((r["case"], r["method"], r.get("steps", 0)), []).append(r)
+    means = []
+    for (case, method, steps), rows in groups.items():
+        means.append({"case": case, "method": method, "steps": steps, "kind": rows[0]["kind"],
+                      "psnr": float(np.mean([r["psnr"] for r in rows])), "ssim": float(np.mean([r["ssim"] for r in rows])),
+                      "nfe": int(np.median([r["nfe"] for r in rows])),
+                      "seconds": float(np.median([r.get("seconds", 0.0) for r in rows])), "n": len(rows)})
+    best: dict[tuple, dict] = {}
+    for m in means:
+        key = (m["case"], m["method"])
+        if key not in best or m["psnr"] > best[key]["psnr"]:
+            best[key] = m
+    order = [c.name for c in CASES]
+    return sorted(best.values(), key=lambda m: (order.index(m["case"]) if m["case"] in order else 99, -m["psnr"]))
+
+
+def markdown(data: dict, json_path: str) -> str:
+    rows = summarise(data)
+    mach = data["machine"]
+    lines = [f"Suite `{data['suite']}` from `{os.path.relpath(json_path, ROOT)}` (commit {mach['commit']}, "
+             f"{mach['cpu']}, {mach['cores']} cores, torch {mach['torch']}, {mach['date']}). Mean over images; "
+             "best step budget per method; time is the median per image.", "",
+             "| task | method | PSNR | SSIM | NFE | time (s) |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        t = f"{r['seconds']:.1f}" if r["kind"] == "diffusion" else "-"
+        nfe = str(r["nfe"]) if r["kind"] == "diffusion" else "-"
+        lines.append(f"| {r['case']} | {r['method']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {nfe} | {t} |")
+    lines += ["", "Margin of the best diffusion sampler over the best classical baseline (dB):", ""]
+    for case in dict.fromkeys(r["case"] for r in rows):
+        diff = [r for r in rows if r["case"] == case and r["kind"] == "diffusion"]
+        cls = [r for r in rows if r["case"] == case and r["kind"] == "classical" and r["method"] != "input"]
+        if diff and cls:
+            d, c = max(diff, key=lambda r: r["psnr"]), max(cls, key=lambda r: r["psnr"])
+            lines.append(f"- {case}: {d['method']} {d['psnr']:.2f} vs {c['method']} {c['psnr']:.2f} → "
+                         f"{d['psnr'] - c['psnr']:+.2f} dB")
+    over = [o for o in data.get("overhead", []) if o.get("ratio")]
+    if over:
+        lines += ["", "Engine overhead at 256×256 (wall time / (NFE × network time); forward+backward for "
+                  "gradient samplers):", "", "| sampler | NFE | VJP | ratio |", "|---|---|---|---|"]
+        lines += [f"| {o['sampler']} | {o['nfe']} | {o['vjp']} | {o['ratio']:.3f} |" for o in over]
+    return "\n".join(lines)
+
+
+def plots(data: dict, out_prefix: str) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for r in data["runs"]:
+        if r["kind"] != "diffusion":
+            continue
+        groups.setdefault(r["case"], {}).setdefault(r["method"], []).append((r["nfe"], r["psnr"]))
+    paths = []
+    for case, methods in groups.items():
+        fig, ax = plt.subplots(figsize=(4.5, 3.2))
+        for method, pts in methods.items():
+            by_nfe: dict[int, list[float]] = {}
+            for nfe, p in pts:
+                by_nfe.setdefault(nfe, []).append(p)
+            xs = sorted(by_nfe)
+            ax.plot(xs, [np.mean(by_nfe[x]) for x in xs], marker="o", label=method)
+        ax.set_xscale("log")
+        ax.set_xlabel("NFE")
+        ax.set_ylabel("PSNR (dB)")
+        ax.set_title(case)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = f"{out_prefix}_{case}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def update_readme(table: str, readme: str = os.path.join(ROOT, "README.md")) -> None:
+    start, end = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
+    text = open(readme).read()
+    if start not in text:
+        text = text.replace("<!-- section: bench -->", f"<!-- section: bench -->\n\n{start}\n{end}", 1)
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    tmp = readme + ".partial"
+    with open(tmp, "w") as f:
+        f.write(f"{head}{start}\n{table}\n{end}{tail}")
+    os.replace(tmp, readme)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=sorted(SUITES), default="quick")
+    parser.add_argument("-o", "--output", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    args = parser.parse_args(argv)
+    out = args.output or os.path.join(ROOT, "bench", "results", f"{args.suite}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    data = run_suite(args.suite, args.seed, log=lambda m: print(m, file=sys.stderr, flush=True))
+    tmp = out + ".partial"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, out)
+    table = markdown(data, out)
+    plots(data, os.path.splitext(out)[0])
+    with open(os.path.splitext(out)[0] + ".md", "w") as f:
+        f.write(table + "\n")
+    if args.readme:
+        update_readme(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

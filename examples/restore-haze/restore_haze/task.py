@@ -1,0 +1,34 @@
+"""The ``restore dehaze`` command."""
+from __future__ import annotations
+
+import torch
+
+from restore import GaussianNoise, Image, Problem
+from restore.tasks import Setup, Task, TaskOption
+
+from .operators import Haze
+
+
+def build(image: Image, noise: float, simulate: bool, generator: torch.Generator, beta: float = 1.0,
+          airlight: float = 0.8) -> Setup:
+    """Set up dehazing of ``image`` (``(B, C, H, W)`` in [0, 1]); with ``simulate`` haze it first."""
+    op = Haze(beta=beta, airlight=airlight)
+    noise_model = GaussianNoise(noise)
+    x = image.data.to(torch.float32)
+    if simulate:
+        return Setup(Problem(noise_model.sample(op(x), generator), op, noise_model), reference=x)
+    return Setup(Problem(x, op, noise_model))
+
+
+def dehaze_task() -> Task:
+    return Task(
+        name="dehaze",
+        summary="remove haze (atmospheric scattering model, known beta and airlight); example plugin",
+        build=build,
+        options=(
+            TaskOption("beta", float, 1.0, "scattering coefficient per unit depth (depth 0.2 bottom .. 1.5 top)"),
+            TaskOption("airlight", float, 0.8, "atmospheric light A in [0, 1] image units"),
+        ),
+        default_sampler="dps",  # haze is not linear: DDS/CG samplers do not apply
+        sampler_defaults={"dps": {"steps": 100}},
+    )

@@ -1,0 +1,117 @@
+"""The imaging tasks: ``restore deblur | super-resolve | inpaint | denoise IMG``.
+
+Each ``build`` turns the input image into a :class:`restore.Problem`. With ``simulate=True`` the input is
+the clean image: it is degraded by the operator, Gaussian noise is drawn from ``generator``, and the clean
+image is returned as the reference for PSNR/SSIM.
+"""
+from __future__ import annotations
+
+import torch
+
+from restore.errors import ShapeError
+from restore.io import Image
+from restore.operators import GaussianNoise, Identity, LinearOperator
+from restore.problem import Problem
+from restore.tasks import Setup, Task, TaskOption
+
+from .resize import METHODS, SuperResolution
+from .specs import KERNEL_FORMS, parse_kernel, parse_mask
+
+#: DDS on these tasks fades the data weight with the Tweedie error (gamma_rule="snr"; see DDSConfig):
+#: the code's constant γ = 1 was tuned for MRI k-space units and under-fits blur/SR data by 2–10 dB here.
+DDS_DEFAULTS = {"dds": {"gamma_rule": "snr"}}
+
+#: Assumed noise of a photo given to ``restore denoise`` without ``--noise``: σ = 25/255, the standard
+#: benchmark level and a visibly noisy photo; pass ``--noise`` for other levels.
+DENOISE_NOISE = 25 / 255
+
+
+def _pixels(image: Image) -> torch.Tensor:
+    x = image.data
+    if x.ndim != 4 or x.is_complex():
+        raise ShapeError(f"imaging tasks need a real 2D image (B, C, H, W), got shape {tuple(x.shape)}")
+    return x
+
+
+def _setup(op: LinearOperator, x: torch.Tensor, noise: float, simulate: bool,
+           generator: torch.Generator) -> Setup:
+    """Problem from a measured ``x`` (``simulate=False``) or a clean ``x`` degraded here."""
+    noise_model = GaussianNoise(noise)
+    if simulate:
+        return Setup(Problem(noise_model.sample(op(x), generator), op, noise_model), reference=x)
+    return Setup(Problem(x, op, noise_model))
+
+
+def build_deblur(image: Image, noise: float, simulate: bool, generator: torch.Generator,
+                 kernel: str = "gaussian:2.0") -> Setup:
+    """Circular deconvolution with the blur given by ``kernel`` (see :func:`parse_kernel`)."""
+    x = _pixels(image)
+    op = parse_kernel(kernel)
+    op.transfer(x.shape[-2], x.shape[-1], x.device, x.dtype)  # a kernel larger than the image fails here
+    return _setup(op, x, noise, simulate, generator)
+
+
+def build_super_resolve(image: Image, noise: float, simulate: bool, generator: torch.Generator,
+                        scale: int = 4, method: str = "bicubic") -> Setup:
+    """Super-resolution by ``scale``. With ``simulate`` the clean image is first cropped (bottom/right)
+    to a multiple of ``scale``; the reference is that crop."""
+    x = _pixels(image)
+    op = SuperResolution(scale, method)
+    f = op.factor
+    if simulate:
+        x = x[..., : x.shape[-2] - x.shape[-2] % f, : x.shape[-1] - x.shape[-1] % f]
+        if x.shape[-2] == 0 or x.shape[-1] == 0:
+            size = "x".join(str(n) for n in image.data.shape[-2:])
+            raise ShapeError(f"the {size} image is smaller than the scale {f}; use a smaller --scale")
+    else:  # fail before sampling when the filter does not fit the high-res size
+        op.forward(torch.zeros(op.input_shape((1, 1) + tuple(x.shape[-2:])), dtype=x.dtype))
+    return _setup(op, x, noise, simulate, generator)
+
+
+def build_inpaint(image: Image, noise: float, simulate: bool, generator: torch.Generator,
+                  mask: str = "random:0.5") -> Setup:
+    """Inpainting with the mask given by ``mask`` (see :func:`parse_mask`); missing pixels are zeroed in
+    ``y`` (a measured input's content there is discarded)."""
+    x = _pixels(image)
+    op = parse_mask(mask)
+    setup = _setup(op, x, noise, simulate, generator)
+    setup.problem.y = op(setup.problem.y)  # keeps y in the range of A: no noise or content in the holes
+    return setup
+
+
+def build_denoise(image: Image, noise: float, simulate: bool, generator: torch.Generator) -> Setup:
+    """Gaussian denoising (``A = I``)."""
+    return _setup(Identity(), _pixels(image), noise, simulate, generator)
+
+
+def deblur_task() -> Task:
+    return Task(
+        name="deblur", summary="remove a known blur (Gaussian, motion or a kernel image)", build=build_deblur,
+        options=(TaskOption("kernel", str, "gaussian:2.0", f"blur kernel: {KERNEL_FORMS}"),),
+        default_sampler="dds", sampler_defaults=DDS_DEFAULTS, default_noise=0.01)
+
+
+def super_resolve_task() -> Task:
+    return Task(
+        name="super-resolve", summary="upscale by an integer factor (inverts bicubic or average-pool downsampling)",
+        build=build_super_resolve,
+        options=(TaskOption("scale", int, 4, "upscaling factor (integer)"),
+                 TaskOption("method", str, "bicubic", f"assumed downsampling: {' | '.join(METHODS)}")),
+        default_sampler="dds", sampler_defaults=DDS_DEFAULTS, default_noise=0.01)
+
+
+def inpaint_task() -> Task:
+    # Noiseless by default: the observed pixels are kept as they are (8-bit quantisation is ~0.001), and
+    # DDS then enforces exact data consistency, as in the DDS inpainting configs (SAMPLERS.md §5).
+    return Task(
+        name="inpaint", summary="fill in missing pixels given by a mask",
+        build=build_inpaint,
+        options=(TaskOption("mask", str, "random:0.5",
+                            "mask image (white = observed), random:FRACTION (share missing) or box:TOP,LEFT,H,W"),),
+        default_sampler="dds", sampler_defaults={"dps": {"zeta": 0.5}, **DDS_DEFAULTS}, default_noise=0.0)
+
+
+def denoise_task() -> Task:
+    return Task(
+        name="denoise", summary="remove Gaussian noise (default --noise 25/255 ≈ 0.098)", build=build_denoise,
+        default_sampler="dds", sampler_defaults=DDS_DEFAULTS, default_noise=DENOISE_NOISE)

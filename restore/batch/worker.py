@@ -1,0 +1,77 @@
+"""The unit of work of a batch: restore one input file into one output file.
+
+:func:`process_one` is a top-level function of plain arguments (paths, names, dicts, ints), so every
+executor (in-process, process pool, Dask workers on other machines) runs exactly the same code.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+import traceback
+from typing import Any, Callable
+
+from ..errors import RestoreError
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def pin_threads(threads: int | None) -> None:
+    """Fix torch's intra-op thread count so that reductions run in the same order on every worker."""
+    if threads:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def process_one(input_path: str, output_path: str, task: str, options: dict[str, Any],
+                settings_dict: dict[str, Any], seed: int, threads: int | None = 1,
+                progress: Callable[[int, int, int], None] | None = None) -> dict[str, Any]:
+    """Restore ``input_path`` with ``task`` into ``output_path`` (written atomically by ``run_task``).
+
+    Never raises for a failing input: the error is returned in the record so that the caller can log
+    it, retry it and go on with the other inputs.
+
+    Args:
+        input_path, output_path: file paths as seen by the machine that runs this function.
+        task: registered task name (``restore list tasks``).
+        options: the task's options (``kernel``, ``scale`` …).
+        settings_dict: fields of :class:`restore.tasks.RunSettings`; ``seed`` and ``overwrite`` are
+            replaced by this function's arguments.
+        seed: this input's seed (see :func:`restore.batch.seeds.item_seed`).
+        threads: torch intra-op threads (``None`` leaves torch's setting alone).
+        progress: ``progress(step, total, nfe)`` of the current input (in-process runs only).
+
+    Returns:
+        ``{"input", "output", "status": "done"|"failed", "seed", "started", "seconds", "nfe", "sampler",
+        "prior", "output_sha256", "error", "worker"}``.
+    """
+    from ..tasks import RunSettings, run_task
+
+    pin_threads(threads)
+    started = time.time()
+    t0 = time.perf_counter()
+    record: dict[str, Any] = {"input": input_path, "output": output_path, "seed": seed, "started": started,
+                              "worker": f"{socket.gethostname()}:{os.getpid()}", "error": None}
+    try:
+        settings = RunSettings(**{**settings_dict, "seed": seed, "overwrite": True})
+        report = run_task(task, input_path, output_path, settings, options, progress=progress)
+        record.update(status="done", nfe=report.nfe, sampler=report.sampler, prior=report.prior,
+                      metrics=report.metrics, extra_outputs=report.extra_outputs,
+                      output_sha256=file_sha256(output_path))
+    except RestoreError as exc:
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - one bad input must not stop the batch; keep where it failed
+        last = traceback.extract_tb(exc.__traceback__)[-1:]
+        where = f" at {os.path.basename(last[0].filename)}:{last[0].lineno}" if last else ""
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}{where}")
+    record["seconds"] = round(time.perf_counter() - t0, 4)
+    return record

@@ -1,0 +1,21 @@
+"""The benchmark harness runs end to end on one image, one task, a few steps (no timing asserted)."""
+from __future__ import annotations
+
+import json
+
+from bench.run import main, summarise
+
+
+def test_smoke_suite_writes_json_table_and_plot(tmp_path, capsys):
+    out = tmp_path / "smoke.json"
+    assert main(["--suite", "smoke", "-o", str(out)]) == 0
+    data = json.loads(out.read_text())
+    methods = {r["method"] for r in data["runs"]}
+    assert {"dds", "wiener", "input"} <= methods and data["machine"]["cores"]
+    dds = next(r for r in data["runs"] if r["method"] == "dds")
+    assert dds["nfe"] == 3 and dds["psnr"] > 0 and dds["peak_mb"] is None or dds["peak_mb"] > 0
+    assert (tmp_path / "smoke.md").read_text().startswith("Suite `smoke`")
+    assert (tmp_path / "smoke_deblur-gaussian.png").exists()
+    best = summarise(data)
+    assert len({(r["case"], r["method"]) for r in best}) == len(best)
+    assert any(o.get("ratio") for o in data["overhead"])
