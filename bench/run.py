@@ -115,8 +115,9 @@ def case_options(case: Case, image: restore.Image) -> dict:
 
 def build_setup(case: Case, image: restore.Image, seed: int):
     task = get_task(case.task)
+    extra = {"method": "diffusion"} if case.images == "phantom" else {}
     return task, task.build(image=image, noise=case.noise, simulate=True,
-                            generator=torch.Generator().manual_seed(seed), **case_options(case, image))
+                            generator=torch.Generator().manual_seed(seed), **case_options(case, image), **extra)
 
 
 def classical(case: Case, setup) -> dict[str, torch.Tensor]:
@@ -133,17 +134,19 @@ def classical(case: Case, setup) -> dict[str, torch.Tensor]:
     return {}
 
 
+MEDICAL_BASELINES = {"mri": ("zero-filled", "sense", "tv"), "ct": ("fbp", "tv")}
+
+
 def medical_baselines(case: Case, image: restore.Image, seed: int) -> dict[str, torch.Tensor]:
-    """MRI/CT baselines come from the task's own --method option."""
-    task = get_task(case.task)
-    methods = {"mri": ("zero-filled", "sense", "tv"), "ct": ("fbp", "tv")}.get(case.task, ())
+    """MRI/CT baselines are the task's own ``--method`` choices (samplers that ignore the prior)."""
     out = {}
-    for method in methods:
+    for method in MEDICAL_BASELINES.get(case.task, ()):
+        task = get_task(case.task)
         setup = task.build(image=image, noise=case.noise, simulate=True, generator=torch.Generator().manual_seed(seed),
                            **case_options(case, image), method=method)
-        baseline = setup.extras.get("baseline") if hasattr(setup, "extras") else None
-        if baseline is not None:
-            out[method] = baseline
+        prior = restore.prior(restore.default_prior_name(1, task.domain), channels=1, device="cpu")
+        sampler = restore.sampler(setup.sampler, **setup.sampler_options.get(setup.sampler, {}))
+        out[method] = sampler.run(prior, setup.problem, generator=torch.Generator().manual_seed(seed)).x
     return out
 
 
@@ -155,6 +158,7 @@ def run_method(case: Case, image: restore.Image, sampler_name: str, steps: int, 
     try:
         prior = restore.prior(prior_name, channels=channels, domain=task.domain, device="cpu")
         cfg = dict(task.sampler_defaults.get(sampler_name, {}))
+        cfg.update(setup.sampler_options.get(sampler_name, {}))
         sampler = restore.sampler(sampler_name, steps=steps, **cfg)
         padded, crop = restore.api.pad_for(prior, setup.problem)
         with peak_rss() as mem:

@@ -63,7 +63,7 @@ def _size3(size: int | Sequence[int]) -> tuple[int, int, int]:
     return d, h, w
 
 
-def _grid2(h: int, w: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def _grid2(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
     # Pixel centres in [-1, 1]; y decreases with the row index so the phantom is upright.
     ys = (1 - (2 * torch.arange(h, dtype=torch.float64) + 1) / h)
     xs = ((2 * torch.arange(w, dtype=torch.float64) + 1) / w - 1)
@@ -79,7 +79,7 @@ def _grid3(d: int, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor, torch.Te
 
 
 def _paint2(ellipses, h: int, w: int) -> torch.Tensor:
-    x, y = _grid2(h, w, torch.float64)
+    x, y = _grid2(h, w)
     img = torch.zeros(h, w, dtype=torch.float64)
     for val, a, b, x0, y0, phi in ellipses:
         c, s = math.cos(math.radians(phi)), math.sin(math.radians(phi))

@@ -70,7 +70,7 @@ def _tweedie_affine(prior, k):
 def test_dps_squared_variant_matches_the_affine_moment_oracle(gaussian_problem):
     prior, op, A, y = gaussian_problem
     zeta, n_steps, n = 0.05, 20, 6000
-    sampler = DPS(steps=n_steps, zeta=zeta, norm="squared", clip=False)
+    sampler = DPS(steps=n_steps, zeta=zeta, norm="squared", clip=False, zeta_reference_steps=None)
     problem = restore.Problem(y.expand(n, -1), op, GaussianNoise(0.05))
     out = sampler.run(prior, problem, generator=torch.Generator().manual_seed(0)).x
     steps = []

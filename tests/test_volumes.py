@@ -13,6 +13,7 @@ import torch
 import restore
 from restore.errors import InvalidInputError, ShapeError
 from restore.metrics import psnr
+from restore.operators import conjugate_gradient
 from restore.phantoms import shepp_logan_3d
 from restore.problem import Problem
 from restore.volumes import ADMMState, SliceOperator, admm_tv_step, dz, dz_adjoint, soft_threshold, tv_objective
@@ -46,6 +47,17 @@ def test_slice_operator_adjoint_and_shapes():
     v = torch.randn(y.shape, generator=g, dtype=torch.float64)
     assert abs(float((y * v).sum() - (x * op.adjoint(v)).sum()) / float((y * v).sum())) < 1e-12
     assert op.input_shape(y.shape) == x.shape
+
+
+def test_slicewise_cg_is_independent_per_slice():
+    op2d = restore.operator("ct-parallel", size=10, views=3)
+    op = SliceOperator(op2d)
+    g = torch.Generator().manual_seed(2)
+    x0 = torch.randn(1, 1, 3, 10, 10, generator=g, dtype=torch.float64)
+    y = torch.randn(1, 1, 3, 3, op2d.n_det, generator=g, dtype=torch.float64)
+    out = admm_tv_step(op, y, x0, ADMMState.zeros_like(x0), rho=0.0, lam=0.0, cg_iters=4)
+    alone, _ = conjugate_gradient(op2d.normal, op2d.adjoint(y[:, :, 1]), x0=x0[:, :, 1], max_iter=4)
+    assert torch.allclose(out[:, :, 1], alone, atol=1e-10)
 
 
 def test_admm_tv_without_diffusion_decreases_objective():

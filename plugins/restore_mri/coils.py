@@ -6,11 +6,11 @@ ESPIRiT (Uecker et al. 2014), as implemented here:
    windows, columns = ``C · k²``), SVD, keep the right singular vectors with ``σ > threshold · σ_max``;
 2. the kept kernels, zero-padded to ``(H, W)`` and inverse-FFT'd, give per pixel the ``C × C`` matrix
    ``G(r) = Σ_n v̂_n(r) v̂_n(r)ᴴ / k²`` whose eigenvector of eigenvalue ≈ 1 is the coil sensitivity at r;
-3. maps = top eigenvector times a mask where the top eigenvalue exceeds ``crop``, phase referenced to
-   coil 0.
+3. maps = top eigenvector (times a mask where the top eigenvalue exceeds ``crop``, off by default),
+   phase referenced to coil 0.
 
 Simplifications (documented): one set of maps (no second ESPIRiT eigenvalue set / soft-SENSE), the
-eigenvalue mask is hard, ``G`` is built from the kernels' autocorrelation (``C²`` FFTs) and its
+eigenvalue mask (when used) is hard, ``G`` is built from the kernels' autocorrelation (``C²`` FFTs) and its
 eigenvectors are computed in complex64.
 """
 from __future__ import annotations
@@ -66,7 +66,7 @@ def calibration_region(mask: torch.Tensor, shape: tuple[int, int], max_size: int
 
 
 def espirit_maps(kspace: torch.Tensor, mask: torch.Tensor | None = None, kernel: int = 6,
-                 threshold: float = 0.02, crop: float = 0.8, calib: int = 32) -> torch.Tensor:
+                 threshold: float = 0.02, crop: float = 0.0, calib: int = 32) -> torch.Tensor:
     """ESPIRiT-style coil maps from the fully sampled centre of ``kspace``.
 
     Args:
@@ -74,7 +74,9 @@ def espirit_maps(kspace: torch.Tensor, mask: torch.Tensor | None = None, kernel:
         mask: the sampling mask (``(H, W)`` or ``(1, W)``); ``None`` = fully sampled.
         kernel: calibration kernel size ``k``.
         threshold: keep singular vectors with ``σ > threshold · σ_max``.
-        crop: zero the maps where the top eigenvalue is below ``crop``.
+        crop: zero the maps where the top eigenvalue is below ``crop`` (ESPIRiT uses about 0.8-0.95). The
+            default 0 keeps unit-norm maps everywhere, so the data also pin the background to zero; a cropped
+            map leaves those pixels unconstrained, and a diffusion prior then paints structures there.
         calib: maximum calibration region side.
 
     Returns:
@@ -120,6 +122,3 @@ def simulate_kspace(image: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
     """Fully sampled multi-coil k-space ``(B, C, H, W)`` of a complex image ``(B, 1, H, W)``."""
     return fft2c(maps.to(image.dtype) * image)
 
-
-def coil_images(kspace: torch.Tensor) -> torch.Tensor:
-    return ifft2c(kspace)

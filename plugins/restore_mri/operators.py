@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from restore.errors import ShapeError
-from restore.operators import LinearOperator, conjugate_gradient
+from restore.operators import LinearOperator
 
 from .fft import fft2c, ifft2c, rss
 
@@ -196,13 +196,6 @@ class PhaseMagnitude(LinearOperator):
 
     def initial_estimate(self, y: torch.Tensor) -> torch.Tensor:
         return self.adjoint(y)
-
-
-def sense_cg(op: LinearOperator, y: torch.Tensor, iters: int = 30, tol: float = 1e-6) -> torch.Tensor:
-    """SENSE reconstruction: CG on ``AᴴA x = Aᴴ y`` from zero (minimum-norm least squares; early
-    stopping at ``iters`` regularises undersampled data). Returns the complex image ``(B, 1, H, W)``."""
-    x, _ = conjugate_gradient(op.normal, op.adjoint(y), max_iter=iters, tol=tol)
-    return x
 
 
 def make_single(mask=None, shape=None) -> SingleCoilMRI:

@@ -151,7 +151,9 @@ def build(image: Image, noise: float, simulate: bool, generator: torch.Generator
         op: MultiCoilMRI = SingleCoilMRI(m, (H, W))
     else:
         op = MultiCoilMRI(_maps(coil_maps, k, m), m)
-    view = PhaseMagnitude(op, smooth_phase(op, k, m))
+    # The baselines reconstruct the complex image themselves; only the diffusion path needs the phase.
+    phase = smooth_phase(op, k, m) if METHODS[method] is None else torch.zeros(k.shape[0], 1, H, W)
+    view = PhaseMagnitude(op, phase)
     y = k.to(torch.complex64)
     return Setup(Problem(y, view, GaussianNoise(noise)), reference=reference,
                  sampler=METHODS[method])

@@ -25,6 +25,9 @@ class DPSConfig:
         zeta: guidance scale ζ (official configs: 0.3 SR/deblur, 0.5 inpainting, 1.0 phase retrieval).
         norm: ``code`` (‖r‖), ``paper`` (ζ/‖r‖·∇‖r‖²) or ``squared`` (ζ∇‖r‖²).
         clip: clamp x0̂ to the model range (gradients vanish where it clips, as in the code).
+        zeta_reference_steps: the published ζ values assume 1000 steps; with fewer steps each step's ζ is
+            multiplied by ``zeta_reference_steps / steps`` so that the total guidance matches (at 1000 steps
+            this is the code's update exactly). ``None`` uses ζ per step as given.
         spacing, variance: as for ``ddpm``.
     """
 
@@ -32,6 +35,7 @@ class DPSConfig:
     zeta: float = 0.3
     norm: str = "code"
     clip: bool = True
+    zeta_reference_steps: int | None = 1000
     spacing: str = "guided"
     variance: str = "fixed-small"
 
@@ -58,6 +62,11 @@ class DPS(Sampler):
         self.vjp += 1
         return grad
 
+    @property
+    def step_zeta(self) -> float:
+        cfg = self.config
+        return cfg.zeta if cfg.zeta_reference_steps is None else cfg.zeta * cfg.zeta_reference_steps / cfg.steps
+
     def _sample(self, prior, problem, shape, generator, callback, x_init):
         cfg = self.config
         sched = prior.schedule
@@ -77,7 +86,7 @@ class DPS(Sampler):
                 if std > 0:
                     x_next = x_next + std * randn(shape, generator, like=x_next)
                 if cfg.zeta > 0:
-                    x_next = x_next - cfg.zeta * self.guidance(prior, problem, x, x0)
+                    x_next = x_next - self.step_zeta * self.guidance(prior, problem, x, x0)
             x = x_next.detach()
             callback(i + 1, len(pairs), self.nfe)
         return x, {}

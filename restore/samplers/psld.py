@@ -35,7 +35,7 @@ def gluing_image(problem, x0: torch.Tensor, adjoint: str = "true") -> torch.Tens
 
 def latent_guidance_loss(prior, problem, z0: torch.Tensor, omega: float, gamma: float, adjoint: str = "true",
                          noisy_pred: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Per-sample PSLD loss ``ω ‖y - A(Dec(ẑ0))‖ + γ ‖Enc(glue) - ẑ0‖``, ``(B,)``, differentiable in ``z0``.
+    """Per-sample PSLD loss ``ω ‖y - A(Dec(ẑ0))‖ + γ ‖Enc(glue) - ẑ0‖``, ``(B,)``, differentiable in z0.
 
     Args:
         prior: a latent prior (``encode`` / ``decode``).

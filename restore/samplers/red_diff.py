@@ -93,7 +93,8 @@ class REDDiff(Sampler):
                                     f"obs_weight={cfg.obs_weight}")
         betas = tuple(cfg.betas) if isinstance(cfg.betas, (tuple, list)) else ()
         if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
-            raise InvalidInputError(f"betas must be two numbers in [0, 1), got {cfg.betas!r}; e.g. --set betas=[0.9,0.99]")
+            raise InvalidInputError(f"betas must be two numbers in [0, 1), got {cfg.betas!r}; "
+                                    f"e.g. --set betas=[0.9,0.99]")
 
     def timesteps(self, prior, generator: torch.Generator | None = None) -> list[int]:
         """The levels visited, in order (``T = prior.schedule.T``)."""

@@ -53,7 +53,7 @@ def admm_tv_step(op: LinearOperator, y: torch.Tensor, x: torch.Tensor, state: AD
 
     ``x = CG(AᵀA + ρD_zᵀD_z, Aᵀy + ρD_zᵀ(z - u), x_init = x)``; ``z = S_{λ/ρ}(D_z x + u)``;
     ``u = u + D_z x - z``. ``lam = 0`` (with any ``rho``) still couples slices through the quadratic term;
-    use ``rho = 0`` for no coupling at all.
+    ``rho = 0`` means no coupling at all (:func:`slicewise_cg`).
     """
     aty = op.adjoint(y) if aty is None else aty
     if rho > 0:
@@ -63,8 +63,23 @@ def admm_tv_step(op: LinearOperator, y: torch.Tensor, x: torch.Tensor, state: AD
         state.z = soft_threshold(dx + state.u, lam / rho)
         state.u = state.u + dx - state.z
     else:
-        x, _ = conjugate_gradient(op.normal, aty, x0=x, max_iter=cg_iters)
+        x = slicewise_cg(op, aty, x, cg_iters)
     return x
+
+
+def slicewise_cg(op: LinearOperator, aty: torch.Tensor, x: torch.Tensor, cg_iters: int) -> torch.Tensor:
+    """CG on ``AᵀA x = Aᵀy`` with every slice its own step sizes (independent 2D DDS data steps)."""
+    b, c, d, h, w = x.shape
+
+    def to_slices(v: torch.Tensor) -> torch.Tensor:
+        return v.transpose(1, 2).reshape(b * d, c, h, w)
+
+    def to_volume(v: torch.Tensor) -> torch.Tensor:
+        return v.reshape(b, d, c, h, w).transpose(1, 2)
+
+    out, _ = conjugate_gradient(lambda v: to_slices(op.normal(to_volume(v))), to_slices(aty), x0=to_slices(x),
+                                max_iter=cg_iters)
+    return to_volume(out)
 
 
 def tv_objective(op: LinearOperator, y: torch.Tensor, x: torch.Tensor, lam: float) -> float:
