@@ -39,14 +39,19 @@ def test_shipped_prior_loads_offline_and_is_the_default(name):
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_prior_is_fully_convolutional(name):
     prior = _shipped(name)
-    big = _validation_crop(name, 96) * 2 - 1
-    crop = big[..., 16:80, 16:80]
+    k = 200
+    a, s = float(prior.schedule.a(k)), float(prior.schedule.s(k))
+    clean = _validation_crop(name, 96) * 2 - 1
+    x_big = a * clean + s * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    crop = x_big[..., 16:80, 16:80]
     with torch.no_grad():
-        out_big = prior.eps(big, 200)[..., 16:80, 16:80]
-        out_crop = prior.eps(crop, 200)
-    # Away from the crop's border the two agree: the network has no size-dependent layer.
-    inner = (out_big - out_crop)[..., 24:40, 24:40].abs().max()
-    assert float(inner) < 0.05 * float(out_crop.abs().max())
+        from_big = prior.x0(x_big, k)[..., 16:80, 16:80]
+        from_crop = prior.x0(crop, k)
+    # Away from the crop's border the denoised crops agree up to GroupNorm's image-wide statistics:
+    # measured ~0.01 RMS (model units, range 2) against a denoising error of ~0.1.
+    diff = (from_big - from_crop)[..., 16:48, 16:48].pow(2).mean().sqrt()
+    error = (from_crop - clean[..., 16:80, 16:80])[..., 16:48, 16:48].pow(2).mean().sqrt()
+    assert float(diff) < 0.03 and float(diff) < 0.5 * float(error), (float(diff), float(error))
     with torch.no_grad():
         assert prior.eps(torch.zeros(1, SHIPPED[name], 40, 56), 10).shape == (1, SHIPPED[name], 40, 56)
 

@@ -83,7 +83,7 @@ class TestMatrixOperatorContract(OperatorContract):
 
 class TestDPSContract(SamplerContract):
     sampler = "dps"
-    config = {"steps": 50}
+    config = {"steps": 50, "zeta_reference_steps": None}  # the literal per-step ζ of the code
     n_samples = 1000
 
 

@@ -99,7 +99,7 @@ def test_stsl_on_gaussian_prior_equals_dps(trace_mode):
     op = Mask((torch.rand(shape, generator=torch.Generator().manual_seed(6)) > 0.4).double())
     y = op(torch.rand(shape, generator=torch.Generator().manual_seed(7), dtype=F64))
     problem = restore.Problem(y, op, restore.GaussianNoise(0.01))
-    dps = restore.sampler("dps", steps=20, zeta=0.5, spacing="uniform").run(
+    dps = restore.sampler("dps", steps=20, zeta=0.5, spacing="uniform", zeta_reference_steps=None).run(
         prior, problem, generator=torch.Generator().manual_seed(8))
     stsl = restore.sampler("stsl", steps=20, omega=0.5, beta=3.0, trace_mode=trace_mode).run(
         prior, problem, generator=torch.Generator().manual_seed(8))

@@ -11,7 +11,8 @@ WEIGHTS = Path(__file__).parent / "weights"
 
 
 def shipped_prior_folders() -> list[Path]:
-    return sorted(p.parent for p in WEIGHTS.glob("*/restore_prior.json"))
+    # Hidden folders are shipments in progress (restore_models.ship copies, measures, then renames).
+    return sorted(p.parent for p in WEIGHTS.glob("*/restore_prior.json") if not p.parent.name.startswith("."))
 
 
 def load_shipped(folder: str, device: str = "cpu"):
