@@ -14,7 +14,7 @@ import torch
 
 from restore.errors import IncompatibleError, InvalidInputError
 from restore.operators import LinearOperator, conjugate_gradient
-from restore.samplers.base import Sampler
+from restore.samplers.classical import ClassicalSampler
 
 from .fbp import FILTERS, fbp
 from .radon import Radon
@@ -102,22 +102,6 @@ def _radon_of(problem) -> Radon:
     return op
 
 
-class _Baseline(Sampler):
-    """A classical reconstruction behind the sampler interface (the prior is not used)."""
-
-    requires = ("operator", "linear")
-    prior_kinds = ("vp", "analytic", "latent", "mean-reverting")
-
-    def _sample(self, prior, problem, shape, generator, callback, x_init):
-        with torch.no_grad():
-            x = self.reconstruct(problem.operator, problem.y)
-        callback(1, 1, 0)
-        return prior.to_model(x), {}
-
-    def reconstruct(self, op, y):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
 @dataclass(frozen=True)
 class FBPConfig:
     """Attributes:
@@ -129,7 +113,7 @@ class FBPConfig:
     steps: int = 1
 
 
-class FBP(_Baseline):
+class FBP(ClassicalSampler):
     Config = FBPConfig
 
     def validate(self) -> None:
@@ -137,9 +121,8 @@ class FBP(_Baseline):
         if self.config.filter not in FILTERS:
             raise InvalidInputError(f"unknown FBP filter '{self.config.filter}'; choose {', '.join(FILTERS)}")
 
-    def _sample(self, prior, problem, shape, generator, callback, x_init):
-        _radon_of(problem)
-        return super()._sample(prior, problem, shape, generator, callback, x_init)
+    def operator_for(self, problem):
+        return _radon_of(problem)
 
     def reconstruct(self, op, y):
         if isinstance(op, Radon):
@@ -160,7 +143,7 @@ class TVConfig:
     cg_iters: int = 5
 
 
-class TV(_Baseline):
+class TV(ClassicalSampler):
     Config = TVConfig
 
     def reconstruct(self, op, y):

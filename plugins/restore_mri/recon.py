@@ -13,7 +13,7 @@ import torch
 
 from restore.errors import IncompatibleError
 from restore.operators import LinearOperator, conjugate_gradient
-from restore.samplers.base import Sampler
+from restore.samplers.classical import ClassicalSampler
 
 from .operators import MultiCoilMRI, PhaseMagnitude
 
@@ -71,22 +71,11 @@ def _mri_of(problem) -> MultiCoilMRI:
     return op
 
 
-class _Baseline(Sampler):
-    """A classical reconstruction behind the sampler interface (the prior is not used)."""
+class _Baseline(ClassicalSampler):
+    """MRI baselines take the multi-coil operator behind a real/magnitude view."""
 
-    requires = ("operator", "linear")
-    prior_kinds = ("vp", "analytic", "latent", "mean-reverting")
-
-    def _sample(self, prior, problem, shape, generator, callback, x_init):
-        op = _mri_of(problem)
-        with torch.no_grad():
-            x = self.reconstruct(op, problem.y)
-        callback(1, 1, 0)
-        # The public output is the magnitude image; into the prior's model space for Sampler.run.
-        return prior.to_model(x.abs() if x.is_complex() else x), {}
-
-    def reconstruct(self, op, y):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def operator_for(self, problem):
+        return _mri_of(problem)
 
 
 @dataclass(frozen=True)
