@@ -11,15 +11,6 @@ from restore.priors import GaussianPrior
 from restore.samplers.red_diff import REDDiff, snr_weight
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: intra-op threads only add contention on a busy machine (2 s vs 40 s here).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class Mask(restore.LinearOperator):
     """Coordinate mask (inpainting): ``A = Aᵀ = A⁺ = diag(mask)``."""
 

@@ -17,15 +17,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: intra-op threads only add contention on a busy machine.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class Mask(restore.LinearOperator):
     """Inpainting mask ``A = Aᵀ = diag(mask)`` on ``(B, C, H, W)`` images."""
 

@@ -22,6 +22,7 @@ from restore.errors import InvalidInputError
 from restore.priors.mean_reverting import MRSchedule, bcast, mr_to_eps, save_mean_reverting_folder
 
 from .data import PRESETS, PatchSampler
+from .training import optimizer_step
 
 TASKS = ("denoise", "deblur", "super-resolve")
 PREDICTIONS = ("residual", "epsilon")
@@ -232,16 +233,7 @@ def train(config: MRTrainConfig, out_dir: str, resume: str | None = None,
         x0 = torch.from_numpy(sampler.batch(config.batch_size))
         mu = degrade(x0, config, gen)
         loss = mr_loss(model, x0, mu, sched, gen, config.prediction)
-        for group in opt.param_groups:
-            group["lr"] = config.lr * min(1.0, (step + 1) / config.warmup)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        decay = min(config.ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - decay)
+        optimizer_step(model, ema, opt, loss, step, config.lr, config.warmup, config.ema_decay)
         step += 1
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if first is None:

@@ -71,6 +71,20 @@ def export(model, out_dir: str, preset_name: str, info: dict) -> None:
     os.replace(tmp, os.path.join(out_dir, "restore_prior.json"))
 
 
+def optimizer_step(model, ema, opt, loss, step: int, lr: float, warmup: int, ema_decay: float) -> None:
+    """Linear warm-up, clipped AdamW step, then the EMA update (with the usual early-step decay ramp)."""
+    for group in opt.param_groups:
+        group["lr"] = lr * min(1.0, (step + 1) / warmup)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    decay = min(ema_decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for pe, pm in zip(ema.parameters(), model.parameters()):
+            pe.lerp_(pm, 1 - decay)
+
+
 def train(config: TrainConfig, out_dir: str, resume: str | None = None,
           progress: Callable[[int, int, float], None] | None = None) -> dict:
     """Train and export to ``out_dir``; returns a summary (steps, minutes, final loss)."""
@@ -121,16 +135,7 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
         s = (1 - abar[k]).sqrt().view(-1, 1, 1, 1)
         pred = model(a * x0 + s * noise, k).sample
         loss = torch.nn.functional.mse_loss(pred, noise)
-        for group in opt.param_groups:
-            group["lr"] = config.lr * min(1.0, (step + 1) / config.warmup)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        decay = min(config.ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - decay)
+        optimizer_step(model, ema, opt, loss, step, config.lr, config.warmup, config.ema_decay)
         step += 1
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if step % 50 == 0:
