@@ -13,7 +13,7 @@ import torch
 from ..errors import InvalidInputError
 from ..operators.cg import conjugate_gradient
 from .base import Sampler, randn
-from .steps import ddim_step
+from .steps import dds_renoise
 
 
 @dataclass(frozen=True)
@@ -88,13 +88,7 @@ class DDS(Sampler):
                 eps = self.eps(prior, x, k)
                 x0 = (x - float(sched.s(k)) * eps) / float(sched.a(k))
                 x_tilde = self.data_step(prior, problem, x0, k)
-                if j <= 0:  # landing on index 0 (or clean) does not re-noise
-                    x = x_tilde
-                elif cfg.renoise == "code":
-                    z = randn(shape, generator, like=x)
-                    x = float(sched.a(j)) * x_tilde + float(sched.s(j)) * (
-                        cfg.eta * z + (1 - cfg.eta**2) ** 0.5 * eps)
-                else:
-                    x = ddim_step(sched, x_tilde, eps, k, j, cfg.eta, randn(shape, generator, like=x))
+                x = dds_renoise(sched, x_tilde, eps, k, j, cfg.eta, cfg.renoise,
+                                 lambda: randn(shape, generator, like=x))
             callback(i + 1, len(pairs), self.nfe)
         return x, {}

@@ -27,3 +27,18 @@ def ddpm_coefficients(schedule: VPSchedule, k: int, j: int, variance: str = "fix
         return c1, c2, 0.0
     var = beta * (1 - abar_j) / (1 - abar_k) if variance == "fixed-small" else beta
     return c1, c2, var**0.5
+
+
+def dds_renoise(schedule: VPSchedule, x_tilde: torch.Tensor, eps: torch.Tensor, k: int, j: int, eta: float,
+                renoise: str, draw) -> torch.Tensor:
+    """DDS's move from the data-consistent x̃ at level k to level j (SAMPLERS.md §5.1).
+
+    ``renoise="code"``: ``a_j x̃ + s_j (η′ z + sqrt(1 - η′²) eps)`` with the network's eps; ``"paper"``: a DDIM
+    step with η. Landing on index 0 (or clean) returns x̃ and draws no noise. ``draw()`` returns ``z``.
+    """
+    if j <= 0:
+        return x_tilde
+    if renoise == "code":
+        z = draw()
+        return float(schedule.a(j)) * x_tilde + float(schedule.s(j)) * (eta * z + (1 - eta**2) ** 0.5 * eps)
+    return ddim_step(schedule, x_tilde, eps, k, j, eta, draw())

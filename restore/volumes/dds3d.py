@@ -17,7 +17,7 @@ import torch
 
 from ..errors import InvalidInputError, ShapeError
 from ..samplers.base import Sampler, randn
-from ..samplers.steps import ddim_step
+from ..samplers.steps import dds_renoise
 from .tv import ADMMState, admm_tv_step
 
 
@@ -93,13 +93,7 @@ class DDS3D(Sampler):
                     x0 = admm_tv_step(op, y, x0, state, rho, cfg.lam, cfg.cg_iters, aty=aty)
                 x_tilde = prior.to_model(x0)
                 del x0
-                if j <= 0:
-                    x = x_tilde
-                elif cfg.renoise == "code":
-                    z = randn(shape, generator, like=x)
-                    x = float(sched.a(j)) * x_tilde + float(sched.s(j)) * (
-                        cfg.eta * z + (1 - cfg.eta**2) ** 0.5 * eps)
-                else:
-                    x = ddim_step(sched, x_tilde, eps, k, j, cfg.eta, randn(shape, generator, like=x))
+                x = dds_renoise(sched, x_tilde, eps, k, j, cfg.eta, cfg.renoise,
+                                 lambda: randn(shape, generator, like=x))
                 callback(i + 1, len(pairs), self.nfe)
         return x, {"z_aux": state.z, "u": state.u}
