@@ -22,7 +22,7 @@ from restore.errors import InvalidInputError
 from restore.priors.mean_reverting import MRSchedule, bcast, mr_to_eps, save_mean_reverting_folder
 
 from .data import PRESETS, PatchSampler
-from .training import optimizer_step
+from .training import TrainingLog, optimizer_step
 
 TASKS = ("denoise", "deblur", "super-resolve")
 PREDICTIONS = ("residual", "epsilon")
@@ -205,11 +205,8 @@ def train(config: MRTrainConfig, out_dir: str, resume: str | None = None,
         step, elapsed, first = state["step"], state["elapsed"], state.get("first_loss")
         gen.set_state(state["gen"])
     sampler = PatchSampler(preset, config.crop, seed=config.seed + step)
-    log = open(os.path.join(out_dir, "loss.csv"), "a")
-    if step == 0:
-        log.write("step,minutes,loss\n")
-    start, last_ckpt = time.time(), time.time()
-    running = None
+    log = TrainingLog(out_dir, step, config.steps, config.checkpoint_minutes, progress, digits=6)
+    start = time.time()
     model_dir = os.path.join(out_dir, "model")
 
     def save() -> None:
@@ -235,20 +232,13 @@ def train(config: MRTrainConfig, out_dir: str, resume: str | None = None,
         loss = mr_loss(model, x0, mu, sched, gen, config.prediction)
         optimizer_step(model, ema, opt, loss, step, config.lr, config.warmup, config.ema_decay)
         step += 1
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if first is None:
             first = loss.item()
-        if step % 50 == 0:
-            log.write(f"{step},{minutes:.2f},{running:.6f}\n")
-            log.flush()
-        if progress:
-            progress(step, config.steps, running)
-        if time.time() - last_ckpt > config.checkpoint_minutes * 60:
+        if log.record(step, minutes, loss.item()):
             save()
-            last_ckpt = time.time()
     save()
     log.close()
-    return {"steps": step, "minutes": round((elapsed + time.time() - start) / 60, 2), "loss": running,
+    return {"steps": step, "minutes": round((elapsed + time.time() - start) / 60, 2), "loss": log.running,
             "first_loss": first, "model": model_dir, "checkpoint": ckpt_path}
 
 

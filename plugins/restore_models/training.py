@@ -85,6 +85,36 @@ def optimizer_step(model, ema, opt, loss, step: int, lr: float, warmup: int, ema
             pe.lerp_(pm, 1 - decay)
 
 
+class TrainingLog:
+    """What every training loop keeps: ``loss.csv`` (every 50 steps), the running loss, the progress
+    callback and the clock that says when the next checkpoint is due."""
+
+    def __init__(self, out_dir: str, step: int, total: int, checkpoint_minutes: float,
+                 progress: Callable[[int, int, float], None] | None, digits: int = 5) -> None:
+        self.file = open(os.path.join(out_dir, "loss.csv"), "a")
+        if step == 0:
+            self.file.write("step,minutes,loss\n")
+        self.total, self.every, self.progress, self.digits = total, checkpoint_minutes * 60, progress, digits
+        self.running: float | None = None
+        self.last_checkpoint = time.time()
+
+    def record(self, step: int, minutes: float, loss: float) -> bool:
+        """Log one finished step; True when a checkpoint is due."""
+        self.running = loss if self.running is None else 0.98 * self.running + 0.02 * loss
+        if step % 50 == 0:
+            self.file.write(f"{step},{minutes:.2f},{self.running:.{self.digits}f}\n")
+            self.file.flush()
+        if self.progress:
+            self.progress(step, self.total, self.running)
+        if time.time() - self.last_checkpoint > self.every:
+            self.last_checkpoint = time.time()
+            return True
+        return False
+
+    def close(self) -> None:
+        self.file.close()
+
+
 def train(config: TrainConfig, out_dir: str, resume: str | None = None,
           progress: Callable[[int, int, float], None] | None = None) -> dict:
     """Train and export to ``out_dir``; returns a summary (steps, minutes, final loss)."""
@@ -108,11 +138,8 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
         gen.set_state(state["gen"])
     sampler = PatchSampler(preset, config.crop, seed=config.seed + step)
     os.makedirs(out_dir, exist_ok=True)
-    log = open(os.path.join(out_dir, "loss.csv"), "a")
-    if step == 0:
-        log.write("step,minutes,loss\n")
-    start, last_ckpt = time.time(), time.time()
-    running = None
+    log = TrainingLog(out_dir, step, config.steps, config.checkpoint_minutes, progress)
+    start = time.time()
 
     def save() -> None:
         state = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
@@ -137,18 +164,11 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
         loss = torch.nn.functional.mse_loss(pred, noise)
         optimizer_step(model, ema, opt, loss, step, config.lr, config.warmup, config.ema_decay)
         step += 1
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if step % 50 == 0:
-            log.write(f"{step},{minutes:.2f},{running:.5f}\n")
-            log.flush()
-        if progress:
-            progress(step, config.steps, running)
-        if time.time() - last_ckpt > config.checkpoint_minutes * 60:
+        if log.record(step, minutes, loss.item()):
             save()
-            last_ckpt = time.time()
     save()
     log.close()
-    return {"steps": step, "minutes": round((elapsed + time.time() - start) / 60, 2), "loss": running}
+    return {"steps": step, "minutes": round((elapsed + time.time() - start) / 60, 2), "loss": log.running}
 
 
 if __name__ == "__main__":  # background runs: python -m restore_models.training PRESET OUT MINUTES [THREADS]
