@@ -13,7 +13,7 @@ def test_smoke_suite_writes_json_table_and_plot(tmp_path, capsys):
     methods = {r["method"] for r in data["runs"]}
     assert {"dds", "wiener", "input"} <= methods and data["machine"]["cores"]
     dds = next(r for r in data["runs"] if r["method"] == "dds")
-    assert dds["nfe"] == 3 and dds["psnr"] > 0 and dds["peak_mb"] is None or dds["peak_mb"] > 0
+    assert dds["nfe"] == 3 and dds["psnr"] > 0 and (dds["peak_mb"] is None or dds["peak_mb"] > 0)
     assert (tmp_path / "smoke.md").read_text().startswith("Suite `smoke`")
     assert (tmp_path / "smoke_deblur-gaussian.png").exists()
     best = summarise(data)
