@@ -16,6 +16,9 @@ def restore_register_samplers(register):
     register("dds", "restore.samplers.dds:DDS", requires=("operator", "linear"),
              summary="decomposed diffusion sampler: Tweedie + CG in the Krylov subspace (Chung et al. 2024)",
              cost="1 NFE + M CG (A, Aᴴ)")
+    register("tweedie", "restore.samplers.tweedie:Tweedie", requires=("operator", "linear"),
+             summary="one-step Tweedie posterior mean for denoising (the PSNR-optimal prior estimate)",
+             cost="1 NFE")
     # -- variational and second-order samplers (issue 5) --
     register("red-diff", "restore.samplers.red_diff:REDDiff", requires=("operator",),
              summary="RED-diff variational optimiser (Mardani et al. 2024): Adam on data fit + denoiser "

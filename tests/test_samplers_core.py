@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import restore
-from restore.operators import GaussianNoise, MatrixOperator
+from restore.errors import IncompatibleError, InvalidInputError
+from restore.operators import GaussianNoise, Identity, MatrixOperator
 from restore.priors import GaussianPrior
 from restore.samplers.ddim import DDIM
 from restore.samplers.ddpm import DDPM
@@ -165,3 +166,28 @@ def test_solve_pads_to_the_network_multiple_and_crops_back():
     x = restore.solve(y, Identity(), prior="stationary-gaussian", sampler="dds", steps=3, noise_sigma=0.05,
                       device="cpu")
     assert x.shape == y.shape and float(x.min()) >= 0 and float(x.max()) <= 1
+
+
+def test_tweedie_is_the_exact_posterior_mean_for_denoising():
+    gen = torch.Generator().manual_seed(3)
+    d = 5
+    root = torch.randn(d, d, generator=gen, dtype=torch.float64) * 0.05
+    cov = root @ root.T + 0.01 * torch.eye(d, dtype=torch.float64)
+    mean = 0.5 + 0.05 * torch.randn(d, generator=gen, dtype=torch.float64)
+    prior = GaussianPrior(mean, cov)
+    k = 200  # σ chosen on the schedule's grid, so the matched level is exact
+    sigma = float(prior.schedule.s(k) / prior.schedule.a(k))
+    y = mean + 0.2 + sigma * torch.randn(2, d, generator=gen, dtype=torch.float64)
+    problem = restore.Problem(y, Identity(), GaussianNoise(sigma))
+    result = restore.sampler("tweedie").run(prior, problem)
+    expected = mean + (y - mean) @ torch.linalg.solve(cov + sigma**2 * torch.eye(d, dtype=torch.float64), cov)
+    assert result.extras["timestep"] == k and result.nfe == 1
+    torch.testing.assert_close(result.x, expected, rtol=0, atol=1e-10)
+
+
+def test_tweedie_refuses_operators_other_than_identity(gaussian_problem):
+    prior, op, _, y = gaussian_problem
+    with pytest.raises(IncompatibleError, match="denoising only"):
+        restore.sampler("tweedie").run(prior, restore.Problem(y, op, GaussianNoise(0.1)))
+    with pytest.raises(InvalidInputError, match="exactly one network call"):
+        restore.sampler("tweedie", steps=20)

@@ -114,4 +114,4 @@ def inpaint_task() -> Task:
 def denoise_task() -> Task:
     return Task(
         name="denoise", summary="remove Gaussian noise (default --noise 25/255 ≈ 0.098)", build=build_denoise,
-        default_sampler="dds", sampler_defaults=DDS_DEFAULTS, default_noise=DENOISE_NOISE)
+        default_sampler="tweedie", sampler_defaults=DDS_DEFAULTS, default_noise=DENOISE_NOISE)
