@@ -36,6 +36,9 @@ class Setup:
     sampler_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     # A sampler the task's own options chose (e.g. ``restore mri --method sense``); wins over --sampler.
     sampler: str | None = None
+    # Batch entries (e.g. the slices of a k-space file) per sampler run: bounds the network's memory by the
+    # chunk, not the file. Needs an operator that implements ``batch_slice``; ``None`` = all at once.
+    batch_chunk: int | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,16 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def batch_parts(problem: Problem, chunk: int | None) -> list[Problem]:
+    """``problem`` split into problems of at most ``chunk`` batch entries (in order), when its operator
+    can be restricted to a batch slice; otherwise ``[problem]``."""
+    size = problem.y.shape[0]
+    if not chunk or size <= chunk or problem.operator.batch_slice(0, chunk) is None:
+        return [problem]
+    return [Problem(problem.y[a:a + chunk], problem.operator.batch_slice(a, min(a + chunk, size)), problem.noise)
+            for a in range(0, size, chunk)]
+
+
 def run_task(task: Task | str, input_path: str, output_path: str | None, settings: RunSettings,
              options: dict[str, Any] | None = None,
              progress: Callable[[int, int, int], None] | None = None) -> RunReport:
@@ -174,19 +187,23 @@ def run_task(task: Task | str, input_path: str, output_path: str | None, setting
     if settings.steps is not None:
         sampler_cfg["steps"] = settings.steps
     sampler = api.sampler(sampler_name, **sampler_cfg)
-    padded, crop = api.pad_for(prior, problem)
-
+    parts = batch_parts(problem, setup.batch_chunk)
+    runs = settings.samples * len(parts)
     draws, nfe, seconds = [], 0, 0.0
     for i in range(settings.samples):
-        def step_progress(step: int, total: int, n: int, i: int = i) -> None:
-            if progress:
-                progress(i * total + step, settings.samples * total, nfe + n)
+        pieces = []
+        for j, part in enumerate(parts):
+            def step_progress(step: int, total: int, n: int, run: int = i * len(parts) + j) -> None:
+                if progress:
+                    progress(run * total + step, runs * total, nfe + n)
 
-        result = sampler.run(prior, padded, generator=generator, callback=step_progress)
-        x = result.x if crop is None else result.x[..., : crop[0], : crop[1]]
-        draws.append(x.detach().cpu())
-        nfe += result.nfe
-        seconds += result.seconds
+            padded, crop = api.pad_for(prior, part)
+            result = sampler.run(prior, padded, generator=generator, callback=step_progress)
+            x = result.x if crop is None else result.x[..., : crop[0], : crop[1]]
+            pieces.append(x.detach().cpu())
+            nfe += result.nfe
+            seconds += result.seconds
+        draws.append(torch.cat(pieces) if len(pieces) > 1 else pieces[0])
     stack = torch.stack(draws)
     mean = stack.mean(0)
     meta = {k: v for k, v in image.meta.items()}

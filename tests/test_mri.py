@@ -256,3 +256,35 @@ def test_bad_kspace_files_and_masks(tmp_path):
     assert "\n" not in str(err.value)
     with pytest.raises(RestoreError, match="unknown --method"):
         run_task("mri", good, str(tmp_path / "o.h5"), settings, {"method": "magic"})
+
+
+def test_multi_slice_files_are_reconstructed_in_chunks(tmp_path):
+    import h5py
+
+    from restore.problem import Problem
+    from restore.tasks import batch_parts
+
+    maps = birdcage_maps(4, (16, 16), dtype=torch.complex128)[None] * torch.exp(1j * torch.arange(5.0))[:, None, None, None]
+    op = PhaseMagnitude(MultiCoilMRI(maps, make_mask("random", (16, 16), 4, 0.25, 0)), torch.rand(5, 1, 16, 16, generator=G))
+    x = torch.rand(5, 1, 16, 16, generator=G, dtype=torch.float64)
+    parts = batch_parts(Problem(op(x), op), 2)
+    assert [p.y.shape[0] for p in parts] == [2, 2, 1]
+    torch.testing.assert_close(torch.cat([p.operator(x[2 * i:2 * i + 2]) for i, p in enumerate(parts)]), op(x))
+
+    path = str(tmp_path / "file1002.h5")
+    _write_file(path, slices=5)
+    outputs = []
+    for chunk in (2, 5):
+        out = str(tmp_path / f"rec{chunk}.h5")
+        run_task("mri", path, out, RunSettings(prior="stationary-gaussian", device="cpu"),
+                 {"method": "sense", "mask": "equispaced", "center_fraction": 0.25, "coil_maps": "birdcage",
+                  "chunk": chunk})
+        with h5py.File(out) as f:
+            outputs.append(f["reconstruction"][()])
+    np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-6)
+
+    seen = []
+    run_task("mri", path, str(tmp_path / "dds.h5"), RunSettings(prior="stationary-gaussian", device="cpu", steps=3),
+             {"mask": "equispaced", "center_fraction": 0.25, "coil_maps": "birdcage", "chunk": 2},
+             progress=lambda step, total, nfe: seen.append(total))
+    assert seen[-1] == 3 * 3  # three chunks (2 + 2 + 1 slices) of three steps

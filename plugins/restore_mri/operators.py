@@ -92,6 +92,11 @@ class MultiCoilMRI(LinearOperator):
         s = tuple(output_shape)
         return (s[0], 1) + s[2:]
 
+    def batch_slice(self, start: int, stop: int) -> "MultiCoilMRI":
+        if self.maps.shape[0] == 1:
+            return self
+        return MultiCoilMRI(self.maps[start:stop], self.mask)
+
     def zero_filled(self, y: torch.Tensor) -> torch.Tensor:
         """Root-sum-of-squares of the zero-filled coil images, ``(B, 1, H, W)`` real."""
         return rss(ifft2c(y * self.mask.to(y.real.dtype)))
@@ -162,6 +167,10 @@ class RealImagView(LinearOperator):
         x = self.op.initial_estimate(y)
         return torch.cat([x.real, x.imag], dim=1)
 
+    def batch_slice(self, start: int, stop: int) -> "RealImagView | None":
+        inner = self.op.batch_slice(start, stop)
+        return None if inner is None else self if inner is self.op else RealImagView(inner)
+
 
 class PhaseMagnitude(LinearOperator):
     """A complex MRI operator seen from a real magnitude image ``m`` ``(B, 1, H, W)`` with fixed phase.
@@ -196,6 +205,12 @@ class PhaseMagnitude(LinearOperator):
 
     def initial_estimate(self, y: torch.Tensor) -> torch.Tensor:
         return self.adjoint(y)
+
+    def batch_slice(self, start: int, stop: int) -> "PhaseMagnitude | None":
+        inner = self.op.batch_slice(start, stop)
+        if inner is None:
+            return None
+        return PhaseMagnitude(inner, self.phase[start:stop] if self.phase.shape[0] > 1 else self.phase)
 
 
 def make_single(mask=None, shape=None) -> SingleCoilMRI:

@@ -27,6 +27,14 @@ class Operator(nn.Module):
         """A cheap estimate of ``x`` from ``y`` (used to start optimisers); ``y`` itself by default."""
         return y
 
+    def batch_slice(self, start: int, stop: int) -> "Operator | None":
+        """This operator for batch entries ``start:stop`` only, so the engine can restore a stack of slices
+        a few at a time. Operators that hold per-entry data (coil maps, phases) slice it; operators that
+        act alike on every entry return ``self``. ``None`` (the default) means "unknown": the whole batch
+        is then solved at once.
+        """
+        return None
+
     def __matmul__(self, other: "Operator") -> "Operator":
         from .compose import compose
 
@@ -82,6 +90,9 @@ class Identity(LinearOperator):
     def pinv(self, y: torch.Tensor) -> torch.Tensor:
         return y
 
+    def batch_slice(self, start: int, stop: int) -> "Identity":
+        return self
+
     def prox(self, z: torch.Tensor, y: torch.Tensor, gamma: float) -> torch.Tensor:
         return (z + gamma * y) / (1 + gamma)
 
@@ -130,6 +141,9 @@ class Crop(LinearOperator):
 
     def pinv(self, y: torch.Tensor) -> torch.Tensor:
         return self.adjoint(y)
+
+    def batch_slice(self, start: int, stop: int) -> "Crop":
+        return self
 
     def input_shape(self, output_shape) -> tuple[int, ...]:
         s = tuple(output_shape)

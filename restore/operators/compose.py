@@ -22,6 +22,12 @@ class Composed(Operator):
     def initial_estimate(self, y: torch.Tensor) -> torch.Tensor:
         return self.inner.initial_estimate(self.outer.initial_estimate(y))
 
+    def batch_slice(self, start: int, stop: int) -> Operator | None:
+        outer, inner = self.outer.batch_slice(start, stop), self.inner.batch_slice(start, stop)
+        if outer is None or inner is None:
+            return None
+        return self if (outer is self.outer and inner is self.inner) else compose(outer, inner)
+
 
 class ComposedLinear(Composed, LinearOperator):
     """``outer @ inner`` for two linear operators; adjoint is ``innerᴴ outerᴴ``."""
