@@ -82,7 +82,7 @@ def pad_for(prior: DiffusionPrior, problem: Problem) -> tuple[Problem, tuple[int
     """Pad the unknown to the network's size multiple by composing the operator with a crop."""
     multiple = getattr(prior, "multiple", 1)
     shape = problem.x_shape
-    if multiple <= 1 or len(shape) != 4:
+    if multiple <= 1 or len(shape) not in (4, 5):  # images (B, C, H, W) and volumes (B, C, D, H, W)
         return problem, None
     H, W = shape[-2:]
     ph, pw = (-H) % multiple, (-W) % multiple

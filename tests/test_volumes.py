@@ -103,6 +103,16 @@ def test_dds3d_errors():
         restore.sampler("dds-3d", steps=2).run(prior, Problem(op(torch.zeros(1, 1, 8, 8)), op))
 
 
+
+def test_volumes_are_padded_to_the_network_multiple_and_cropped_back():
+    prior = restore.prior("medical-gray", channels=1, domain="medical")
+    x = shepp_logan_3d((3, 20, 20))
+    op = SliceOperator(restore.operator("ct-parallel", size=20, views=12))
+    padded, crop = restore.api.pad_for(prior, Problem(op(x), op))
+    assert padded.x_shape == (1, 1, 3, 24, 24) and crop == (20, 20)
+    result = restore.sampler("dds-3d", steps=2, chunk=3).run(prior, padded, generator=torch.Generator().manual_seed(0))
+    assert result.x[..., :20, :20].shape == x.shape
+
 # A child process measures its own peak RSS (VmHWM, reset through /proc/self/clear_refs before each run) above
 # the RSS before the run: the whole DDS-3D run (prior calls, CG, ADMM) with a small convolutional prior whose
 # activations (256 channels) dominate per-slice memory, as a real network's do.
