@@ -131,3 +131,40 @@ def test_missing_prior_folder_is_a_clear_error(tmp_path):
         restore.prior(str(tmp_path))
     with pytest.raises(restore.RestoreError, match="unknown prior"):
         restore.prior("no-such-prior")
+
+
+def test_tiles_blend_to_the_untiled_result_for_a_pointwise_network():
+    from restore.priors.tiling import tile_starts, tiled
+
+    x = torch.randn(2, 3, 40, 72, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    calls = []
+
+    def pointwise(part):
+        calls.append(tuple(part.shape[-2:]))
+        return torch.cat([part.sin(), 2 * part], dim=1)  # a different channel count is fine
+
+    torch.testing.assert_close(tiled(pointwise, x, 16, 8), pointwise(x), rtol=0, atol=1e-12)
+    assert set(calls[:-1]) == {(16, 16)} and len(calls) - 1 == len(tile_starts(40, 16, 8)) * len(tile_starts(72, 16, 8))
+    assert tile_starts(40, 16, 8) == [0, 8, 16, 24] and tile_starts(10, 16, 8) == [0]
+
+
+def test_large_images_go_through_the_network_in_tiles(tmp_path):
+    from diffusers import UNet2DModel
+
+    torch.manual_seed(0)
+    UNet2DModel(sample_size=16, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(8, 16),
+                down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2,
+                norm_num_groups=4).save_pretrained(tmp_path / "unet")
+    prior = restore.prior(str(tmp_path), device="cpu")
+    seen = []
+    prior.unet.register_forward_hook(lambda module, args, out: seen.append(tuple(args[0].shape[-2:])))
+    x = torch.randn(1, 1, 48, 32)
+    with torch.no_grad():
+        whole = prior.x0(x, 100)
+        prior.tile, prior.tile_overlap = 16, 3
+        with pytest.raises(restore.RestoreError, match="multiples of 2"):
+            prior.x0(x, 100)
+        prior.tile_overlap = 8
+        tiles = prior.x0(x, 100)
+    assert seen[0] == (48, 32) and set(seen[1:]) == {(16, 16)}
+    assert tiles.shape == whole.shape and torch.isfinite(tiles).all()

@@ -15,6 +15,7 @@ import torch
 from ..errors import InvalidInputError
 from .base import DiffusionPrior
 from .schedules import VPSchedule
+from .tiling import tiled
 
 
 def _scheduler_betas(folder: Path) -> tuple[torch.Tensor, str]:
@@ -33,6 +34,12 @@ class DiffusersPrior(DiffusionPrior):
     Networks with learned variance (2·C output channels, ADM style) use only the first C channels.
     Inputs are ``(B, C, H, W)`` in model range ``[-1, 1]``; H and W must suit the network (multiples of
     ``2 ** (levels - 1)``).
+
+    Attributes:
+        tile: images larger than ``tile`` pixels on a side go through the network in overlapping
+            ``tile × tile`` windows (:mod:`restore.priors.tiling`), so memory is bounded for large photos;
+            ``None`` disables tiling. A multiple of ``multiple``.
+        tile_overlap: pixels shared by neighbouring tiles (blended with linear ramps).
     """
 
     def __init__(self, unet, schedule: VPSchedule, prediction_type: str = "epsilon", name: str = "",
@@ -43,6 +50,8 @@ class DiffusersPrior(DiffusionPrior):
         self.name = name
         self.metadata = metadata or {}
         self.multiple = 2 ** (len(unet.config.block_out_channels) - 1)
+        self.tile: int | None = 512
+        self.tile_overlap = 64
 
     @classmethod
     def from_folder(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "DiffusersPrior":
@@ -78,6 +87,14 @@ class DiffusersPrior(DiffusionPrior):
 
     def model_output(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        if self.tile and max(x.shape[-2:]) > self.tile:
+            if self.tile % self.multiple or self.tile_overlap % self.multiple or self.tile_overlap >= self.tile:
+                raise InvalidInputError(f"prior tile {self.tile} and overlap {self.tile_overlap} must be multiples of "
+                                        f"{self.multiple} with overlap < tile")
+            return tiled(lambda part: self._network(part, k), x, self.tile, self.tile_overlap)
+        return self._network(x, k)
+
+    def _network(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         dtype = next(self.unet.parameters()).dtype
         out = self.unet(x.to(dtype), k.to(x.device)).sample.to(x.dtype)
         if out.shape[1] == 2 * x.shape[1]:
