@@ -92,7 +92,7 @@ def test_stsl_on_gaussian_prior_equals_dps(trace_mode):
     problem = restore.Problem(y, op, restore.GaussianNoise(0.01))
     dps = restore.sampler("dps", steps=20, zeta=0.5, spacing="uniform", zeta_reference_steps=None).run(
         prior, problem, generator=torch.Generator().manual_seed(8))
-    stsl = restore.sampler("stsl", steps=20, omega=0.5, beta=3.0, trace_mode=trace_mode).run(
+    stsl = restore.sampler("stsl", steps=20, omega=0.5, omega_reference_steps=None, beta=3.0, trace_mode=trace_mode).run(
         prior, problem, generator=torch.Generator().manual_seed(8))
     torch.testing.assert_close(stsl.x, dps.x, rtol=0, atol=1e-10)
     assert stsl.nfe == (40 if trace_mode == "fd" else 20) and dps.nfe == 20

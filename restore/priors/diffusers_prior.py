@@ -68,7 +68,7 @@ class DiffusersPrior(DiffusionPrior):
 
         diffusers_logging.set_verbosity_error()  # a missing `accelerate` is not the user's problem
         try:
-            unet = UNet2DModel.from_pretrained(str(unet_dir))
+            unet = UNet2DModel.from_pretrained(str(unet_dir), low_cpu_mem_usage=False)
         except Exception as exc:  # noqa: BLE001 - diffusers raises many types for bad folders
             raise InvalidInputError(f"could not load a UNet2DModel from '{unet_dir}': {exc}".splitlines()[0]) from None
         betas, prediction_type = _scheduler_betas(folder)

@@ -327,7 +327,7 @@ def load_mean_reverting_folder(folder: str | os.PathLike, device: str | torch.de
     from diffusers import UNet2DModel
 
     try:
-        unet = UNet2DModel.from_pretrained(str(folder))
+        unet = UNet2DModel.from_pretrained(str(folder), low_cpu_mem_usage=False)
     except Exception as exc:  # noqa: BLE001 - diffusers raises many types for bad folders
         raise InvalidInputError(f"could not load a UNet2DModel from '{folder}': {exc}".splitlines()[0]) from None
     schedule = MRSchedule(int(meta.get("T", 100)), float(meta.get("max_sigma", 50.0)), float(meta.get("eps", 0.005)))
