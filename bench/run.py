@@ -338,7 +338,7 @@ def markdown(data: dict, json_path: str) -> str:
     mach = data["machine"]
     lines = [f"Suite `{data['suite']}` from `{os.path.relpath(json_path, ROOT)}` (commit {mach['commit']}, "
              f"{mach['cpu']}, {mach['cores']} cores, torch {mach['torch']}, {mach['date']}). Mean over images; "
-             "best step budget per method; time is the median per image.", "",
+             "best step budget per method; time is the median per image." + priors_line(data), "",
              "| task | method | PSNR | SSIM | NFE | time (s) |", "|---|---|---|---|---|---|"]
     for r in rows:
         t = f"{r['seconds']:.1f}" if r["kind"] == "diffusion" else "-"
@@ -362,6 +362,14 @@ def markdown(data: dict, json_path: str) -> str:
         lines += [f"| {o['sampler']} | {o['nfe']} | {o['vjp']} | {o['ratio']:.3f} | "
                   f"{100 * o.get('engine_share', float('nan')):.1f} % |" for o in over]
     return "\n".join(lines)
+
+
+def priors_line(data: dict) -> str:
+    priors = data.get("priors") or {}
+    if not priors:
+        return ""
+    return " Priors: " + ", ".join(f"`{name}` ({p['training_steps']} training steps)" if p.get("training_steps")
+                                   else f"`{name}`" for name, p in priors.items()) + "."
 
 
 def plots(data: dict, out_prefix: str) -> list[str]:
@@ -397,11 +405,14 @@ def plots(data: dict, out_prefix: str) -> list[str]:
     return paths
 
 
-def update_readme(table: str, readme: str = os.path.join(ROOT, "README.md")) -> None:
-    start, end = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
+def update_readme(table: str, suite: str = "quick", readme: str = os.path.join(ROOT, "README.md")) -> None:
+    """Write ``table`` between the suite's markers (the quick suite's are ``bench:table``)."""
+    tag = "table" if suite == "quick" else suite
+    start, end = f"<!-- bench:{tag}:start -->", f"<!-- bench:{tag}:end -->"
     text = open(readme).read()
     if start not in text:
-        text = text.replace("<!-- section: bench -->", f"<!-- section: bench -->\n\n{start}\n{end}", 1)
+        anchor = "<!-- bench:table:end -->" if "<!-- bench:table:end -->" in text else "<!-- section: bench -->"
+        text = text.replace(anchor, f"{anchor}\n\n{start}\n{end}", 1)
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     tmp = readme + ".partial"
@@ -416,20 +427,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("--render", action="store_true",
+                        help="do not run: re-render the table, plots (and README with --readme) from the JSON at -o")
     args = parser.parse_args(argv)
     out = args.output or os.path.join(ROOT, "bench", "results", f"{args.suite}.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    data = run_suite(args.suite, args.seed, log=lambda m: print(m, file=sys.stderr, flush=True))
-    tmp = out + ".partial"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, out)
+    if args.render:
+        with open(out) as f:
+            data = json.load(f)
+    else:
+        data = run_suite(args.suite, args.seed, log=lambda m: print(m, file=sys.stderr, flush=True))
+        tmp = out + ".partial"
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, out)
     table = markdown(data, out)
     plots(data, os.path.splitext(out)[0])
     with open(os.path.splitext(out)[0] + ".md", "w") as f:
         f.write(table + "\n")
     if args.readme:
-        update_readme(table)
+        update_readme(table, data["suite"])
     print(table)
     return 0
 

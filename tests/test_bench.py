@@ -18,4 +18,6 @@ def test_smoke_suite_writes_json_table_and_plot(tmp_path, capsys):
     assert (tmp_path / "smoke_deblur-gaussian.png").exists()
     best = summarise(data)
     assert len({(r["case"], r["method"]) for r in best}) == len(best)
-    assert any(o.get("ratio") for o in data["overhead"])
+    row = next(o for o in data["overhead"] if o.get("ratio"))
+    assert row["network_in_run_s"] > 0 and 0 <= row["engine_share"] < 1  # the network was timed inside the run
+    assert data["priors"]["natural-rgb"]["fingerprint"] and data["priors"]["natural-rgb"]["training_steps"] > 0
