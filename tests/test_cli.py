@@ -67,12 +67,21 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_output(tmp_path, small_image
 
 def test_samples_write_mean_std_and_config(tmp_path, small_image, capsys):
     out = tmp_path / "out.png"
-    code, err = run(capsys, "denoise", small_image, "-o", out, "--steps", "3", "--samples", "3", "--noise", "0.05",
-                    "--save-config", "--prior", "stationary-gaussian")
+    code, err = run(capsys, "denoise", small_image, "-o", out, "--sampler", "dds", "--steps", "3", "--samples", "3",
+                    "--noise", "0.05", "--save-config", "--prior", "stationary-gaussian")
     assert code == 0, err
     assert out.exists() and (tmp_path / "out_std.png").exists()
     cfg = json.loads((tmp_path / "out.png.config.json").read_text())
     assert cfg["sampler"] == "dds" and cfg["sampler_config"]["steps"] == 3 and cfg["samples"] == 3
+
+
+def test_denoise_defaults_to_the_one_step_posterior_mean(tmp_path, small_image, capsys):
+    out = tmp_path / "out.png"
+    code, err = run(capsys, "denoise", small_image, "-o", out, "--simulate", "--save-config")
+    assert code == 0, err
+    cfg = json.loads((tmp_path / "out.png.config.json").read_text())
+    assert cfg["sampler"] == "tweedie" and cfg["nfe"] == 1
+    assert cfg["metrics"]["psnr"] > cfg["metrics"]["psnr_input"] + 3
 
 
 def test_list_and_plugins_commands(capsys):
