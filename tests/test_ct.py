@@ -93,7 +93,7 @@ def test_tv_gradient_adjoint_and_admm_decreases_objective():
     op = restore.operator("ct-parallel", size=n, views=12)
     y = op(phantom)
     objective = []
-    from restore_ct.recon import operator_norm_sq
+    from restore.operators import operator_norm_sq
 
     scale = operator_norm_sq(op, phantom)
     rec = tv_admm(op, y, lam=1e-3, rho=1e-2, iters=30, cg_iters=5,

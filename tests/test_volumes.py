@@ -86,12 +86,12 @@ def test_dds3d_beats_slicewise():
     problem = Problem(op(x), op)
     prior = restore.prior("stationary-gaussian", channels=1).double()
     scores = {}
-    for name, kw in {"slicewise": {"slicewise": True}, "sv": {}, "la": {"lam": 0.4}}.items():
+    for name, kw in {"slicewise": {"slicewise": True}, "coupled": {}}.items():
         result = restore.sampler("dds-3d", steps=10, chunk=4, **kw).run(prior, problem,
                                                                       generator=torch.Generator().manual_seed(0))
         assert result.x.shape == x.shape and result.nfe == 10 * 4  # 4 chunks of 4 slices per step
         scores[name] = psnr(result.x, x)
-    assert scores["sv"] > scores["slicewise"] and scores["la"] > scores["slicewise"] + 0.3, scores
+    assert scores["coupled"] > scores["slicewise"] + 0.3, scores
 
 
 def test_dds3d_errors():

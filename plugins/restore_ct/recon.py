@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from restore.errors import IncompatibleError, InvalidInputError
-from restore.operators import LinearOperator, conjugate_gradient
+from restore.operators import LinearOperator, conjugate_gradient, operator_norm_sq
 from restore.samplers.classical import ClassicalSampler
 
 from .fbp import FILTERS, fbp
@@ -38,20 +38,6 @@ def grad2d_adjoint(g: torch.Tensor) -> torch.Tensor:
     out[..., :, :-1] -= gx[..., :, :-1]
     out[..., :, 1:] += gx[..., :, :-1]
     return out
-
-
-def operator_norm_sq(op: LinearOperator, like: torch.Tensor, iters: int = 20,
-                     generator: torch.Generator | None = None) -> float:
-    """``||A||²`` (largest eigenvalue of ``AᵀA``) by power iteration on a tensor shaped like ``like``."""
-    v = torch.randn(like.shape, generator=generator or torch.Generator().manual_seed(0), dtype=like.dtype)
-    v = v.to(like.device)
-    lam = 1.0
-    for _ in range(iters):
-        v = v / v.norm()
-        w = op.normal(v)
-        lam = float((v * w).sum())
-        v = w
-    return lam
 
 
 def tv_objective(op: LinearOperator, y: torch.Tensor, x: torch.Tensor, lam: float, scale: float) -> float:

@@ -7,7 +7,8 @@ kept) or ``.png`` (values in [0, 1] times ``--scale``). With ``--simulate`` INPU
 ``--noise`` adds Gaussian noise of std ``noise × max(sinogram)``, PSNR/SSIM are reported against INPUT.
 
 Methods: ``fbp`` (``--filter``), ``tv`` (ADMM), ``diffusion`` (2D: ``dds``, noiseless branch;
-3D: ``dds-3d`` with z-TV, λ_TV 0.04 sparse view / 0.4 limited angle).
+3D: ``dds-3d`` with z-TV; its weights are relative to ``||A||²``, so one default serves sparse view and
+limited angle).
 """
 from __future__ import annotations
 
@@ -88,8 +89,6 @@ def build(image: Image, noise: float, simulate: bool, generator: torch.Generator
     if method == "diffusion" and volume:
         sampler = "dds-3d"
     options = {"ct-fbp": {"filter": filter}, "dds-3d": {"chunk": chunk}}
-    if limited_angle is not None:
-        options["dds-3d"]["lam"] = 0.4
     sigma = noise * float(y.abs().max()) if simulate else noise
     return Setup(Problem(y.float(), op, GaussianNoise(sigma)), reference=reference, sampler_options=options,
                  sampler=sampler)

@@ -68,3 +68,20 @@ def conjugate_gradient(
         p = r + _bcast(beta, p).to(p.dtype) * p
         rho = torch.where(safe, rho_new, rho)
     return x, CGInfo(iterations, rho.clamp_min(0).sqrt())
+
+
+def operator_norm_sq(op, like: torch.Tensor, iters: int = 20, generator: torch.Generator | None = None) -> float:
+    """``||A||²``, the largest eigenvalue of ``AᴴA``, by power iteration from a random tensor shaped like ``like``.
+
+    Solvers divide their data term by it so that regularisation weights keep their meaning whatever the
+    operator's scale (a Radon transform's grows with the view count and the image size).
+    """
+    v = torch.randn(like.shape, generator=generator or torch.Generator().manual_seed(0), dtype=like.dtype)
+    v = v.to(like.device)
+    estimate = 1.0
+    for _ in range(iters):
+        v = v / torch.linalg.vector_norm(v)
+        w = op.normal(v)
+        estimate = float(inner(v, w).sum().real)
+        v = w
+    return estimate

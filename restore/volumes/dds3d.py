@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InvalidInputError, ShapeError
+from ..operators import operator_norm_sq
 from ..samplers.base import Sampler, randn
 from ..samplers.steps import dds_renoise
 from .tv import ADMMState, admm_tv_step
@@ -27,8 +28,14 @@ class DDS3DConfig:
         steps: diffusion steps N (DDS: 50).
         cg_iters: CG steps M per ADMM iteration (5).
         admm_iters: ADMM iterations per diffusion step (1).
-        rho: ADMM penalty ρ (10).
-        lam: TV weight along z, λ_TV (0.04 sparse view; use 0.4 for limited angle).
+        rho: ADMM penalty ρ, relative to ``||A||²`` (0.01): the x-update solves
+            ``(AᵀA + ρ||A||² D_zᵀD_z) x = …``, i.e. the data term is divided by ``||A||²`` as in the CT TV
+            baseline, so the weights keep their meaning across view counts and image sizes. (DiffusionMBIR's
+            ρ = 10, λ = 0.04 are in its own Radon's units; in ours, with ``||A||² ≈ 250`` at 8 views of
+            32², they pulled a 24×32² random-ellipse volume from 29.1 dB slice-wise to 16.5 dB.)
+        lam: TV weight along z, relative to ``||A||²`` like ρ (0.001, λ/ρ = 0.1). Chosen on random-ellipse
+            volumes (24×32², 30 steps): sparse view (8 views) 29.12 → 32.00 dB, limited angle (90°)
+            25.01 → 26.28 dB over slice-wise DDS.
         eta: DDS re-noising noise fraction η′ (0.85; DDIM η with ``renoise="paper"``).
         renoise: ``code`` or ``paper``.
         chunk: slices per prior call (bounds the network's memory).
@@ -39,8 +46,8 @@ class DDS3DConfig:
     steps: int = 50
     cg_iters: int = 5
     admm_iters: int = 1
-    rho: float = 10.0
-    lam: float = 0.04
+    rho: float = 0.01
+    lam: float = 0.001
     eta: float = 0.85
     renoise: str = "code"
     chunk: int = 8
@@ -82,15 +89,16 @@ class DDS3D(Sampler):
         pairs = sched.pairs(cfg.steps, cfg.spacing)
         x = x_init if x_init is not None else randn(shape, generator, dtype=self.dtype_for(prior, problem),
                                                      device=prior.device)
-        rho = 0.0 if cfg.slicewise else cfg.rho
         with torch.no_grad():
             aty = op.adjoint(y)
+            scale = 0.0 if cfg.slicewise else operator_norm_sq(op, aty)
+            rho, lam = cfg.rho * scale, cfg.lam * scale
             state = ADMMState.zeros_like(aty)
             for i, (k, j) in enumerate(pairs):
                 eps = self._eps_volume(prior, x, k)
                 x0 = prior.from_model((x - float(sched.s(k)) * eps) / float(sched.a(k)))
                 for _ in range(cfg.admm_iters):
-                    x0 = admm_tv_step(op, y, x0, state, rho, cfg.lam, cfg.cg_iters, aty=aty)
+                    x0 = admm_tv_step(op, y, x0, state, rho, lam, cfg.cg_iters, aty=aty)
                 x_tilde = prior.to_model(x0)
                 del x0
                 x = dds_renoise(sched, x_tilde, eps, k, j, cfg.eta, cfg.renoise,
