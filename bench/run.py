@@ -264,16 +264,36 @@ def overhead(suite: Suite, repeats: int = 3) -> list[dict]:
     return rows
 
 
-def run_suite(suite_name: str, seed: int = 0, log=print) -> dict:
+def load_progress(path: str) -> dict[tuple[str, str], list[dict]]:
+    """Finished (case, image) blocks of an interrupted run: one JSON line per block."""
+    done: dict[tuple[str, str], list[dict]] = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    block = json.loads(line)
+                    done[(block["case"], block["image"])] = block["runs"]
+    return done
+
+
+def run_suite(suite_name: str, seed: int = 0, log=print, progress_path: str | None = None) -> dict:
+    """Run a suite. With ``progress_path`` every finished (case, image) block is appended there, and blocks
+    already in it are not run again, so an interrupted hours-long run resumes where it stopped."""
     suite = SUITES[suite_name]
     registered_tasks = {c.name for c in restore.components("task")}
     registered_samplers = {c.name for c in restore.components("sampler")}
+    done = load_progress(progress_path) if progress_path else {}
     runs = []
     for case in suite.cases:
         if case.task not in registered_tasks:
             log(f"skip {case.name}: task '{case.task}' not installed")
             continue
         for image_name, image in load_images(case, suite):
+            if (case.name, image_name) in done:
+                runs += done[(case.name, image_name)]
+                log(f"{case.name:18s} {image_name:12s} (from {progress_path})")
+                continue
+            first = len(runs)
             _, setup = build_setup(case, image, seed)
             ref = setup.reference
             base = medical_baselines(case, image, seed) if case.images == "phantom" else classical(case, setup)
@@ -299,6 +319,9 @@ def run_suite(suite_name: str, seed: int = 0, log=print) -> dict:
                     runs.append(row)
                     log(f"{case.name:18s} {image_name:12s} {sampler_name:9s} steps {steps:5d} "
                         f"PSNR {row['psnr']:.2f} SSIM {row['ssim']:.3f} NFE {row['nfe']} {row['seconds']:.1f}s")
+            if progress_path:
+                with open(progress_path, "a") as f:
+                    f.write(json.dumps({"case": case.name, "image": image_name, "runs": runs[first:]}) + "\n")
     return {"suite": suite_name, "machine": machine(), "seed": seed, "priors": priors_used(runs), "runs": runs,
             "overhead": overhead(suite)}
 
@@ -427,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the finished blocks of an interrupted run (OUTPUT.progress.jsonl) instead of redoing them")
     parser.add_argument("--render", action="store_true",
                         help="do not run: re-render the table, plots (and README with --readme) from the JSON at -o")
     args = parser.parse_args(argv)
@@ -436,11 +461,16 @@ def main(argv: list[str] | None = None) -> int:
         with open(out) as f:
             data = json.load(f)
     else:
-        data = run_suite(args.suite, args.seed, log=lambda m: print(m, file=sys.stderr, flush=True))
+        progress = out + ".progress.jsonl"
+        if not args.resume and os.path.exists(progress):
+            os.remove(progress)
+        data = run_suite(args.suite, args.seed, log=lambda m: print(m, file=sys.stderr, flush=True),
+                         progress_path=progress)
         tmp = out + ".partial"
         with open(tmp, "w") as f:
             json.dump(data, f, indent=1)
         os.replace(tmp, out)
+        os.remove(progress)
     table = markdown(data, out)
     plots(data, os.path.splitext(out)[0])
     with open(os.path.splitext(out)[0] + ".md", "w") as f:
