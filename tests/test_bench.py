@@ -21,3 +21,14 @@ def test_smoke_suite_writes_json_table_and_plot(tmp_path, capsys):
     row = next(o for o in data["overhead"] if o.get("ratio"))
     assert row["network_in_run_s"] > 0 and 0 <= row["engine_share"] < 1  # the network was timed inside the run
     assert data["priors"]["natural-rgb"]["fingerprint"] and data["priors"]["natural-rgb"]["training_steps"] > 0
+
+
+def test_an_interrupted_suite_resumes_from_its_progress_file(tmp_path):
+    from bench.run import run_suite
+
+    progress = str(tmp_path / "smoke.progress.jsonl")
+    first = run_suite("smoke", progress_path=progress)
+    logged = []
+    again = run_suite("smoke", progress_path=progress, log=logged.append)
+    assert any("from" in line for line in logged) and not any("PSNR" in line for line in logged)
+    assert [r["psnr"] for r in again["runs"]] == [r["psnr"] for r in first["runs"]]
