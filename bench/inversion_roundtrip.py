@@ -10,8 +10,6 @@ import json
 import os
 import time
 
-import torch
-
 import restore
 from restore.metrics import psnr
 

@@ -8,7 +8,7 @@ import torch
 
 import restore
 from restore.errors import IncompatibleError, InvalidInputError
-from restore.operators import GaussianNoise, Identity, MatrixOperator
+from restore.operators import GaussianNoise, Identity
 from restore.priors import GaussianPrior
 from restore.samplers.ddim import DDIM
 from restore.samplers.ddpm import DDPM

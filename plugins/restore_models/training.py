@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-import numpy as np
 import torch
 
 from .data import PRESETS, PatchSampler

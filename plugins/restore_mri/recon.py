@@ -2,8 +2,8 @@
 
 * zero-filled: root-sum-of-squares of the zero-filled coil images (single-coil: ``|F⁻¹ M y|``);
 * SENSE: CG on ``AᴴA x = Aᴴy`` from zero with the Hermitian inner product (early stopping regularises);
-* TV: ``argmin_x ½||A x - y||² + λ TV(x)`` (isotropic TV of the complex image, circular differences) by
-  ADMM on ``z = ∇x``; the x-update is a few warm-started CG steps on ``(AᴴA + ρ∇ᴴ∇) x = Aᴴy + ρ∇ᴴ(z - u)``.
+* TV: ``argmin_x ½||A x - y||² + λ TV(x)``, isotropic TV of the complex image, by the ADMM solver the CT
+  baseline shares (:func:`restore.samplers.classical.tv_admm`; ``||A||² ≈ 1`` here).
 """
 from __future__ import annotations
 
@@ -13,20 +13,9 @@ import torch
 
 from restore.errors import IncompatibleError
 from restore.operators import LinearOperator, conjugate_gradient
-from restore.samplers.classical import ClassicalSampler
+from restore.samplers.classical import ClassicalSampler, tv_admm
 
 from .operators import MultiCoilMRI, PhaseMagnitude
-
-
-def grad2d(x: torch.Tensor) -> torch.Tensor:
-    """Circular forward differences ``(B, 1, H, W) -> (B, 2, H, W)`` (rows, columns)."""
-    return torch.cat([torch.roll(x, -1, -2) - x, torch.roll(x, -1, -1) - x], dim=1)
-
-
-def grad2d_adjoint(g: torch.Tensor) -> torch.Tensor:
-    """Exact adjoint of :func:`grad2d`: ``(B, 2, H, W) -> (B, 1, H, W)``."""
-    gy, gx = g[:, :1], g[:, 1:]
-    return (torch.roll(gy, 1, -2) - gy) + (torch.roll(gx, 1, -1) - gx)
 
 
 def zero_filled(op: MultiCoilMRI, y: torch.Tensor) -> torch.Tensor:
@@ -37,27 +26,6 @@ def zero_filled(op: MultiCoilMRI, y: torch.Tensor) -> torch.Tensor:
 def sense(op: LinearOperator, y: torch.Tensor, iters: int = 30) -> torch.Tensor:
     """SENSE-CG: complex image ``(B, 1, H, W)``."""
     x, _ = conjugate_gradient(op.normal, op.adjoint(y), max_iter=iters, tol=1e-6)
-    return x
-
-
-def tv_admm(op: LinearOperator, y: torch.Tensor, lam: float = 0.002, rho: float = 0.05, iters: int = 40,
-            cg_iters: int = 5) -> torch.Tensor:
-    """TV-regularised reconstruction by ADMM; ``lam`` in [0, 1] image units (the image max is about 1).
-
-    Returns the complex image ``(B, 1, H, W)``.
-    """
-    aty = op.adjoint(y)
-    x, _ = conjugate_gradient(op.normal, aty, max_iter=cg_iters)
-    z = grad2d(x)
-    u = torch.zeros_like(z)
-    for _ in range(iters):
-        b = aty + rho * grad2d_adjoint(z - u)
-        x, _ = conjugate_gradient(lambda v: op.normal(v) + rho * grad2d_adjoint(grad2d(v)), b, x0=x,
-                                  max_iter=cg_iters)
-        g = grad2d(x) + u
-        mag = (g.abs() ** 2).sum(dim=1, keepdim=True).sqrt()  # isotropic: shrink the gradient vector
-        z = g * (1 - (lam / rho) / mag.clamp_min(1e-12)).clamp_min(0)
-        u = g - z
     return x
 
 
