@@ -380,7 +380,9 @@ def markdown(data: dict, json_path: str) -> str:
         side = SUITES[data["suite"]].overhead_side if data["suite"] in SUITES else 256
         lines += ["", f"Engine overhead at {side}×{side}, Gaussian deblur: ratio = wall / (NFE × network time, "
                   "forward+backward for gradient samplers); engine share = fraction of wall time outside the "
-                  "network calls timed inside the run (medians of 3 runs):", "",
+                  "network calls timed inside the run (medians of 3 runs)" + (
+                      f"; re-measured {data['overhead_machine']['date']} at commit {data['overhead_machine']['commit']}"
+                      if "overhead_machine" in data else "") + ":", "",
                   "| sampler | NFE | VJP | ratio | engine share |", "|---|---|---|---|---|"]
         lines += [f"| {o['sampler']} | {o['nfe']} | {o['vjp']} | {o['ratio']:.3f} | "
                   f"{100 * o.get('engine_share', float('nan')):.1f} % |" for o in over]
@@ -452,14 +454,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
     parser.add_argument("--resume", action="store_true",
                         help="keep the finished blocks of an interrupted run (OUTPUT.progress.jsonl) instead of redoing them")
+    parser.add_argument("--overhead-only", action="store_true",
+                        help="re-measure only the engine overhead into the JSON at -o (e.g. on a quiet machine)")
     parser.add_argument("--render", action="store_true",
                         help="do not run: re-render the table, plots (and README with --readme) from the JSON at -o")
     args = parser.parse_args(argv)
     out = args.output or os.path.join(ROOT, "bench", "results", f"{args.suite}.json")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    if args.render:
+    if args.render or args.overhead_only:
         with open(out) as f:
             data = json.load(f)
+        if args.overhead_only:
+            data["overhead"] = overhead(SUITES[data["suite"]])
+            data["overhead_machine"] = machine()
+            with open(out + ".partial", "w") as f:
+                json.dump(data, f, indent=1)
+            os.replace(out + ".partial", out)
     else:
         progress = out + ".progress.jsonl"
         if not args.resume and os.path.exists(progress):
