@@ -3,7 +3,8 @@
 A 4.1 M-parameter UNet keeps tens of full-resolution feature maps alive: a 12-megapixel photo in one call
 needs tens of GB. Tiles are blended with linear ramps across their overlap, so the result is smooth where
 two tiles meet; the network's GroupNorm sees tile statistics instead of image statistics, which changes
-the output by about as much as cropping does (see the priors' model cards).
+the output slightly (``natural-rgb``, 256² image in 128² tiles: RMS 0.01 at k = 50 against a denoising
+error of 0.06; more at high noise levels, where the network uses wider context).
 """
 from __future__ import annotations
 
