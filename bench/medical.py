@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import os
 import sys
 
@@ -28,7 +27,7 @@ from restore.phantoms import shepp_logan_2d
 from restore.tasks import get_task
 
 from .memory import peak_rss
-from .run import ROOT, machine
+from .run import ROOT, load_prior, machine, write_json
 
 MRI = (("mri-4x", {"acceleration": 4.0, "center_fraction": 0.08}),
        ("mri-8x", {"acceleration": 8.0, "center_fraction": 0.04}))
@@ -65,7 +64,7 @@ def run_one(task_name: str, options: dict, image: torch.Tensor, method: str, dds
     setup = task.build(image=restore.Image(image.clone()), noise=0.0, simulate=True,
                        generator=torch.Generator().manual_seed(seed), method=method, **options)
     prior_name = restore.default_prior_name(1, task.domain)
-    prior = restore.prior(prior_name, channels=1, domain=task.domain)
+    prior = load_prior(prior_name, 1, task.domain)
     name = setup.sampler or task.default_sampler
     cfg = dict(task.sampler_defaults.get(name, {}))
     cfg.update(setup.sampler_options.get(name, {}))
@@ -114,9 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"SSIM {row['ssim']:.3f} {row['seconds']:6.1f}s", file=sys.stderr, flush=True)
     data = {"machine": machine(), "dds_steps": args.dds_steps, "seed": args.seed, "runs": runs}
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output + ".partial", "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(args.output + ".partial", args.output)
+    write_json(args.output, data)
     table = markdown(data, args.output)
     with open(os.path.splitext(args.output)[0] + ".md", "w") as f:
         f.write(table + "\n")

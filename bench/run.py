@@ -10,6 +10,7 @@ read medians and ratios, not absolute values.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -82,6 +83,19 @@ SUITES = {
 METHOD_PRIORS = {"mrs": {"denoise-25": "mr-denoise-25"}, "ir-sde": {"denoise-25": "mr-denoise-25"}}
 
 
+@functools.lru_cache(maxsize=None)
+def load_prior(name: str, channels: int = 3, domain: str = "natural") -> restore.DiffusionPrior:
+    """Each prior is read from disk once per benchmark process, not once per run."""
+    return restore.prior(name, channels=channels, domain=domain, device="cpu")
+
+
+def write_json(path: str, data: dict) -> None:
+    """Write ``data`` to ``path`` atomically (a partial file, then a rename)."""
+    with open(path + ".partial", "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(path + ".partial", path)
+
+
 def machine() -> dict:
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
@@ -151,7 +165,7 @@ def medical_baselines(case: Case, image: restore.Image, seed: int) -> dict[str, 
         task = get_task(case.task)
         setup = task.build(image=image, noise=case.noise, simulate=True, generator=torch.Generator().manual_seed(seed),
                            **case_options(case, image), method=method)
-        prior = restore.prior(restore.default_prior_name(1, task.domain), channels=1, device="cpu")
+        prior = load_prior(restore.default_prior_name(1, task.domain), 1, task.domain)
         sampler = restore.sampler(setup.sampler, **setup.sampler_options.get(setup.sampler, {}))
         out[method] = sampler.run(prior, setup.problem, generator=torch.Generator().manual_seed(seed)).x
     return out
@@ -167,7 +181,7 @@ def run_method(case: Case, image: restore.Image, sampler_name: str, steps: int, 
         if prior_name is None:
             return {"skipped": f"no {sampler_name} prior for {case.name}"}
     try:
-        prior = restore.prior(prior_name, channels=channels, domain=task.domain, device="cpu")
+        prior = load_prior(prior_name, channels, task.domain)
         cfg = dict(task.sampler_defaults.get(sampler_name, {}))
         cfg.update(setup.sampler_options.get(sampler_name, {}))
         sampler = restore.sampler(sampler_name, steps=steps, **cfg)
@@ -226,7 +240,7 @@ def overhead(suite: Suite, repeats: int = 3) -> list[dict]:
     image = restore.read(os.path.join(ROOT, "sample_images", "astronaut.png"))
     image = restore.Image(image.data[..., :side, :side].contiguous(), image.meta)
     task, setup = build_setup(CASES[0], image, 0)
-    prior = restore.prior(restore.default_prior_name(3, "natural"), device="cpu")
+    prior = load_prior(restore.default_prior_name(3, "natural"))
     x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(0))
 
     def forward():
@@ -330,7 +344,7 @@ def priors_used(runs: list[dict]) -> dict[str, dict]:
     """Training steps and fingerprint of every prior the runs used (the numbers move as priors are retrained)."""
     out = {}
     for name in sorted({r["prior"] for r in runs if r.get("prior")}):
-        prior = restore.prior(name)
+        prior = load_prior(name)
         meta = getattr(prior, "metadata", {}) or {}
         out[name] = {"training_steps": meta.get("training_steps"), "fingerprint": prior.fingerprint()}
     return out
@@ -467,19 +481,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.overhead_only:
             data["overhead"] = overhead(SUITES[data["suite"]])
             data["overhead_machine"] = machine()
-            with open(out + ".partial", "w") as f:
-                json.dump(data, f, indent=1)
-            os.replace(out + ".partial", out)
+            write_json(out, data)
     else:
         progress = out + ".progress.jsonl"
         if not args.resume and os.path.exists(progress):
             os.remove(progress)
         data = run_suite(args.suite, args.seed, log=lambda m: print(m, file=sys.stderr, flush=True),
                          progress_path=progress)
-        tmp = out + ".partial"
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, out)
+        write_json(out, data)
         os.remove(progress)
     table = markdown(data, out)
     plots(data, os.path.splitext(out)[0])

@@ -10,7 +10,6 @@ The z-TV weights were chosen on random-ellipse volumes (``--phantom ellipses``, 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -23,7 +22,7 @@ from restore.problem import Problem
 from restore.volumes import SliceOperator
 
 from .memory import peak_rss
-from .run import ROOT, machine
+from .run import ROOT, machine, write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,9 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             print(runs[-1], file=sys.stderr, flush=True)
     data = {"machine": machine(), "phantom": args.phantom, "shape": list(shape), "size": args.size, "steps": args.steps, "chunk": args.chunk, "prior": prior_name,
             "runs": runs}
-    with open(args.output + ".partial", "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(args.output + ".partial", args.output)
+    write_json(args.output, data)
     for r in runs:
         print(f"| {r['geometry']} | {r['method']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['seconds']:.0f} |")
     return 0
