@@ -202,6 +202,52 @@ def ellipse_phantom(size: int, rng: np.random.Generator) -> np.ndarray:
     return (img / max(img.max(), 1e-6))[..., None]
 
 
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def scan_folder(folder: str) -> list[str]:
+    """Image files under ``folder`` (searched recursively), sorted for a reproducible order."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        found += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
+    return found
+
+
+def read_image_file(path: str) -> np.ndarray:
+    """``(H, W, C)`` float32 in [0, 1] from any raster file Pillow or tifffile reads; 16-bit kept."""
+    if path.lower().endswith((".tif", ".tiff")):
+        import tifffile
+
+        return _to_float(tifffile.imread(path))
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(im).astype(np.float32) / (65535.0 if im.mode.startswith("I;16") else max(
+                float(np.asarray(im).max()), 1.0))
+            return arr[..., None]
+        return _to_float(np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im))
+
+
+def load_training_folders(folders: tuple[str, ...], min_side: int, warn: Callable[[str], None]) -> list[np.ndarray]:
+    """Every readable image of ``folders`` at least ``min_side`` on its short side.
+
+    An unreadable file is skipped with one ``warn`` line naming it; an empty result is the caller's error.
+    """
+    images = []
+    for folder in folders:
+        for path in scan_folder(folder):
+            try:
+                im = read_image_file(path)
+            except Exception as exc:  # noqa: BLE001 - any decoder failure means "skip this file"
+                warn(f"skipping unreadable training image '{path}': {type(exc).__name__}: {exc}".splitlines()[0])
+                continue
+            if min(im.shape[:2]) >= min_side:
+                images.append(im)
+    return images
+
+
 @dataclass
 class Preset:
     name: str
@@ -217,11 +263,13 @@ class Preset:
 class PatchSampler:
     """Random ``(C, size, size)`` crops with flips and 90° rotations from real and procedural images."""
 
-    def __init__(self, preset: Preset, size: int, seed: int) -> None:
+    def __init__(self, preset: Preset, size: int, seed: int, folder_images: list[np.ndarray] = (),
+                 procedural_fraction: float | None = None, builtin_sources: bool = True) -> None:
         self.preset, self.size = preset, size
+        self.procedural_fraction = preset.procedural_fraction if procedural_fraction is None else procedural_fraction
         self.rng = np.random.default_rng(seed)
-        self.images: list[np.ndarray] = []
-        for key in preset.sources:
+        self.images: list[np.ndarray] = [self._channels(im) for im in folder_images]
+        for key in preset.sources if builtin_sources else ():
             try:
                 ims = load_medical(key) if preset.domain == "medical" else [load_natural(key)]
             except Exception:  # noqa: BLE001 - an optional source (e.g. sklearn) may be missing
@@ -252,7 +300,7 @@ class PatchSampler:
 
     def patch(self) -> np.ndarray:
         rng, s = self.rng, self.size
-        if not self.images or rng.random() < self.preset.procedural_fraction:
+        if not self.images or rng.random() < self.procedural_fraction:
             if rng.random() < 0.1:
                 self.pool[rng.integers(len(self.pool))] = self._procedural(2 * s)
             src = self.pool[rng.integers(len(self.pool))]
@@ -273,6 +321,14 @@ class PatchSampler:
 
     def batch(self, n: int) -> np.ndarray:
         return np.stack([self.patch() for _ in range(n)])
+
+    def state_dict(self) -> dict:
+        """The data position: generator state and the procedural pool (for an exact resume)."""
+        return {"rng": self.rng.bit_generator.state, "pool": [p.copy() for p in self.pool]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.pool = [np.asarray(p) for p in state["pool"]]
 
 
 def _medical_procedural(size: int, rng: np.random.Generator) -> np.ndarray:
