@@ -70,7 +70,7 @@ def test_one_step_denoiser_beats_the_noisy_input(name):
 
 def test_train_command_trains_saves_resumes_and_loads(tmp_path, capsys):
     out = tmp_path / "tiny"
-    args = ["train", "prior", "--preset", "natural-gray", "-o", str(out), "--channels", "8,16", "--crop", "16",
+    args = ["train", "prior", "--preset", "natural-gray", "-o", str(out), "--widths", "8,16", "--crop", "16",
             "--batch-size", "2"]
     assert main(args + ["--steps", "3"]) == 0, capsys.readouterr().err
     assert (out / "checkpoint.pt").exists() and (out / "unet" / "config.json").exists()

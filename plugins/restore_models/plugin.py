@@ -22,6 +22,13 @@ def load_shipped(folder: str, device: str = "cpu"):
 
 
 @hookimpl
+def restore_register_commands(app):
+    from .cli import register
+
+    register(app)
+
+
+@hookimpl
 def restore_register_priors(register):
     for folder in shipped_prior_folders():
         meta = json.loads((folder / "restore_prior.json").read_text())

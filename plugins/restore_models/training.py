@@ -10,12 +10,13 @@ import copy
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Callable
 
+import numpy as np
 import torch
 
-from .data import PRESETS, PatchSampler, load_training_folders
+from .data import IMAGE_EXTENSIONS, PRESETS, PatchSampler, Preset, load_training_folders, scan_folder
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,94 @@ class TrainConfig:
     procedural_fraction: float | None = None
     init: str | None = None
     precision: str = "bf16"
+    channels: int | None = None
+    val: str | None = None
+
+
+def effective_preset(config: TrainConfig) -> Preset:
+    """The named preset, or a data-only recipe for a run on the user's own folders."""
+    if config.preset in PRESETS:
+        preset = PRESETS[config.preset]
+        if config.channels in (None, preset.channels):
+            return preset
+        return replace(preset, channels=config.channels)
+    return Preset(config.preset, config.channels or 3, f"trained on {', '.join(config.data)}", "custom", (), (),
+                  0.0, lambda s, r: None)
+
+
+def resolve_config(config: TrainConfig, warn: Callable[[str], None]) -> TrainConfig:
+    """Check the data of a new run before anything is written; fill in the channel count.
+
+    Raises ``InvalidInputError`` (one line) for a missing or empty folder, images all smaller than the crop,
+    an image whose channels cannot be converted, a bad crop or an unknown ``--init``.
+    """
+    from restore.errors import InvalidInputError
+
+    if config.crop % 8 or config.crop < 16:
+        raise InvalidInputError(f"--crop must be a multiple of 8 and >= 16, got {config.crop}")
+    if config.channels not in (None, 1, 3):
+        raise InvalidInputError(f"--channels must be 1 or 3, got {config.channels}")
+    if not config.data and config.preset not in PRESETS:
+        raise InvalidInputError(f"nothing to train on: give --data FOLDER or a --preset ({', '.join(PRESETS)})")
+    if config.preset in PRESETS and not config.builtin_sources and not config.data:
+        raise InvalidInputError("nothing to train on: give --data FOLDER")
+    if config.init:
+        from .plugin import WEIGHTS
+
+        folder = config.init if os.path.isdir(config.init) else os.path.join(WEIGHTS, config.init)
+        if not os.path.exists(os.path.join(folder, "unet", "diffusion_pytorch_model.safetensors")):
+            raise InvalidInputError(f"--init '{config.init}' is neither a shipped prior nor a prior folder with "
+                                    "unet/ weights; see `restore list priors`")
+    for folder in config.data + ((config.val,) if config.val else ()):
+        if not os.path.isdir(folder):
+            raise InvalidInputError(f"--data/--val '{folder}' is not a folder")
+        if not scan_folder(folder):
+            raise InvalidInputError(f"'{folder}' holds no images (searched recursively for "
+                                    f"{', '.join(IMAGE_EXTENSIONS)})")
+    images = load_training_folders(config.data, 0, warn)
+    if config.data and not images:
+        raise InvalidInputError(f"no readable images in {', '.join(config.data)}")
+    big = [im for im in images if min(im.shape[:2]) >= config.crop]
+    if images and not big:
+        raise InvalidInputError(f"every image in {', '.join(config.data)} is smaller than the {config.crop}px "
+                                "crop; lower --crop or add larger images")
+    odd = sorted({im.shape[2] for im in images} - {1, 3, 4})
+    if odd:
+        raise InvalidInputError(f"images with {odd[0]} channels cannot be converted to gray or RGB; keep 1 "
+                                "(gray), 3 (RGB) or 4 (RGBA) channel images in --data")
+    channels = config.channels
+    if channels is None:
+        if config.preset in PRESETS:
+            channels = PRESETS[config.preset].channels
+        else:
+            channels = 1 if all(im.shape[2] == 1 for im in images) else 3
+    if config.init:
+        from safetensors import safe_open
+
+        from .plugin import WEIGHTS
+
+        folder = config.init if os.path.isdir(config.init) else os.path.join(WEIGHTS, config.init)
+        with safe_open(os.path.join(folder, "unet", "diffusion_pytorch_model.safetensors"), "pt") as f:
+            init_channels = f.get_slice("conv_in.weight").get_shape()[1]
+        if init_channels != channels:
+            raise InvalidInputError(f"--init '{config.init}' has {init_channels} channel(s) but the run trains "
+                                    f"{channels}; pass --channels {init_channels} or another --init")
+        # Fine-tuning keeps the starting network's architecture, whatever --widths says.
+        with open(os.path.join(folder, "unet", "config.json")) as f:
+            arch = json.load(f)
+        config = replace(config, block_out_channels=tuple(arch["block_out_channels"]),
+                         layers_per_block=arch["layers_per_block"])
+    return replace(config, channels=channels)
+
+
+def read_checkpoint_config(path: str) -> TrainConfig:
+    """The ``TrainConfig`` stored in a checkpoint (fields added since it was written take their defaults)."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    stored = dict(state["config"])
+    stored["block_out_channels"] = tuple(stored["block_out_channels"])
+    stored["data"] = tuple(stored.get("data", ()))
+    known = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in stored.items() if k in known})
 
 
 def build_unet(channels: int, block_out_channels=(32, 64, 128, 128), layers_per_block: int = 1):
@@ -59,15 +148,13 @@ def build_scheduler():
                          prediction_type="epsilon", clip_sample=False)
 
 
-def export(model, out_dir: str, preset_name: str, info: dict) -> None:
+def export(model, out_dir: str, preset: Preset, info: dict) -> None:
     """Write the diffusers folder (EMA weights) atomically enough: files are replaced one by one."""
     os.makedirs(out_dir, exist_ok=True)
     model.save_pretrained(os.path.join(out_dir, "unet"), safe_serialization=True)
     build_scheduler().save_pretrained(os.path.join(out_dir, "scheduler"))
-    preset = PRESETS.get(preset_name)
-    meta = {"name": preset_name, "channels": model.config.in_channels, "data_range": [-1.0, 1.0],
-            "summary": preset.summary if preset else preset_name,
-            "domain": preset.domain if preset else "natural", **info}
+    meta = {"name": preset.name, "channels": model.config.in_channels, "data_range": [-1.0, 1.0],
+            "summary": preset.summary, "domain": preset.domain, **info}
     tmp = os.path.join(out_dir, "restore_prior.json.tmp")
     with open(tmp, "w") as f:
         json.dump(meta, f, indent=2)
@@ -86,6 +173,51 @@ def load_init_weights(model, init: str) -> None:
         raise FileNotFoundError(f"--init '{init}' is neither a shipped prior nor a prior folder with unet/ weights")
     state = {k: v.float() for k, v in load_file(path).items()}
     model.load_state_dict(state, strict=True)
+
+
+def validation_crops(folder: str, channels: int, side: int = 128, limit: int = 8) -> list[torch.Tensor]:
+    """Centre crops ``(1, C, side, side)`` in [0, 1] of the first ``limit`` validation images."""
+    from .data import read_image_file
+
+    crops = []
+    for path in scan_folder(folder)[:limit]:
+        im = read_image_file(path)
+        im = im[..., :3] if im.shape[2] >= 3 else im
+        if channels == 1 and im.shape[2] == 3:
+            im = im @ np.array([[0.299], [0.587], [0.114]], np.float32)
+        elif channels == 3 and im.shape[2] == 1:
+            im = np.repeat(im, 3, axis=2)
+        H, W = im.shape[:2]
+        s = min(side, H, W) // 8 * 8
+        top, left = (H - s) // 2, (W - s) // 2
+        crops.append(torch.from_numpy(np.ascontiguousarray(im[top:top + s, left:left + s])).permute(2, 0, 1)[None])
+    return crops
+
+
+def log_validation(out_dir: str, ema, crops: list[torch.Tensor], step: int, minutes: float,
+                   sigma: float = 25 / 255) -> float:
+    """Mean one-step Tweedie PSNR of the EMA network at ``sigma`` on fixed noisy crops; appended to val.csv."""
+    abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), 0)
+    k = int(((1 / abar - 1).sqrt() - 2 * sigma).abs().argmin())  # model units are [-1, 1]: noise doubles
+    a, s = float(abar[k].sqrt()), float((1 - abar[k]).sqrt())
+    g = torch.Generator().manual_seed(0)
+    scores = []
+    with torch.no_grad():
+        for clean in crops:
+            x = clean * 2 - 1
+            noisy = x + 2 * sigma * torch.randn(x.shape, generator=g)
+            eps = ema(a * noisy, k).sample
+            x0 = ((a * noisy - s * eps) / a).clamp(-1, 1)
+            mse = float((((x0 + 1) / 2 - clean) ** 2).mean())
+            scores.append(10 * np.log10(1 / max(mse, 1e-12)))
+    value = float(np.mean(scores))
+    path = os.path.join(out_dir, "val.csv")
+    new = not os.path.exists(path)
+    with open(path, "a") as f:
+        if new:
+            f.write("step,minutes,tweedie_psnr_sigma25\n")
+        f.write(f"{step},{minutes:.2f},{value:.3f}\n")
+    return value
 
 
 def optimizer_step(model, ema, opt, loss, step: int, lr: float, warmup: int, ema_decay: float) -> None:
@@ -133,11 +265,16 @@ class TrainingLog:
 
 
 def train(config: TrainConfig, out_dir: str, resume: str | None = None,
-          progress: Callable[[int, int, float], None] | None = None) -> dict:
-    """Train and export to ``out_dir``; returns a summary (steps, minutes, final loss)."""
+          progress: Callable[[int, int, float], None] | None = None,
+          warn: Callable[[str], None] = lambda m: print(m, flush=True)) -> dict:
+    """Train and export to ``out_dir``; returns a summary (steps, minutes, final loss).
+
+    A run resumed from its checkpoint continues exactly: weights, EMA, optimiser, step, noise generator and
+    the data position (patch generator and procedural pool) are all restored.
+    """
     if config.threads:
         torch.set_num_threads(config.threads)
-    preset = PRESETS[config.preset]
+    preset = effective_preset(config)
     torch.manual_seed(config.seed)
     model = build_unet(preset.channels, config.block_out_channels, config.layers_per_block)
     if config.init:
@@ -155,7 +292,8 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
         opt.load_state_dict(state["opt"])
         step, elapsed = state["step"], state["elapsed"]
         gen.set_state(state["gen"])
-    folder_images = load_training_folders(config.data, config.crop, warn=lambda m: print(m, flush=True))
+    folder_images = load_training_folders(config.data, config.crop, warn=warn)
+    validation = validation_crops(config.val, preset.channels) if config.val else []
     sampler = PatchSampler(preset, config.crop, seed=config.seed, folder_images=folder_images,
                            procedural_fraction=config.procedural_fraction, builtin_sources=config.builtin_sources)
     if resume and "data" in state:
@@ -170,7 +308,9 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
                  "data": sampler.state_dict()}
         torch.save(state, ckpt_path + ".tmp")
         os.replace(ckpt_path + ".tmp", ckpt_path)
-        export(ema, out_dir, config.preset, {
+        if validation:
+            log_validation(out_dir, ema, validation, step, (elapsed + time.time() - start) / 60)
+        export(ema, out_dir, preset, {
             "training_steps": step, "training_minutes": round((elapsed + time.time() - start) / 60, 1),
             "parameters": sum(p.numel() for p in ema.parameters()), "train_config": asdict(config)})
 
@@ -210,11 +350,12 @@ if __name__ == "__main__":
     parser.add_argument("--init")
     parser.add_argument("--procedural-fraction", type=float)
     parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
+    parser.add_argument("--val")
     args = parser.parse_args()
     out = args.out
     resume = os.path.join(out, "checkpoint.pt") if os.path.exists(os.path.join(out, "checkpoint.pt")) else None
     cfg = TrainConfig(preset=args.preset, steps=10**9, max_minutes=args.minutes, threads=args.threads,
                       data=tuple(args.data), init=None if resume else args.init,
-                      procedural_fraction=args.procedural_fraction, precision=args.precision)
+                      procedural_fraction=args.procedural_fraction, precision=args.precision, val=args.val)
     print(train(cfg, out, resume=resume, progress=lambda s, n, l: print(f"step {s} loss {l:.4f}", flush=True)
                 if s % 200 == 0 else None))

@@ -11,8 +11,8 @@ import typer
 from ..errors import RestoreError
 
 # Core command groups; each module exposes ``register(app)``.
-COMMAND_MODULES = ("restore.cli.inspect", "restore.cli.tasks", "restore.cli.train", "restore.cli.train_mr",
-                   "restore.cli.plugins_new", "restore.cli.batch", "restore.cli.inversion")
+COMMAND_MODULES = ("restore.cli.inspect", "restore.cli.tasks", "restore.cli.plugins_new", "restore.cli.batch",
+                   "restore.cli.inversion")
 
 app = typer.Typer(
     name="restore",

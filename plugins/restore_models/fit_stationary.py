@@ -1,6 +1,7 @@
 """Refit ``stationary_default.json`` from the training split of the shipped priors' data.
 
-Run: ``python -m restore.priors.fit_stationary`` (needs the restore_models plugin).
+Run: ``python -m restore_models.fit_stationary``. It lives in this plugin because it needs its training data;
+the core's stationary prior only reads the JSON it writes.
 """
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from importlib import resources
 
 import numpy as np
 
-from .stationary import StationaryGaussianPrior
+from restore.priors.stationary import StationaryGaussianPrior
+
+from .data import NATURAL_TRAIN, load_natural
 
 
 def main() -> None:
-    from restore_models.data import NATURAL_TRAIN, load_natural
-
     images = []
     for key in NATURAL_TRAIN:
         try:

@@ -1,0 +1,126 @@
+"""Training a prior on the user's own folders (issue 14): exact resume, fine-tuning, bad data."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from restore.cli import main
+
+WIDTHS = ["--widths", "8,16", "--crop", "16", "--batch-size", "2", "--precision", "fp32", "--threads", "1"]
+
+
+def _write_images(folder, n=3, size=24, mode="L", seed=0):
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        shape = (size, size) if mode == "L" else (size, size, 3)
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(folder / f"im{i}.png")
+    return folder
+
+
+def _weights(run):
+    return load_file(str(run / "unet" / "diffusion_pytorch_model.safetensors"))
+
+
+def test_resumed_run_equals_an_uninterrupted_run(tmp_path, capsys):
+    data = _write_images(tmp_path / "data" / "nested")
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(["train", "prior", "--data", str(tmp_path / "data"), "-o", str(straight), "--steps", "6"]
+                + WIDTHS) == 0, capsys.readouterr().err
+    assert main(["train", "prior", "--data", str(data), "-o", str(split), "--steps", "3"] + WIDTHS) == 0
+    assert main(["train", "prior", "--resume", str(split), "-o", str(split), "--steps", "6"]) == 0
+    assert torch.load(split / "checkpoint.pt", weights_only=False)["step"] == 6
+    a, b = _weights(straight), _weights(split)
+    # Same code path, same seeds, one thread, float32: the interrupted run must continue bit for bit.
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    state_a = torch.load(straight / "checkpoint.pt", weights_only=False)["model"]
+    state_b = torch.load(split / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def test_gray_folder_gives_a_one_channel_prior_that_loads(tmp_path, capsys):
+    import restore
+
+    _write_images(tmp_path / "data")
+    run = tmp_path / "run"
+    assert main(["train", "prior", "--data", str(tmp_path / "data"), "-o", str(run), "--steps", "2",
+                 "--val", str(tmp_path / "data"), "--checkpoint-minutes", "0"] + WIDTHS) == 0, capsys.readouterr().err
+    prior = restore.prior(str(run), device="cpu")
+    assert prior.channels == 1
+    assert (run / "val.csv").read_text().count("\n") >= 2
+
+
+def test_init_starts_from_the_named_prior(tmp_path, capsys):
+    from restore_models.plugin import WEIGHTS
+
+    _write_images(tmp_path / "data", size=72)
+    run = tmp_path / "ft"
+    assert main(["train", "prior", "--data", str(tmp_path / "data"), "--init", "natural-gray", "-o", str(run),
+                 "--steps", "0", "--crop", "64"]) == 0, capsys.readouterr().err
+    shipped = load_file(str(WEIGHTS / "natural-gray" / "unet" / "diffusion_pytorch_model.safetensors"))
+    mine = _weights(run)
+    assert set(shipped) == set(mine)
+    assert all(torch.equal(shipped[k].float(), mine[k].float()) for k in shipped)
+
+
+def _one_line_error(capsys):
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("empty", "holds no images"),
+    ("small", "smaller than"),
+    ("two-channel", "cannot be converted"),
+    ("missing", "is not a folder"),
+    ("init-channels", "channel(s)"),
+    ("unknown-init", "neither a shipped prior"),
+])
+def test_bad_data_is_one_line_and_leaves_no_run_folder(tmp_path, capsys, case, expected):
+    import tifffile
+
+    data = tmp_path / "data"
+    data.mkdir()
+    extra = []
+    if case == "small":
+        _write_images(data, size=8)
+    elif case == "two-channel":
+        tifffile.imwrite(data / "two.tif", np.zeros((32, 32, 2), np.uint8), photometric="minisblack",
+                         planarconfig="contig")
+    elif case == "missing":
+        data = tmp_path / "nope"
+    elif case == "init-channels":
+        _write_images(data, mode="RGB")
+        extra = ["--init", "natural-gray", "--channels", "3"]
+    elif case == "unknown-init":
+        _write_images(data)
+        extra = ["--init", "no-such-prior"]
+    run = tmp_path / "run"
+    assert main(["train", "prior", "--data", str(data), "-o", str(run)] + WIDTHS + extra) == 2
+    assert expected in _one_line_error(capsys)
+    assert not run.exists()
+
+
+def test_unreadable_file_is_skipped_with_one_warning(tmp_path, capsys):
+    data = _write_images(tmp_path / "data")
+    (data / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    run = tmp_path / "run"
+    assert main(["train", "prior", "--data", str(data), "-o", str(run), "--steps", "1"] + WIDTHS) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "broken.png" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning:")
+
+
+def test_an_existing_run_is_not_overwritten(tmp_path, capsys):
+    _write_images(tmp_path / "data")
+    run = tmp_path / "run"
+    args = ["train", "prior", "--data", str(tmp_path / "data"), "-o", str(run), "--steps", "1"] + WIDTHS
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "--resume" in _one_line_error(capsys)
