@@ -124,3 +124,24 @@ def test_an_existing_run_is_not_overwritten(tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 2
     assert "--resume" in _one_line_error(capsys)
+
+
+def test_prepare_copies_verified_files_into_splits_and_refuses_a_changed_file(tmp_path, monkeypatch):
+    import hashlib
+    import json
+
+    from restore_models import prepare
+
+    source = _write_images(tmp_path / "clone" / "images")
+    files = {p.name: {"split": "val" if p.name == "im0.png" else "train",
+                      "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in source.iterdir()}
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "tiny.json").write_text(json.dumps(
+        {"name": "tiny", "repository": "https://example.org/tiny", "commit": "0" * 40, "path": "images",
+         "files": files}))
+    monkeypatch.setattr(prepare, "COLLECTIONS", tmp_path / "manifests")
+    assert prepare.prepare("tiny", str(tmp_path / "clone"), str(tmp_path / "out")) == {"train": 2, "val": 1}
+    assert (tmp_path / "out" / "val" / "im0.png").exists()
+    (source / "im1.png").write_bytes(b"changed")
+    with pytest.raises(SystemExit, match="checksum"):
+        prepare.prepare("tiny", str(tmp_path / "clone"), str(tmp_path / "out2"))

@@ -37,6 +37,11 @@ SOURCES_AND_LICENCES = {
 }
 
 
+def data_root() -> str:
+    """Where prepared collections live: ``$RESTORE_DATA``, else ``data/`` in the working directory."""
+    return os.environ.get("RESTORE_DATA", "data")
+
+
 def _to_float(im: np.ndarray) -> np.ndarray:
     im = np.asarray(im)
     if im.dtype == bool:
@@ -258,6 +263,9 @@ class Preset:
     validation: tuple[str, ...]
     procedural_fraction: float
     procedural: Callable[[int, np.random.Generator], np.ndarray]
+    # Photograph collections (restore_models.prepare) whose train split the recipe trains on and whose
+    # val split validates it.
+    collections: tuple[str, ...] = ()
 
 
 class PatchSampler:
@@ -344,9 +352,9 @@ def _medical_procedural(size: int, rng: np.random.Generator) -> np.ndarray:
 
 PRESETS = {
     "natural-rgb": Preset("natural-rgb", 3, "RGB photographs (default for colour images)", "natural",
-                          NATURAL_TRAIN, NATURAL_VALIDATION, 0.5, lambda s, r: None),
+                          NATURAL_TRAIN, NATURAL_VALIDATION, 0.5, lambda s, r: None, ("cbsd432",)),
     "natural-gray": Preset("natural-gray", 1, "grayscale photographs (default for 1-channel images)",
-                           "natural", NATURAL_TRAIN, NATURAL_VALIDATION, 0.5, lambda s, r: None),
+                           "natural", NATURAL_TRAIN, NATURAL_VALIDATION, 0.5, lambda s, r: None, ("bsd400",)),
     "medical-gray": Preset("medical-gray", 1, "CT/MRI magnitude slices (default for medical tasks)",
                            "medical", MEDICAL_TRAIN, MEDICAL_VALIDATION, 0.6, _medical_procedural),
 }

@@ -36,6 +36,40 @@ def tweedie_denoise(prior, noisy: torch.Tensor, sigma: float) -> torch.Tensor:
     return prior.from_model(x0).clamp(0, 1)
 
 
+def centre_crop(im: np.ndarray, side: int) -> np.ndarray:
+    H, W = im.shape[:2]
+    s = min(side, H, W) // 8 * 8
+    top, left = (H - s) // 2, (W - s) // 2
+    return im[top:top + s, left:left + s]
+
+
+def validation_set(name: str, channels: int, root: str, side: int = 256) -> list[tuple[str, torch.Tensor]]:
+    """``(name, (1, C, H, W) in [0, 1])`` centre crops of a validation set, converted to ``channels``.
+
+    ``name`` is a prepared collection's held-out split (``bsd400-val``, ``cbsd432-val``: see
+    ``restore_models.prepare``) or ``wheels-val`` (the natural validation images shipped in installed wheels).
+    """
+    from .data import NATURAL_VALIDATION, load_natural, read_image_file, scan_folder
+
+    if name == "wheels-val":
+        images = [(key, load_natural(key)) for key in NATURAL_VALIDATION]
+    else:
+        folder = os.path.join(root, name.removesuffix("-val"), "val")
+        if not os.path.isdir(folder):
+            raise InvalidInputError(f"validation folder '{folder}' does not exist; prepare it with "
+                                    f"`python -m restore_models.prepare {name.removesuffix('-val')}` or set RESTORE_DATA")
+        images = [(os.path.basename(p), read_image_file(p)) for p in scan_folder(folder)]
+    out = []
+    for key, im in images:
+        im = centre_crop(im[..., :3], side)
+        if channels == 1 and im.shape[2] == 3:
+            im = im @ np.array([[0.299], [0.587], [0.114]], np.float32)
+        elif channels == 3 and im.shape[2] == 1:
+            im = np.repeat(im, 3, axis=2)
+        out.append((key, torch.from_numpy(np.ascontiguousarray(im, dtype=np.float32)).permute(2, 0, 1)[None]))
+    return out
+
+
 def load_folder(folder: str, channels: int, max_side: int = 512) -> list[tuple[str, torch.Tensor]]:
     import restore
 

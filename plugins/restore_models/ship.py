@@ -6,6 +6,7 @@ validation images of ``data.py`` (never used for training), next to BM3D on the 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -14,26 +15,37 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import PRESETS, SOURCES_AND_LICENCES, load_medical, load_natural
+from restore.errors import InvalidInputError
+
+from .data import PRESETS, SOURCES_AND_LICENCES, data_root, load_medical, load_natural
+from .evaluate import centre_crop, validation_set
 from .plugin import WEIGHTS
 
 SIGMAS = (15 / 255, 25 / 255, 50 / 255)
 
 
 def validation_images(preset_name: str, side: int = 256) -> list[tuple[str, torch.Tensor]]:
+    """The preset's held-out images: its collections' val splits (when prepared) and its wheel images."""
     preset = PRESETS[preset_name]
     out = []
+    for name in preset.collections:
+        try:
+            out += [(f"{name}:{key}", im) for key, im in validation_set(f"{name}-val", preset.channels, data_root(),
+                                                                        side)]
+        except InvalidInputError as exc:
+            print(f"warning: {exc}; validating on the wheel images only", file=sys.stderr)
     for key in preset.validation:
         ims = load_medical(key) if preset.domain == "medical" else [load_natural(key)]
         for i, im in enumerate(ims[:2]):
             if preset.channels == 1 and im.shape[2] == 3:
                 im = im @ np.array([[0.299], [0.587], [0.114]], np.float32)
-            H, W = im.shape[:2]
-            s = min(side, H, W) // 8 * 8
-            top, left = (H - s) // 2, (W - s) // 2
-            crop = torch.from_numpy(np.ascontiguousarray(im[top:top + s, left:left + s])).permute(2, 0, 1)[None]
+            crop = torch.from_numpy(np.ascontiguousarray(centre_crop(im, side))).permute(2, 0, 1)[None]
             out.append((f"{key}#{i}" if len(ims) > 1 else key, crop.float()))
     return out
+
+
+def mean_psnr(rows, sigma: float) -> float:
+    return float(np.mean([r.prior_psnr for r in rows if abs(r.sigma - sigma) < 1e-9]))
 
 
 def forward_ms(prior, side: int = 256, repeats: int = 3) -> float:
@@ -47,71 +59,138 @@ def forward_ms(prior, side: int = 256, repeats: int = 3) -> float:
     return 1000 * float(np.median(times[1:]))
 
 
-def model_card(meta: dict, rows, fwd_ms: float, size_mb: float) -> str:
+def training_history(meta: dict) -> list[dict]:
+    """Every stage behind a prior, oldest first: a fine-tuned run lists the prior it started from."""
+    return list(meta.get("history", [])) + [{
+        "steps": meta["training_steps"], "minutes": meta["training_minutes"],
+        "init": (meta.get("train_config") or {}).get("init"),
+        "data": list((meta.get("train_config") or {}).get("data", ()))}]
+
+
+def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> str:
     preset = PRESETS[meta["name"]]
     cfg = meta.get("train_config", {})
+    history = meta.get("history", [])
+    total_steps = sum(h["steps"] for h in history)
+    total_hours = sum(h["minutes"] for h in history) / 60
+    fraction = cfg.get("procedural_fraction")
+    fraction = preset.procedural_fraction if fraction is None else fraction
     lines = [
         f"# {meta['name']}", "", meta.get("summary", ""), "",
         "## Model", "",
         f"- Architecture: diffusers `UNet2DModel`, no attention (fully convolutional), block channels "
         f"{tuple(cfg.get('block_out_channels', ()))}, {cfg.get('layers_per_block', 1)} layer(s) per block, "
         f"{meta['channels']} channel(s) in/out; sizes must be multiples of 8 (the engine pads).",
-        f"- Parameters: {meta['parameters']:,}; weights {size_mb:.1f} MB (safetensors, EMA).",
+        f"- Parameters: {meta['parameters']:,}; weights {size_mb:.1f} MB (safetensors, EMA, stored as {dtype}; "
+        "loaded as float32).",
         "- Objective: eps-prediction, DDPM linear betas 1e-4..0.02, T = 1000; AdamW "
         f"(lr {cfg.get('lr')}, weight decay {cfg.get('weight_decay')}), EMA {cfg.get('ema_decay')}, batch "
-        f"{cfg.get('batch_size')} random {cfg.get('crop')}² crops with flips and 90° rotations.",
-        f"- Training: {meta['training_steps']} steps in {meta['training_minutes']} min on 2 CPU cores "
-        f"(1 torch thread, shared machine). Recipe: `restore train prior --preset {meta['name']}`.",
-        f"- Forward pass at 256×256 on this machine: {fwd_ms:.0f} ms (median of 3, CPU).", "",
+        f"{cfg.get('batch_size')} random {cfg.get('crop')}² crops with flips and 90° rotations, "
+        f"{cfg.get('precision', 'fp32')} autocast.",
+        f"- Training: {total_steps} steps, {total_hours:.1f} h in all on a shared 2-core CPU (1 torch thread):",
+    ]
+    for i, h in enumerate(history, 1):
+        data = ", ".join(os.path.basename(os.path.dirname(d.rstrip("/"))) + "/" + os.path.basename(d.rstrip("/"))
+                         for d in h.get("data", [])) or "the preset's offline sources"
+        start = "fine-tuned from the previous stage" if h.get("init") else "from scratch"
+        lines.append(f"  {i}. {h['steps']} steps, {h['minutes']:.0f} min, {start}, on {data}.")
+    lines += [
+        f"- Recipe: `restore train prior --preset {meta['name']} --data DATA/{(preset.collections or ('',))[0]}/train"
+        f" -o runs/{meta['name']}` (continue with `--resume runs/{meta['name']}`).",
+        f"- Forward pass at 256×256 on this machine: {fwd_ms:.0f} ms (median of 3, CPU, float32).", "",
         "## Data", "",
-        f"- Training sources: {', '.join(preset.sources)}; procedural fraction {preset.procedural_fraction:.0%} "
+    ]
+    for name in preset.collections:
+        info = json.loads((Path(__file__).parent / "collections" / f"{name}.json").read_text())
+        n_train = sum(f["split"] == "train" for f in info["files"].values())
+        lines.append(f"- `{name}`: {n_train} training images from {info['repository']} (commit "
+                     f"{info['commit'][:7]}, `{info['path']}`), {len(info['files']) - n_train} held out for "
+                     f"validation; file list with SHA-256 in `collections/{name}.json`; obtain with "
+                     f"`python -m restore_models.prepare {name}`. These are Berkeley Segmentation Dataset images "
+                     "(Corel-derived, distributed for research use; no licence stated by either repository); "
+                     "they are not redistributed here.")
+    lines += [
+        f"- Offline sources from installed wheels: {', '.join(preset.sources)}; procedural fraction {fraction:.0%} "
         f"({'dead-leaves images with textures and blur' if preset.domain == 'natural' else 'random-ellipse and Shepp–Logan phantoms'}).",
-        f"- Validation (never trained on): {', '.join(preset.validation)}.",
+        f"- Validation (never trained on): the held-out split of each collection above and "
+        f"{', '.join(preset.validation)}.",
         "- Never used: the images behind `sample_images/` (" + ", ".join(
-            ["skimage:astronaut", "skimage:coffee", "skimage:camera", "skimage:chelsea"]) + ").",
+            ["skimage:astronaut", "skimage:coffee", "skimage:camera", "skimage:chelsea"]) + ") and the standard "
+        "test sets (Set5/12/14, BSD68/CBSD68, Kodak24, McMaster, LIVE1, Urban100).",
         "- Licences: " + "; ".join(f"{k}: {v}" for k, v in SOURCES_AND_LICENCES.items()
                                    if k in {s.split(':')[0] for s in preset.sources + preset.validation}
                                    or k in ("dead-leaves", "phantoms")) + ".", "",
         "## One-step Tweedie denoising on the validation images", "",
-        "PSNR in dB (256² centre crops, seed 0). BM3D: the `bm3d` package on the same noisy images.", "",
-        "| image | σ | noisy | this prior | BM3D |", "|---|---|---|---|---|",
+        "Mean PSNR in dB over 256² centre crops (seed 0). BM3D: the `bm3d` package (CBM3D for colour) on the "
+        "same noisy images.", "",
+        "| validation images | n | σ | noisy | this prior | BM3D |", "|---|---|---|---|---|---|",
     ]
+    groups: dict[str, list] = {}
     for r in rows:
-        bm = "n/a" if r.bm3d_psnr is None else f"{r.bm3d_psnr:.2f}"
-        lines.append(f"| {r.image} | {r.sigma * 255:.0f}/255 | {r.noisy_psnr:.2f} | {r.prior_psnr:.2f} | {bm} |")
-    for sigma in SIGMAS:
-        sel = [r for r in rows if abs(r.sigma - sigma) < 1e-9]
-        bms = [r.bm3d_psnr for r in sel if r.bm3d_psnr is not None]
-        mean_bm = f"{np.mean(bms):.2f}" if len(bms) == len(sel) and sel else "n/a"
-        lines.append(f"| **mean** | {sigma * 255:.0f}/255 | {np.mean([r.noisy_psnr for r in sel]):.2f} | "
-                     f"{np.mean([r.prior_psnr for r in sel]):.2f} | {mean_bm} |")
+        groups.setdefault(r.image.split(":")[0] if ":" in r.image and r.image.split(":")[0] in preset.collections
+                          else "wheel images", []).append(r)
+    for group, sel_all in groups.items():
+        for sigma in SIGMAS:
+            sel = [r for r in sel_all if abs(r.sigma - sigma) < 1e-9]
+            bms = [r.bm3d_psnr for r in sel if r.bm3d_psnr is not None]
+            mean_bm = f"{np.mean(bms):.2f}" if len(bms) == len(sel) and sel else "n/a"
+            lines.append(f"| {group} | {len(sel)} | {sigma * 255:.0f}/255 | {np.mean([r.noisy_psnr for r in sel]):.2f}"
+                         f" | {np.mean([r.prior_psnr for r in sel]):.2f} | {mean_bm} |")
     lines += ["", "Reproduce: `python -m restore_models.ship runs/<name>` (re-measures and rewrites this card)."]
     return "\n".join(lines) + "\n"
 
 
-def ship(run_dir: str, evaluate_now: bool = True) -> Path:
+def ship(run_dir: str, evaluate_now: bool = True, force: bool = False) -> Path:
+    """Copy a run's EMA weights into ``weights/`` when they beat the shipped ones at σ = 25/255.
+
+    The weights are stored as float16 when that moves the mean Tweedie PSNR by at most 0.01 dB at every σ.
+    """
     from restore.priors.loading import load_prior_folder
+    from safetensors.torch import load_file, save_file
 
     from .evaluate import evaluate
 
     run = Path(run_dir)
     meta = json.loads((run / "restore_prior.json").read_text())
     dest = WEIGHTS / meta["name"]
+    images = validation_images(meta["name"]) if evaluate_now else []
+    shipped_rows = []
+    if dest.exists() and evaluate_now:
+        shipped_rows = evaluate(load_prior_folder(str(dest)), images, [25 / 255], use_bm3d=False)
+    previous = json.loads((dest / "restore_prior.json").read_text()) if dest.exists() else {}
+    init = (meta.get("train_config") or {}).get("init")
+    meta["history"] = (training_history(previous) if init and previous else []) + training_history(
+        {**meta, "history": []})
     tmp = WEIGHTS / f".{meta['name']}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(run / "unet", tmp / "unet")
     shutil.copytree(run / "scheduler", tmp / "scheduler")
-    shutil.copy(run / "restore_prior.json", tmp / "restore_prior.json")
+    (tmp / "restore_prior.json").write_text(json.dumps(meta, indent=2))
     shutil.copy(run / "loss.csv", tmp / "loss.csv")
-    size_mb = sum(f.stat().st_size for f in (tmp / "unet").iterdir()) / 1e6
+    if (run / "val.csv").exists():
+        shutil.copy(run / "val.csv", tmp / "val.csv")
+    dtype = "float32"
     if evaluate_now:
-        prior = load_prior_folder(str(tmp))
-        rows = evaluate(prior, validation_images(meta["name"]), list(SIGMAS))
-        (tmp / "MODEL_CARD.md").write_text(model_card(meta, rows, forward_ms(prior), size_mb))
+        rows = evaluate(load_prior_folder(str(tmp)), images, list(SIGMAS))
+        if shipped_rows and not force and mean_psnr(rows, 25 / 255) <= mean_psnr(shipped_rows, 25 / 255):
+            shutil.rmtree(tmp)
+            raise SystemExit(f"not shipped: {mean_psnr(rows, 25 / 255):.2f} dB at sigma 25/255 does not beat the "
+                             f"shipped {mean_psnr(shipped_rows, 25 / 255):.2f} dB (use --force to ship anyway)")
+        weights = tmp / "unet" / "diffusion_pytorch_model.safetensors"
+        full = load_file(str(weights))
+        save_file({k: v.half() for k, v in full.items()}, str(weights))
+        half_rows = evaluate(load_prior_folder(str(tmp)), images, list(SIGMAS), use_bm3d=False)
+        if all(abs(mean_psnr(half_rows, s) - mean_psnr(rows, s)) <= 0.01 for s in SIGMAS):
+            dtype = "float16"
+        else:
+            save_file(full, str(weights))
+        size_mb = sum(f.stat().st_size for f in (tmp / "unet").iterdir()) / 1e6
+        (tmp / "MODEL_CARD.md").write_text(model_card(meta, rows, forward_ms(load_prior_folder(str(tmp))),
+                                                      size_mb, dtype))
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return dest
 
 
 if __name__ == "__main__":
-    print(ship(sys.argv[1], evaluate_now="--no-eval" not in sys.argv))
+    print(ship(sys.argv[1], evaluate_now="--no-eval" not in sys.argv, force="--force" in sys.argv))
