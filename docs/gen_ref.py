@@ -99,7 +99,7 @@ def sampler_page(name: str, cls: type | None = None) -> str:
     if meta.get("prior_kinds"):
         lines.append(f"| prior kinds | {', '.join(f'`{k}`' for k in meta['prior_kinds'])} |")
     lines.append("")
-    module_doc = inspect.getdoc(sys.modules.get(module)) or ""
+    module_doc = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", inspect.getdoc(sys.modules.get(module)) or "")  # Sphinx roles
     if module_doc:
         lines += [module_doc, ""]
     config = getattr(cls, "Config", None)

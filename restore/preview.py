@@ -132,17 +132,19 @@ def render_strip(panels: list[Panel], *, height: int = 256, title: str = "") -> 
 
 
 def degraded_view(y: torch.Tensor, operator, shape: tuple[int, ...]) -> tuple[torch.Tensor, str]:
-    """The measurement shown as an image of the unknown's ``shape``: ``y`` itself when it is an image
-    (nearest-neighbour enlarged when smaller, as for super-resolution), otherwise the operator's cheap
-    estimate (zero-filled MRI, FBP for CT), with a caption saying which."""
-    if not y.is_complex() and y.dim() == len(shape) and tuple(y.shape[:-2]) == tuple(shape[:-2]):
-        y = y.detach().cpu()
-        if tuple(y.shape[-2:]) != tuple(shape[-2:]):
-            lead = y.shape[:-2]
-            flat = y.reshape(-1, 1, *y.shape[-2:]).float()
-            y = torch.nn.functional.interpolate(flat, size=tuple(shape[-2:]), mode="nearest").reshape(*lead, *shape[-2:])
-            return y.clamp(0, 1), "measurement, enlarged"
-        return y.clamp(0, 1), "measurement"
+    """The measurement shown as an image of the unknown's ``shape``: ``y`` itself when it is an image of
+    that size or an integer factor smaller (enlarged with nearest neighbours, as for super-resolution),
+    otherwise the operator's cheap estimate (zero-filled image for MRI, FBP for a CT sinogram), with a
+    caption saying which."""
+    shape = tuple(shape)
+    if not y.is_complex() and y.dim() == len(shape) and tuple(y.shape[:-2]) == shape[:-2]:
+        (h, w), (H, W) = y.shape[-2:], shape[-2:]
+        if (h, w) == (H, W):
+            return y.detach().cpu().clamp(0, 1), "measurement"
+        if H % h == 0 and W % w == 0 and H // h == W // w:
+            flat = y.detach().cpu().reshape(-1, 1, h, w).float()
+            big = torch.nn.functional.interpolate(flat, size=(H, W), mode="nearest").reshape(shape)
+            return big.clamp(0, 1), "measurement, enlarged"
     with torch.no_grad():
         est = operator.initial_estimate(y).detach().cpu()
     est = est.abs() if est.is_complex() else est

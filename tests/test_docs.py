@@ -208,3 +208,18 @@ def test_strip_of_a_volume_and_complex_data_renders():
     image = np.asarray(render_strip(panels, height=32))
     _, boxes = layout(panels, height=32)
     assert (_panel(image, boxes[0]) == 255).all() and (_panel(image, boxes[1]) == 255).all()
+
+
+def test_degraded_view_of_non_image_measurements():
+    """A sinogram is shown as its FBP, a low-resolution image enlarged by pixel replication."""
+    from restore.preview import degraded_view
+    from restore.phantoms import shepp_logan_2d
+
+    x = shepp_logan_2d(32)
+    ct = restore.operator("ct-parallel", size=32, views=16)
+    shown, note = degraded_view(ct(x), ct, tuple(x.shape))
+    assert shown.shape == x.shape and "A⁺y" in note
+    assert torch.allclose(shown, ct.initial_estimate(ct(x)).clamp(0, 1))
+    small = x[..., ::4, ::4]
+    shown, note = degraded_view(small, None, tuple(x.shape))
+    assert torch.equal(shown, small.repeat_interleave(4, -2).repeat_interleave(4, -1))
