@@ -50,7 +50,7 @@ ENTRIES = {
     "ct": ("ct", "ct_small", None, {"views": 30}, {},
            "CT, 30 parallel-beam views (pydicom's CT_small slice, 128²)"),
     "volume": ("ct", "shepp-logan-3d", None, {"views": 8, "chunk": 8}, {"samples": 1, "steps": 30},
-               "CT volume 16×64², 8 views per slice, dds-3d with TV along z; middle slice shown"),
+               "CT volume 16×64², 8 views per slice, dds-3d with TV along z; the strip scores the middle slice it shows, the numbers below are over the whole volume"),
 }
 
 
@@ -106,7 +106,7 @@ def build(names: list[str]) -> dict:
             print(f"{name}: {index[name]['metrics']} in {index[name]['seconds']} s", flush=True)
             tmp_index = index_path + ".partial"
             with open(tmp_index, "w") as f:
-                json.dump({k: index[k] for k in ENTRIES if k in index}, f, indent=1)
+                json.dump({k: index[k] for k in ENTRIES if k in index}, f, indent=1, ensure_ascii=False)
             os.replace(tmp_index, index_path)
     return index
 

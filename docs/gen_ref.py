@@ -91,13 +91,11 @@ def sampler_page(name: str, cls: type | None = None) -> str:
     meta = comp.metadata
     module = cls.__module__
     lines = [f"# `{name}`", "", meta.get("summary", "").strip() + ".", ""]
-    lines += ["| | |", "|---|---|",
-              f"| registered by | `{comp.plugin}` |",
-              f"| class | `{module}.{cls.__name__}` |",
-              f"| needs | {', '.join(f'`{r}`' for r in meta.get('requires', ())) or 'nothing'} |",
-              f"| cost per step | {_cell(meta.get('cost', '') or '-')} |"]
+    lines += [f"- **Registered by** `{comp.plugin}` as `{module}.{cls.__name__}`",
+              f"- **Needs** {', '.join(f'`{r}`' for r in meta.get('requires', ())) or 'nothing'}",
+              f"- **Cost per step** {meta.get('cost', '') or '-'}"]
     if meta.get("prior_kinds"):
-        lines.append(f"| prior kinds | {', '.join(f'`{k}`' for k in meta['prior_kinds'])} |")
+        lines.append(f"- **Prior kinds** {', '.join(f'`{k}`' for k in meta['prior_kinds'])}")
     lines.append("")
     module_doc = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", inspect.getdoc(sys.modules.get(module)) or "")  # Sphinx roles
     if module_doc:
@@ -180,7 +178,7 @@ def cli_page() -> str:
 
 # ------------------------------------------------------------------------------------------- benchmarks
 
-SUITES = ("quick", "full")
+SUITES = ("full", "quick")
 
 
 def load_result(path: str) -> Any:
@@ -234,7 +232,7 @@ def suites_page(results: str = RESULTS) -> tuple[str, list[str]]:
     from bench.run import markdown
 
     lines = ["# Benchmark suites", "",
-             "Generated at build time from `bench/results/quick.json` and `bench/results/full.json`, written by "
+             "Generated at build time from `bench/results/full.json` and `bench/results/quick.json`, written by "
              "`python -m bench.run --suite quick|full`. Tasks: Gaussian and motion deblurring (noise 0.01), 4× "
              "super-resolution, 50 % random and box inpainting, denoising at 25/255, MRI 4×/8× and CT 30/60 views "
              "on a Shepp–Logan phantom; every compatible sampler at several step budgets next to the classical "
