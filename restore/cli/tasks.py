@@ -26,6 +26,8 @@ COMMON = [
     ("save_config", bool, typer.Option(False, "--save-config", help="write OUT.config.json with the full configuration")),
     ("set_", Optional[list[str]], typer.Option(None, "--set", help="sampler option KEY=VALUE (repeatable), e.g. --set zeta=0.5")),
     ("quiet", bool, typer.Option(False, "--quiet", "-q", help="no progress bar or summary")),
+    ("preview", bool, typer.Option(False, "--preview", help="also write OUT_preview.png: clean | degraded | "
+                                   "restored | std strip (clean with --simulate, std with --samples N)")),
 ]
 
 
@@ -54,9 +56,14 @@ def make_command(task_name: str, task):
             samples=kwargs.pop("samples"), simulate=kwargs.pop("simulate"), overwrite=kwargs.pop("overwrite"),
             save_config=kwargs.pop("save_config"), sampler_options=parse_assignments(kwargs.pop("set_")))
         quiet = kwargs.pop("quiet")
-        input_path, output = kwargs.pop("input"), kwargs.pop("output")
+        input_path, output, preview = kwargs.pop("input"), kwargs.pop("output"), kwargs.pop("preview")
         with progress_bar(task_name, enabled=None if not quiet else False) as update:
-            report = run_task(task_name, input_path, output, settings, kwargs, progress=update)
+            if preview:
+                from ..preview import run_with_preview
+
+                report, _ = run_with_preview(task_name, input_path, output, settings, kwargs, progress=update)
+            else:
+                report = run_task(task_name, input_path, output, settings, kwargs, progress=update)
         if not quiet:
             parts = [f"wrote {report.output}", f"prior {report.prior}", f"sampler {report.sampler}",
                      f"NFE {report.nfe}", f"{report.seconds:.1f} s"]
