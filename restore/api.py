@@ -55,7 +55,7 @@ def prior(name: str = "default", *, channels: int = 3, domain: str = "natural", 
     dev = resolve_device(device)
     if name == "default":
         name = default_prior_name(channels, domain)
-    if os.sep in name or os.path.isdir(name):
+    if os.sep in name or os.path.exists(name):
         from .priors.loading import load_prior_folder
 
         return load_prior_folder(name, device=dev)

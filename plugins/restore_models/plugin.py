@@ -39,3 +39,7 @@ def restore_register_priors(register):
             default_for=(meta["domain"],) if kind == "vp" and meta.get("domain") else (), rank=10,
             path=str(folder),
         )
+
+
+# Published networks (ADM, NCSN++/DDPM++, consistency models): preset priors and `restore convert`.
+from .architectures.hooks import register_architecture_commands, register_architecture_priors  # noqa: E402,F401

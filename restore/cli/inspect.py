@@ -38,11 +38,14 @@ def list_components(kind: str = typer.Argument(..., help="operators | priors | s
     if key not in KIND_ALIASES.values():
         raise InvalidInputError(f"unknown kind '{kind}'; choose one of {', '.join(KIND_ALIASES)}")
     columns = ["name", "plugin", "summary"]
-    extra = {"operator": ["linear", "domain"], "prior": ["kind", "channels"], "sampler": ["requires", "cost"],
+    extra = {"operator": ["linear", "domain"], "prior": ["kind", "channels", "params", "s/call"],
+             "sampler": ["requires", "cost"],
              "reader": ["extensions"], "writer": ["extensions"], "task": []}[key]
     table = Table(*(columns[:2] + extra + columns[2:]), box=None)
     for comp in registry().all(key):
-        meta = comp.metadata
+        meta = dict(comp.metadata)
+        if key == "prior":
+            meta.update(_prior_cost(comp))
         values = [meta.get(e, "") for e in extra]
         values = [", ".join(v) if isinstance(v, (tuple, list)) else ("any" if v is None else str(v)) for v in values]
         summary = comp.summary
@@ -50,6 +53,19 @@ def list_components(kind: str = typer.Argument(..., help="operators | priors | s
             summary = comp.build().summary
         table.add_row(comp.name, comp.plugin, *values, summary)
     Console(width=160).print(table)
+
+
+def _prior_cost(comp) -> dict:
+    """Parameter count and estimated seconds per network call, when the prior's plugin can estimate them
+    (metadata ``estimate``: a callable returning ``{"parameters", "seconds_per_call"}``, computed lazily)."""
+    estimate = comp.metadata.get("estimate")
+    if not callable(estimate):
+        return {}
+    try:
+        est = estimate()
+    except Exception:  # noqa: BLE001 - a listing shows what it can
+        return {}
+    return {"params": f"{est['parameters'] / 1e6:.1f}M", "s/call": f"{est['seconds_per_call']:.3g}"}
 
 
 def register(app: typer.Typer) -> None:

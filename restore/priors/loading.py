@@ -13,12 +13,26 @@ FOLDER_LOADERS: dict[str, str] = {
     "mean-reverting": "restore.priors.mean_reverting:load_mean_reverting_folder",
     "latent": "restore.priors.latent:load_latent_folder",
 }
+# Checkpoint files (.pt/.pth/.safetensors …) and folders whose restore_prior.json names an "architecture"
+# or "preset": published networks (ADM, NCSN++/DDPM++, consistency models), built by restore_models.
+ARCHITECTURE_LOADER = "restore_models.architectures.loading:load_architecture_prior"
+ARCHITECTURE_TEST = "restore_models.architectures.loading:is_architecture_path"
 
 
 def load_prior_folder(path: str, device: torch.device | str = "cpu"):
     from ..registry import resolve_factory
 
     folder = Path(path)
+    if folder.is_file() or (folder / "restore_prior.json").is_file():
+        try:
+            is_architecture = resolve_factory(ARCHITECTURE_TEST)
+        except Exception:  # noqa: BLE001 - the restore_models plugin is missing or broken
+            is_architecture = None
+        if is_architecture is not None and is_architecture(folder):
+            return resolve_factory(ARCHITECTURE_LOADER)(folder, device=device)
+        if folder.is_file():
+            raise InvalidInputError(f"prior '{path}' is a file but not a checkpoint restore can read (.pt, .pth, "
+                                    f".ckpt, .safetensors with the restore_models plugin); pass a prior folder")
     if not folder.exists():
         raise InvalidInputError(f"prior '{path}' is neither a registered name nor an existing folder; "
                                 f"see 'restore list priors'")
