@@ -75,12 +75,9 @@ def _pixel_problem(op_name: str = "blur", side: int = 6) -> restore.Problem:
 
 
 def _run(name: str, prior, problem, **cfg) -> torch.Tensor:
-    """The engine's path before the refactor: pad (api.pad_for), run, crop."""
-    from restore.api import pad_for
-
-    padded, crop = pad_for(prior, problem)
-    x = restore.sampler(name, **cfg).run(prior, padded, generator=torch.Generator().manual_seed(7)).x
-    return x if crop is None else x[..., : crop[0], : crop[1]]
+    """Run one sampler with seed 7. The recording was made with the pre-refactor engine path (pad with
+    ``api.pad_for``, run, crop); since the refactor, ``Sampler.run`` pads and crops itself."""
+    return restore.sampler(name, **cfg).run(prior, problem, generator=torch.Generator().manual_seed(7)).x
 
 
 def _latent_prior(folder: str):
