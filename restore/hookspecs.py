@@ -49,10 +49,12 @@ def restore_register_priors(register) -> None:
     """Register priors.
 
     ``register(name, factory, *, kind: str, channels: int | None, summary: str = "",
-    default_for: tuple[str, ...] = (), rank: int = 0)``. ``kind`` is ``"vp"``, ``"mean-reverting"``,
+    default_for: tuple[str, ...] = (), rank: int = 0, estimate=None)``. ``kind`` is ``"vp"``, ``"mean-reverting"``,
     ``"latent"`` or ``"analytic"``; ``channels=None`` means any. ``default_for`` lists domains
     (``"natural"``, ``"medical"``) for which the prior may be picked as the default; the highest
     ``rank`` whose channels match wins. ``factory(**params)`` returns a :class:`restore.DiffusionPrior`.
+    ``estimate``, if given, is a cheap callable returning ``{"parameters": int, "seconds_per_call": float}``
+    for ``restore list priors`` (called only when listing).
     """
 
 

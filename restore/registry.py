@@ -26,7 +26,8 @@ class OperatorRecord:
 class PriorRecord:
     """``kind``: the prior family's name; ``channels``: ``C`` or ``None`` for any; ``default_for``: domains
     this prior is the default of (highest ``rank`` wins); ``per_channel_factory``: the factory takes
-    ``channels=``; ``path``: the folder an on-disk prior loads from."""
+    ``channels=``; ``path``: the folder an on-disk prior loads from; ``estimate``: an optional callable
+    returning ``{"parameters", "seconds_per_call"}``, called lazily by ``restore list priors``."""
 
     summary: str = ""
     kind: str = "vp"
@@ -35,6 +36,7 @@ class PriorRecord:
     rank: int = 0
     per_channel_factory: bool = False
     path: str = ""
+    estimate: Callable[[], dict] | None = None
 
 
 @dataclass(frozen=True)
