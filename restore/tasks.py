@@ -39,6 +39,9 @@ class Setup:
     # Batch entries (e.g. the slices of a k-space file) per sampler run: bounds the network's memory by the
     # chunk, not the file. Needs an operator that implements ``batch_slice``; ``None`` = all at once.
     batch_chunk: int | None = None
+    # Maps the sampler's unknown to the output written (e.g. a ``valid`` blur's unknown is larger than the
+    # observed image: its extension is cropped away so the output has the input's size); ``None`` = as is.
+    view: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,7 @@ def run_task(task: Task | str, input_path: str, output_path: str | None, setting
             padded, crop = api.pad_for(prior, part)
             result = sampler.run(prior, padded, generator=generator, callback=step_progress)
             x = result.x if crop is None else result.x[..., : crop[0], : crop[1]]
+            x = x if setup.view is None else setup.view(x)
             pieces.append(x.detach().cpu())
             nfe += result.nfe
             seconds += result.seconds
