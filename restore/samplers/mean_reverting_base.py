@@ -16,8 +16,9 @@ from .base import Sampler
 def condition_from_problem(problem: Problem) -> torch.Tensor:
     """The mean-reversion target ``μ`` ``(B, C, H, W)``: the degraded input ``y`` brought to ``x``'s shape.
 
-    ``y`` is used as is when it already has ``x``'s shape (denoising, deblurring); a smaller ``y``
-    (super-resolution) is resized bicubically. When the engine padded ``x`` to the network's size multiple
+    ``y`` is used as is when it already has ``x``'s shape (denoising, deblurring); a smaller ``y`` is the
+    operator's ``initial_estimate`` when that has ``x``'s shape (bicubic upsampling for super-resolution,
+    the edge-extended ``y`` for a ``valid`` blur), else resized bicubically. When the engine padded ``x`` to the network's size multiple
     (``operator @ Crop``), ``y`` is brought to the unpadded size and replicate-padded.
     """
     y, shape = problem.y, tuple(problem.x_shape)
@@ -30,7 +31,12 @@ def condition_from_problem(problem: Problem) -> torch.Tensor:
     if isinstance(op, Composed) and isinstance(op.inner, Crop):
         crop = op.inner
     size = (crop.height, crop.width) if crop is not None else shape[-2:]
-    mu = y if tuple(y.shape[-2:]) == tuple(size) else F.interpolate(y, size=size, mode="bicubic", align_corners=False)
+    base = op.outer if crop is not None else op
+    start = None if tuple(y.shape[-2:]) == tuple(size) else base.initial_estimate(y)
+    if start is not None and tuple(start.shape[-2:]) == tuple(size):  # e.g. a valid blur: y extended in place
+        mu = start
+    else:
+        mu = y if start is None else F.interpolate(y, size=size, mode="bicubic", align_corners=False)
     if crop is not None:
         mu = F.pad(mu, (0, crop.pad_w, 0, crop.pad_h), mode="replicate")
     return mu
