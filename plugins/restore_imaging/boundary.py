@@ -193,7 +193,7 @@ class BoundaryFilter:
         return x
 
     def prox(self, z: torch.Tensor, y: torch.Tensor, gamma: float) -> torch.Tensor:
-        """``(I + γAᵀA)⁻¹(z + γAᵀy)`` by CG preconditioned with the circulant ``(I + γ|K|²/stride²)⁻¹``."""
+        """``(I + γAᵀA)⁻¹(z + γAᵀy)`` by CG preconditioned with the circulant ``(I + γ|K|²/f²)⁻¹``."""
         if self.boundary == "circular":
             return super().prox(z, y, gamma)
         H, W = z.shape[-2:]
