@@ -83,12 +83,14 @@ def operator(task: str, options: dict, boundary: str):
     return setup.problem.operator
 
 
-def run(side: int, steps: int, seed: int, images: tuple[str, ...], log=print) -> dict:
+def run(side: int, steps: int, seed: int, images: tuple[str, ...], cases: tuple[str, ...] = tuple(CASES),
+        boundaries: tuple[str, ...] = BOUNDARIES, log=print) -> dict:
     prior = load_prior("natural-rgb", 3, "natural")
     runs = []
     for key in images:
         name, photo = load(key, side)
-        for case, (task, options) in CASES.items():
+        for case in cases:
+            task, options = CASES[case]
             physics = operator(task, options, "valid")
             f = getattr(physics, "factor", 1)
             y_shape = (1, 3, side // f, side // f)
@@ -98,7 +100,7 @@ def run(side: int, steps: int, seed: int, images: tuple[str, ...], log=print) ->
             ref = physics.view(scene)
             start = y if f == 1 else torch.nn.functional.interpolate(y, scale_factor=f, mode="bicubic")
             entry = {"image": name, "case": case, "input": band_psnr(start.clamp(0, 1), ref)}
-            for boundary in BOUNDARIES:
+            for boundary in boundaries:
                 op = operator(task, options, boundary)
                 t0 = time.time()
                 try:
@@ -114,14 +116,14 @@ def run(side: int, steps: int, seed: int, images: tuple[str, ...], log=print) ->
                     f"(input {entry['input']['psnr']:.2f}, border {entry[boundary]['psnr_border']:.2f})")
             runs.append(entry)
     return {"machine": machine(), "side": side, "steps": steps, "seed": seed, "noise": 0.01, "band": BAND,
-            "prior": "natural-rgb", "sampler": "dds (task defaults)", "images": [r["image"] for r in runs[::2]],
+            "prior": "natural-rgb", "sampler": "dds (task defaults)", "images": sorted({r["image"] for r in runs}),
             "runs": runs, "summary": summary(runs)}
 
 
 def summary(runs: list[dict]) -> dict:
     """Mean PSNR gain over the input per case and boundary model (whole image, border band, interior)."""
     out = {}
-    for case in CASES:
+    for case in sorted({r["case"] for r in runs}):
         rows = [r for r in runs if r["case"] == case]
         out[case] = {}
         for b in BOUNDARIES:
@@ -139,8 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--images", type=int, default=len(IMAGES), help="use the first N images")
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {', '.join(CASES)}")
+    ap.add_argument("--boundaries", default=",".join(BOUNDARIES), help="comma-separated boundary models")
     args = ap.parse_args(argv)
-    data = run(args.side, args.steps, args.seed, IMAGES[: args.images])
+    cases, boundaries = tuple(args.cases.split(",")), tuple(args.boundaries.split(","))
+    unknown = sorted(set(cases) - set(CASES)) + sorted(set(boundaries) - set(BOUNDARIES))
+    if unknown:
+        ap.error(f"unknown case or boundary: {', '.join(unknown)}")
+    data = run(args.side, args.steps, args.seed, IMAGES[: args.images], cases, boundaries)
     write_json(args.output, data)
     for case, rows in data["summary"].items():
         for b, gains in rows.items():

@@ -82,6 +82,9 @@ def build_deblur(image: Image, noise: float, simulate: bool, generator: torch.Ge
     x = _pixels(image)
     boundary, sim_boundary = _boundaries(boundary, simulate_boundary, simulate)
     op = parse_kernel(kernel, boundary)
+    # a kernel larger than the photo is a mistake whatever the model (valid could take it, but would then
+    # have to invent more of the scene than it observed)
+    op._check_fits(*x.shape[-2:])
     sim = parse_kernel(kernel, sim_boundary) if simulate else op
     if simulate and sim_boundary == "valid":
         eh, ew = sim._extension()
