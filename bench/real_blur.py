@@ -1,6 +1,6 @@
 """Real blur: which boundary model restores a photo of a larger scene best?
 
-    python -m bench.real_blur -o bench/results/real_blur.json            # ~15 min on one shared core
+    python -m bench.real_blur -o bench/results/real_blur.json      # a quarter of an hour on one core
 
 A camera's blur (or downsampling) mixes in light from outside the frame. Each case takes a crop of a
 held-out photo larger than the output by the filter's reach, degrades it with the ``valid`` physics (so

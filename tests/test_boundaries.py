@@ -254,21 +254,25 @@ def test_cli_deblur_default_boundary_restores_a_real_blur_without_a_frame(tmp_pa
 
 
 def test_cli_simulate_uses_the_same_physics_and_can_cross_models(tmp_path):
+    """A valid simulation observes the centre of the clean image (a blur of the larger scene): the output
+    is that field of view, whatever model restores it; other simulations keep the clean image's size."""
     from restore.cli import main
 
     clean = torch.rand(1, 3, 40, 36, generator=torch.Generator().manual_seed(0))
     restore.write(tmp_path / "clean.png", clean)
-    runs = {"same": [], "crossed": ["--simulate-boundary", "reflect"]}
-    for tag, extra in runs.items():
+    runs = {"same": ([], (34, 30)),  # gaussian:1 is 7x7: the valid observation loses 3 px on every side
+            "crossed": (["--simulate-boundary", "reflect"], (40, 36)),
+            "crossed-back": (["--boundary", "reflect", "--simulate-boundary", "valid"], (34, 30))}
+    for tag, (extra, size) in runs.items():
         out = tmp_path / f"{tag}.png"
         rc = main(["deblur", str(tmp_path / "clean.png"), "--simulate", "--kernel", "gaussian:1", "-o", str(out),
                    "--steps", "2", "--prior", "stationary-gaussian", "--quiet", *extra])
         assert rc == 0
-        assert restore.read(out).data.shape == clean.shape  # valid restores the whole clean image
+        assert restore.read(out).data.shape[-2:] == size, tag
     out = tmp_path / "sr.png"
     rc = main(["super-resolve", str(tmp_path / "clean.png"), "--simulate", "--scale", "2", "-o", str(out),
                "--steps", "2", "--prior", "stationary-gaussian", "--quiet"])
-    assert rc == 0 and restore.read(out).data.shape[-2:] == (40, 36)
+    assert rc == 0 and restore.read(out).data.shape[-2:] == (34, 30)  # the x2 bicubic filter reaches 3 px
 
 
 @pytest.mark.parametrize("args,message", [

@@ -1,6 +1,6 @@
 """Draw docs/concepts/boundaries.png: what each boundary model assumes past the edge, and what it restores.
 
-    python docs/concepts/boundaries_figure.py            # ~20 s on one core
+    python docs/concepts/boundaries_figure.py
 
 Top row: a photo crop extended by 20 pixels the way each model assumes (``valid`` shows the true scene,
 dimmed: it is unknown and estimated). Bottom row: the same crop blurred as a camera blurs it (a Gaussian

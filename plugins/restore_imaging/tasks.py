@@ -60,18 +60,16 @@ def _boundaries(boundary: str, simulate_boundary: str | None, simulate: bool) ->
 def _filter_setup(op, sim, x: torch.Tensor, noise: float, simulate: bool, generator: torch.Generator) -> Setup:
     """Problem for a boundary-aware filter ``op``; with ``simulate`` the clean ``x`` is degraded by ``sim``.
 
-    The output covers the observation's field of view (for a measured image, its size): a ``valid``
-    unknown's extension is cropped away, unless the clean image itself is that unknown (both ``valid``).
-    The reference is the clean content of that field of view.
+    The output is the observation's field of view (``op.view``: a ``valid`` unknown's extension is cropped
+    away), so a measured image is restored at its own size. A ``valid`` simulation observes the centre of
+    the clean image only (the blur of the larger scene): the reference is then that centre.
     """
     noise_model = GaussianNoise(noise)
     if not simulate:
         op.forward(x.new_zeros((1, 1) + tuple(op.input_shape(x.shape)[-2:])))  # a filter that does not fit fails here
         return Setup(Problem(x, op, noise_model), view=op.view)
     y = noise_model.sample(sim(x), generator)
-    if op.boundary == "valid":
-        return Setup(Problem(y, op, noise_model), reference=x, view=None if sim.boundary == "valid" else op.view)
-    return Setup(Problem(y, op, noise_model), reference=sim.view(x))
+    return Setup(Problem(y, op, noise_model), reference=sim.view(x), view=op.view)
 
 
 def build_deblur(image: Image, noise: float, simulate: bool, generator: torch.Generator,
