@@ -84,11 +84,6 @@ def build_deblur(image: Image, noise: float, simulate: bool, generator: torch.Ge
     # have to invent more of the scene than it observed)
     op._check_fits(*x.shape[-2:])
     sim = parse_kernel(kernel, sim_boundary) if simulate else op
-    if simulate and sim_boundary == "valid":
-        eh, ew = sim._extension()
-        if x.shape[-2] <= eh or x.shape[-1] <= ew:
-            raise ShapeError(f"the {x.shape[-2]}x{x.shape[-1]} image is not larger than the {eh + 1}x{ew + 1} kernel "
-                             "that --simulate with the valid boundary blurs it with; use a larger image")
     return _filter_setup(op, sim, x, noise, simulate, generator)
 
 
@@ -97,7 +92,7 @@ def build_super_resolve(image: Image, noise: float, simulate: bool, generator: t
                         simulate_boundary: str | None = None) -> Setup:
     """Super-resolution by ``scale`` with the ``boundary`` model of the downsampling filter. With
     ``simulate`` the clean image is first cropped (bottom/right) to a size the degradation maps to whole
-    low-res pixels; the reference is that crop (its field of view for crossed boundary models)."""
+    low-res pixels; the reference is the observed field of view of that crop."""
     x = _pixels(image)
     boundary, sim_boundary = _boundaries(boundary, simulate_boundary, simulate)
     op = SuperResolution(scale, method, boundary)

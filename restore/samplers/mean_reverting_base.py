@@ -18,8 +18,9 @@ def condition_from_problem(problem: Problem) -> torch.Tensor:
 
     ``y`` is used as is when it already has ``x``'s shape (denoising, deblurring); a smaller ``y`` is the
     operator's ``initial_estimate`` when that has ``x``'s shape (bicubic upsampling for super-resolution,
-    the edge-extended ``y`` for a ``valid`` blur), else resized bicubically. When the engine padded ``x`` to the network's size multiple
-    (``operator @ Crop``), ``y`` is brought to the unpadded size and replicate-padded.
+    the edge-extended ``y`` for a ``valid`` blur), else resized bicubically. When the engine padded ``x``
+    to the network's size multiple (``operator @ Crop``), ``y`` is brought to the unpadded size and
+    replicate-padded.
     """
     y, shape = problem.y, tuple(problem.x_shape)
     if y.is_complex() or y.ndim != 4 or len(shape) != 4:
