@@ -40,6 +40,9 @@ class Setup:
     # Batch entries (e.g. the slices of a k-space file) per sampler run: bounds the network's memory by the
     # chunk, not the file. Needs an operator that implements ``batch_slice``; ``None`` = all at once.
     batch_chunk: int | None = None
+    # Maps the sampler's unknown to the output written (e.g. a ``valid`` blur's unknown is larger than the
+    # observed image: its extension is cropped away so the output has the input's size); ``None`` = as is.
+    view: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,8 @@ def run_task(task: Task | str, input_path: str, output_path: str | None, setting
     plan = plan_task(task, settings, options, setup, channels)
     prior = plan.load_prior(channels, task.domain, str(device))
     run = execute_plan(plan, problem, prior, generator, setup.batch_chunk, progress)
-    stack = run.draws
+    # A `valid` boundary restores a larger unknown; the task's view crops it back to the input's frame.
+    stack = run.draws if setup.view is None else torch.stack([setup.view(d) for d in run.draws])
     mean = stack.mean(0)
     meta = {k: v for k, v in image.meta.items()}
     report = RunReport(output_path, plan.prior or "none", plan.sampler, run.nfe, run.seconds, notes=list(plan.notes))

@@ -273,8 +273,8 @@ def test_cli_kernel_larger_than_image_is_one_line_exit_2_and_no_output(sharp_png
 
     out = sharp_png.parent / "too_big.png"
     capsys.readouterr()
-    rc = main(["deblur", str(sharp_png), "--kernel", "gaussian:20", "-o", str(out), "--steps", "2",
-               "--prior", "stationary-gaussian", "--quiet"])
+    rc = main(["deblur", str(sharp_png), "--kernel", "gaussian:20", "--boundary", "circular", "-o", str(out),
+               "--steps", "2", "--prior", "stationary-gaussian", "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and not out.exists()
     assert err.count("\n") == 1 and "121x121" in err and "64x64" in err, err

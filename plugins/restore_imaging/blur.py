@@ -1,9 +1,11 @@
-"""Circular blur operators: ``gaussian-blur``, ``motion-blur`` and ``kernel``.
+"""Blur operators: ``gaussian-blur``, ``motion-blur`` and ``kernel``.
 
-Every channel of a ``(B, C, H, W)`` image is convolved with one 2D kernel under periodic boundary
-conditions, computed with real FFTs. The operator is then diagonal in the Fourier domain with transfer
-function ``K``, so ``adjoint`` (``conj K``), ``normal`` (``|K|²``), ``pinv`` and ``prox`` are exact closed
-forms, and the composition of two blurs is again a blur (product of transfer functions).
+Every channel of a ``(B, C, H, W)`` image is convolved with one 2D kernel. The ``boundary`` model says what
+lies past the image edge (see :mod:`restore_imaging.boundary`). With ``circular`` (periodic) boundaries the
+operator is diagonal in the Fourier domain with transfer function ``K``, so ``adjoint`` (``conj K``),
+``normal`` (``|K|²``), ``pinv`` and ``prox`` are exact closed forms, and the composition of two blurs is
+again a blur (product of transfer functions). The other models (``valid``, ``reflect``, ``replicate``,
+``zero``) filter by FFT on an extended domain and solve ``prox``/``pinv`` by (preconditioned) CG.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import torch
 from restore.errors import InvalidInputError
 from restore.operators import LinearOperator
 
+from .boundary import Boundary, BoundaryFilter, check_boundary
 from .common import check_image, positive, read_gray
 
 #: Frequencies with ``|K|² <= PINV_RTOL · max |K|²`` count as the null space of the blur in ``pinv``.
@@ -38,6 +41,17 @@ def kernel_transfer(kernel: torch.Tensor, H: int, W: int, origin: tuple[int, int
     padded[:kh, :kw] = kernel.detach().to("cpu", torch.float64)
     padded = torch.roll(padded, shifts=(-origin[0], -origin[1]), dims=(0, 1))
     return torch.fft.rfft2(padded)
+
+
+def wrapped_transfer(kernel: torch.Tensor, H: int, W: int, origin: tuple[int, int]) -> torch.Tensor:
+    """Like :func:`kernel_transfer` in ``kernel``'s dtype, for any kernel size: taps beyond the ``H × W``
+    grid wrap around (the exact periodic operator on that grid); differentiable in ``kernel``."""
+    kh, kw = kernel.shape
+    rows = ((torch.arange(kh) - origin[0]) % H)[:, None].expand(kh, kw)
+    cols = ((torch.arange(kw) - origin[1]) % W)[None, :].expand(kh, kw)
+    grid = kernel.new_zeros(H, W).index_put((rows.to(kernel.device), cols.to(kernel.device)), kernel,
+                                            accumulate=True)
+    return torch.fft.rfft2(grid)
 
 
 class CircularBlur(LinearOperator):
@@ -121,17 +135,20 @@ class ComposedBlur(CircularBlur):
         return self.outer._make_transfer(H, W) * self.inner._make_transfer(H, W)
 
 
-class KernelBlur(CircularBlur):
-    """Circular convolution with an explicit kernel (operator ``kernel``) on ``(B, C, H, W)``.
+class KernelBlur(BoundaryFilter, CircularBlur):
+    """Convolution with an explicit kernel (operator ``kernel``) on ``(B, C, H, W)``.
 
     Args:
         kernel: a 2D tensor ``(kh, kw)`` (``(1, 1, kh, kw)`` is accepted), or the path of an image file
             (colour is averaged to gray). The kernel centre ``(kh // 2, kw // 2)`` is the origin.
         normalize: scale the kernel to sum 1 (always sensible for kernel images, whose scale is arbitrary).
+        boundary: what lies past the image edge: ``valid`` (unknown; ``x`` is ``(kh - 1, kw - 1)`` larger
+            than ``y`` and the operator crops), ``reflect``, ``replicate``, ``zero`` or ``circular``.
     """
 
-    def __init__(self, kernel: torch.Tensor | str, normalize: bool = True) -> None:
+    def __init__(self, kernel: torch.Tensor | str, normalize: bool = True, boundary: Boundary = "circular") -> None:
         super().__init__()
+        self.boundary = check_boundary(boundary)
         fix = "pass a grayscale kernel image (PNG/TIFF) or a 2D tensor"
         if isinstance(kernel, (str, bytes)) or hasattr(kernel, "__fspath__"):
             self.source = str(kernel)
@@ -177,11 +194,30 @@ class KernelBlur(CircularBlur):
             return torch.fft.rfft2(padded).to(device=device, dtype=_complex_dtype(dtype))
         return super().transfer(H, W, device, dtype)
 
+    def _origin(self) -> tuple[int, int]:
+        kh, kw = self.kernel.shape
+        return kh // 2, kw // 2
+
+    def _pads(self) -> tuple[int, int, int, int]:
+        # y[i] = Σ_a k[a] x[i - a + origin]: the kernel reaches kh-1-origin rows above and origin rows below
+        kh, kw = self.kernel.shape
+        ch, cw = self._origin()
+        return kh - 1 - ch, ch, kw - 1 - cw, cw
+
+    def _domain_transfer(self, H: int, W: int, device, dtype) -> torch.Tensor:
+        if self.kernel.requires_grad:  # a learnable kernel: keep the graph, no cache
+            return wrapped_transfer(self.kernel, H, W, self._origin()).to(device=device, dtype=_complex_dtype(dtype))
+        key = ("domain", H, W, torch.device(device), dtype)
+        if key not in self._cache:
+            t = wrapped_transfer(self.kernel.detach().to("cpu", torch.float64), H, W, self._origin())
+            self._cache[key] = t.to(device=device, dtype=_complex_dtype(dtype))
+        return self._cache[key]
+
     def describe(self) -> str:
         return f"kernel {self.source}"
 
     def extra_repr(self) -> str:
-        return f"{self.describe()}, size={tuple(self.kernel.shape)}"
+        return f"{self.describe()}, size={tuple(self.kernel.shape)}, boundary={self.boundary}"
 
 
 def gaussian_kernel(sigma: float, size: int | None = None) -> torch.Tensor:
@@ -226,15 +262,16 @@ def motion_kernel(length: float, angle: float = 0.0, supersample: int = 16) -> t
 
 
 class GaussianBlur(KernelBlur):
-    """Circular Gaussian blur (operator ``gaussian-blur``) on ``(B, C, H, W)``.
+    """Gaussian blur (operator ``gaussian-blur``) on ``(B, C, H, W)``.
 
     Args:
         sigma: standard deviation in pixels (> 0).
         size: odd kernel size; defaults to ``2⌈3σ⌉ + 1``.
+        boundary: ``valid``, ``reflect``, ``replicate``, ``zero`` or ``circular`` (see :class:`KernelBlur`).
     """
 
-    def __init__(self, sigma: float = 2.0, size: int | None = None) -> None:
-        super().__init__(gaussian_kernel(sigma, size), normalize=False)
+    def __init__(self, sigma: float = 2.0, size: int | None = None, boundary: Boundary = "circular") -> None:
+        super().__init__(gaussian_kernel(sigma, size), normalize=False, boundary=boundary)
         self.sigma = float(sigma)
 
     def describe(self) -> str:
@@ -242,15 +279,16 @@ class GaussianBlur(KernelBlur):
 
 
 class MotionBlur(KernelBlur):
-    """Circular linear motion blur (operator ``motion-blur``) on ``(B, C, H, W)``.
+    """Linear motion blur (operator ``motion-blur``) on ``(B, C, H, W)``.
 
     Args:
         length: blur length in pixels (> 0).
         angle: direction in degrees, counter-clockwise from the +x axis.
+        boundary: ``valid``, ``reflect``, ``replicate``, ``zero`` or ``circular`` (see :class:`KernelBlur`).
     """
 
-    def __init__(self, length: float = 15.0, angle: float = 0.0) -> None:
-        super().__init__(motion_kernel(length, angle), normalize=False)
+    def __init__(self, length: float = 15.0, angle: float = 0.0, boundary: Boundary = "circular") -> None:
+        super().__init__(motion_kernel(length, angle), normalize=False, boundary=boundary)
         self.length, self.angle = float(length), float(angle)
 
     def describe(self) -> str:

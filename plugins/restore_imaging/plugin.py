@@ -5,13 +5,13 @@ from restore.hookspecs import hookimpl
 @hookimpl
 def restore_register_operators(register):
     register("gaussian-blur", "restore_imaging.blur:GaussianBlur", linear=True, domain="image",
-             summary="circular Gaussian blur (sigma, size); FFT normal/pinv/prox")
+             summary="Gaussian blur (sigma, size, boundary valid|reflect|replicate|zero|circular); FFT fast paths")
     register("motion-blur", "restore_imaging.blur:MotionBlur", linear=True, domain="image",
-             summary="circular anti-aliased linear motion blur (length, angle in degrees); FFT fast paths")
+             summary="anti-aliased linear motion blur (length, angle in degrees, boundary); FFT fast paths")
     register("kernel", "restore_imaging.blur:KernelBlur", linear=True, domain="image",
-             summary="circular blur with a kernel image file or tensor (normalize); FFT fast paths")
+             summary="blur with a kernel image file or tensor (normalize, boundary); FFT fast paths")
     register("super-resolution", "restore_imaging.resize:SuperResolution", linear=True, domain="image",
-             summary="downsampling by an integer factor (method avgpool | bicubic)")
+             summary="downsampling by an integer factor (method avgpool | bicubic, boundary of the bicubic filter)")
     register("inpainting", "restore_imaging.masks:Inpainting", linear=True, domain="image",
              summary="pixel mask (mask file/tensor, random fraction, or box); closed forms")
     register("denoising", "restore.operators.base:Identity", linear=True, domain="image",

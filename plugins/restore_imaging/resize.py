@@ -1,8 +1,11 @@
 """Super-resolution operators: ``(B, C, f·H, f·W)`` high-res image -> ``(B, C, H, W)`` low-res image.
 
 ``avgpool``: mean over ``f × f`` blocks; ``A Aᵀ = I / f²`` gives closed-form ``pinv`` and ``prox``.
-``bicubic``: antialiased bicubic filter (Keys a = -0.5, stretched by ``f`` as in MATLAB ``imresize``) with
-periodic boundaries, then decimation — an explicit linear map whose adjoint is exact; ``pinv`` is CG.
+``bicubic``: antialiased bicubic filter (Keys a = -0.5, stretched by ``f`` as in MATLAB ``imresize``), then
+decimation — an explicit linear map whose adjoint is exact; ``pinv`` is CG. The filter reaches past the
+image edge; ``boundary`` says what is there (see :mod:`restore_imaging.boundary`; ``valid`` makes the
+unknown ``f·(h, w)`` plus the filter's reach). Average pooling never reaches past its block, so every
+boundary model gives the same ``avgpool`` operator.
 """
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ import torch.nn.functional as F
 from restore.errors import InvalidInputError, ShapeError
 from restore.operators import LinearOperator
 
-from .blur import _complex_dtype, kernel_transfer
+from .blur import _complex_dtype, kernel_transfer, wrapped_transfer
+from .boundary import Boundary, BoundaryFilter, check_boundary
 
 METHODS = ("avgpool", "bicubic")
 
@@ -38,9 +42,10 @@ class _SuperResolution(LinearOperator):
 
     method = ""
 
-    def __init__(self, factor: int = 4) -> None:
+    def __init__(self, factor: int = 4, boundary: Boundary = "circular") -> None:
         super().__init__()
         self.factor = _factor(factor)
+        self.boundary = check_boundary(boundary)
 
     def _check_highres(self, x: torch.Tensor) -> None:
         _check(x, f"super-resolution ({self.method})")
@@ -55,6 +60,14 @@ class _SuperResolution(LinearOperator):
         s = tuple(output_shape)
         return s[:-2] + (s[-2] * self.factor, s[-1] * self.factor)
 
+    def _extension(self) -> tuple[int, int]:
+        """Extra rows and columns of the unknown over the field of view (none for block averaging)."""
+        return 0, 0
+
+    def view(self, x: torch.Tensor) -> torch.Tensor:
+        """The part of the unknown inside the observation's field of view: all of it."""
+        return x
+
     def initial_estimate(self, y: torch.Tensor) -> torch.Tensor:
         """Bicubic upsampling of the low-res image, ``(B, C, f·H, f·W)``."""
         _check(y, f"super-resolution ({self.method})")
@@ -63,7 +76,7 @@ class _SuperResolution(LinearOperator):
         return F.interpolate(y, scale_factor=self.factor, mode="bicubic", align_corners=False)
 
     def extra_repr(self) -> str:
-        return f"factor={self.factor}, method={self.method}"
+        return f"factor={self.factor}, method={self.method}, boundary={self.boundary}"
 
 
 class AvgPoolSR(_SuperResolution):
@@ -114,17 +127,18 @@ def bicubic_taps(factor: int) -> tuple[torch.Tensor, int]:
     return g / g.sum(), dmin
 
 
-class BicubicSR(_SuperResolution):
+class BicubicSR(BoundaryFilter, _SuperResolution):
     """Antialiased bicubic downsampling by ``factor`` (``super-resolution`` with ``method="bicubic"``).
 
-    ``A = S C``: ``C`` is the circular separable bicubic filter (FFT), ``S`` keeps every ``factor``-th
-    pixel. ``Aᵀ = Cᵀ Sᵀ`` (zero insertion, then correlation's adjoint), exact to rounding.
+    ``A = S C``: ``C`` is the separable bicubic filter (FFT), ``S`` keeps every ``factor``-th pixel.
+    ``Aᵀ = Cᵀ Sᵀ`` (zero insertion, then correlation's adjoint), exact to rounding. ``boundary`` as in
+    :mod:`restore_imaging.boundary`; ``circular`` filters periodically on the ``f·(h, w)`` grid.
     """
 
     method = "bicubic"
 
-    def __init__(self, factor: int = 4) -> None:
-        super().__init__(factor)
+    def __init__(self, factor: int = 4, boundary: Boundary = "circular") -> None:
+        super().__init__(factor, boundary)
         g, self.dmin = bicubic_taps(self.factor)
         self.register_buffer("taps", g)
         self._cache: dict[tuple, torch.Tensor] = {}
@@ -144,7 +158,25 @@ class BicubicSR(_SuperResolution):
             self._cache[key] = t.to(device=device, dtype=_complex_dtype(dtype))
         return self._cache[key]
 
+    def _pads(self) -> tuple[int, int, int, int]:
+        # low-res sample i reads x[i f + dmin … i f + dmax]
+        before, after = -self.dmin, self.dmin + self.taps.numel() - 1 - (self.factor - 1)
+        return before, after, before, after
+
+    def _stride(self) -> int:
+        return self.factor
+
+    def _domain_transfer(self, H: int, W: int, device, dtype) -> torch.Tensor:
+        key = ("domain", H, W, torch.device(device), dtype)
+        if key not in self._cache:
+            g2 = torch.outer(self.taps, self.taps).to("cpu", torch.float64)
+            t = wrapped_transfer(g2, H, W, (-self.dmin, -self.dmin)).conj()  # correlation, as in transfer()
+            self._cache[key] = t.to(device=device, dtype=_complex_dtype(dtype))
+        return self._cache[key]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.boundary != "circular":
+            return super().forward(x)
         self._check_highres(x)
         H, W = x.shape[-2:]
         t = self.transfer(H, W, x.device, x.dtype)
@@ -152,6 +184,8 @@ class BicubicSR(_SuperResolution):
         return filtered[..., :: self.factor, :: self.factor]
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        if self.boundary != "circular":
+            return super().adjoint(y)
         _check(y, "super-resolution (bicubic) adjoint")
         f = self.factor
         h, w = y.shape[-2:]
@@ -162,8 +196,9 @@ class BicubicSR(_SuperResolution):
         return torch.fft.irfft2(torch.fft.rfft2(up) * t.conj(), s=(H, W))
 
 
-def SuperResolution(factor: int = 4, method: str = "bicubic") -> _SuperResolution:
-    """Build the ``super-resolution`` operator: ``method="avgpool"`` or ``"bicubic"`` (default)."""
+def SuperResolution(factor: int = 4, method: str = "bicubic", boundary: Boundary = "circular") -> _SuperResolution:
+    """Build the ``super-resolution`` operator: ``method="avgpool"`` or ``"bicubic"`` (default), with the
+    boundary model of the bicubic filter (``valid``, ``reflect``, ``replicate``, ``zero``, ``circular``)."""
     if method not in METHODS:
         raise InvalidInputError(f"unknown super-resolution method {method!r}; use one of {', '.join(METHODS)}")
-    return (AvgPoolSR if method == "avgpool" else BicubicSR)(factor)
+    return (AvgPoolSR if method == "avgpool" else BicubicSR)(factor, boundary)

@@ -25,8 +25,9 @@ def _numbers(spec: str, parts: list[str], names: tuple[str, ...], required: int,
         raise InvalidInputError(f"bad spec '{spec}': {', '.join(names)} must be numbers; e.g. {example}") from None
 
 
-def parse_kernel(spec: str):
-    """Blur operator from a ``--kernel`` spec: ``gaussian:2.0``, ``gaussian:2.0:13``, ``motion:15:30``, a file.
+def parse_kernel(spec: str, boundary: str = "circular"):
+    """Blur operator from a ``--kernel`` spec: ``gaussian:2.0``, ``gaussian:2.0:13``, ``motion:15:30``, a file,
+    with the given ``boundary`` model (see :mod:`restore_imaging.boundary`).
 
     Raises:
         InvalidInputError: unknown form, bad numbers, or an unreadable kernel file.
@@ -40,13 +41,13 @@ def parse_kernel(spec: str):
             if not values[1].is_integer():
                 raise InvalidInputError(f"bad spec '{spec}': SIZE must be an odd integer; e.g. gaussian:2.0:13")
             size = int(values[1])
-        return GaussianBlur(values[0], size)
+        return GaussianBlur(values[0], size, boundary=boundary)
     if prefix == "motion":
         values = _numbers(spec, rest.split(":"), ("LENGTH", "ANGLE"), 1, "motion:15:30")
-        return MotionBlur(*values)
+        return MotionBlur(*values, boundary=boundary)
     if not os.path.isfile(spec):
         raise InvalidInputError(f"--kernel '{spec}' is neither a spec nor an existing file; use {KERNEL_FORMS}")
-    return KernelBlur(spec)
+    return KernelBlur(spec, boundary=boundary)
 
 
 def parse_mask(spec: str, seed: int = 0) -> Inpainting:

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import torch
 
-from restore.errors import ShapeError
+from restore.errors import InvalidInputError, ShapeError
 from restore.io import Image
 from restore.operators import GaussianNoise, Identity, LinearOperator
 from restore.problem import Problem
 from restore.tasks import Setup, Task, TaskOption
 
+from .boundary import BOUNDARIES, check_boundary
 from .resize import METHODS, SuperResolution
 from .specs import KERNEL_FORMS, parse_kernel, parse_mask
+
+#: Boundary model of ``restore deblur`` and ``restore super-resolve``: the one that restores real photos
+#: best (bench/real_blur.py, bench/results/real_blur.json): a photo is the blur of a larger scene.
+DEFAULT_BOUNDARY = "valid"
+BOUNDARY_HELP = (f"what lies past the image edge: {' | '.join(BOUNDARIES)} (valid: the scene continues, "
+                 "unknown; right for photos)")
+SIMULATE_BOUNDARY_HELP = "with --simulate: degrade with this boundary model instead of --boundary's"
 
 #: DDS on these tasks fades the data weight with the Tweedie error (gamma_rule="snr"; see DDSConfig):
 #: the code's constant γ = 1 was tuned for MRI k-space units and under-fits blur/SR data by 2–10 dB here.
@@ -42,30 +50,62 @@ def _setup(op: LinearOperator, x: torch.Tensor, noise: float, simulate: bool,
     return Setup(Problem(x, op, noise_model))
 
 
+def _boundaries(boundary: str, simulate_boundary: str | None, simulate: bool) -> tuple[str, str]:
+    if simulate_boundary is not None and not simulate:
+        raise InvalidInputError("--simulate-boundary only applies with --simulate; drop it or add --simulate")
+    boundary = check_boundary(boundary)
+    return boundary, check_boundary(simulate_boundary) if simulate_boundary is not None else boundary
+
+
+def _filter_setup(op, sim, x: torch.Tensor, noise: float, simulate: bool, generator: torch.Generator) -> Setup:
+    """Problem for a boundary-aware filter ``op``; with ``simulate`` the clean ``x`` is degraded by ``sim``.
+
+    The output is the observation's field of view (``op.view``: a ``valid`` unknown's extension is cropped
+    away), so a measured image is restored at its own size. A ``valid`` simulation observes the centre of
+    the clean image only (the blur of the larger scene): the reference is then that centre.
+    """
+    noise_model = GaussianNoise(noise)
+    if not simulate:
+        op.forward(x.new_zeros((1, 1) + tuple(op.input_shape(x.shape)[-2:])))  # a filter that does not fit fails here
+        return Setup(Problem(x, op, noise_model), view=op.view)
+    y = noise_model.sample(sim(x), generator)
+    return Setup(Problem(y, op, noise_model), reference=sim.view(x), view=op.view)
+
+
 def build_deblur(image: Image, noise: float, simulate: bool, generator: torch.Generator,
-                 kernel: str = "gaussian:2.0") -> Setup:
-    """Circular deconvolution with the blur given by ``kernel`` (see :func:`parse_kernel`)."""
+                 kernel: str = "gaussian:2.0", boundary: str = DEFAULT_BOUNDARY,
+                 simulate_boundary: str | None = None) -> Setup:
+    """Deconvolution with the blur given by ``kernel`` (see :func:`parse_kernel`) and ``boundary`` model;
+    ``simulate_boundary`` (with ``simulate``) degrades with another model than the one restored with."""
     x = _pixels(image)
-    op = parse_kernel(kernel)
-    op.transfer(x.shape[-2], x.shape[-1], x.device, x.dtype)  # a kernel larger than the image fails here
-    return _setup(op, x, noise, simulate, generator)
+    boundary, sim_boundary = _boundaries(boundary, simulate_boundary, simulate)
+    op = parse_kernel(kernel, boundary)
+    # a kernel larger than the photo is a mistake whatever the model (valid could take it, but would then
+    # have to invent more of the scene than it observed)
+    op._check_fits(*x.shape[-2:])
+    sim = parse_kernel(kernel, sim_boundary) if simulate else op
+    return _filter_setup(op, sim, x, noise, simulate, generator)
 
 
 def build_super_resolve(image: Image, noise: float, simulate: bool, generator: torch.Generator,
-                        scale: int = 4, method: str = "bicubic") -> Setup:
-    """Super-resolution by ``scale``. With ``simulate`` the clean image is first cropped (bottom/right)
-    to a multiple of ``scale``; the reference is that crop."""
+                        scale: int = 4, method: str = "bicubic", boundary: str = DEFAULT_BOUNDARY,
+                        simulate_boundary: str | None = None) -> Setup:
+    """Super-resolution by ``scale`` with the ``boundary`` model of the downsampling filter. With
+    ``simulate`` the clean image is first cropped (bottom/right) to a size the degradation maps to whole
+    low-res pixels; the reference is the observed field of view of that crop."""
     x = _pixels(image)
-    op = SuperResolution(scale, method)
+    boundary, sim_boundary = _boundaries(boundary, simulate_boundary, simulate)
+    op = SuperResolution(scale, method, boundary)
+    sim = SuperResolution(scale, method, sim_boundary) if simulate else op
     f = op.factor
     if simulate:
-        x = x[..., : x.shape[-2] - x.shape[-2] % f, : x.shape[-1] - x.shape[-1] % f]
-        if x.shape[-2] == 0 or x.shape[-1] == 0:
+        eh, ew = sim._extension()
+        x = x[..., : x.shape[-2] - (x.shape[-2] - eh) % f, : x.shape[-1] - (x.shape[-1] - ew) % f]
+        if x.shape[-2] - eh < f or x.shape[-1] - ew < f:
             size = "x".join(str(n) for n in image.data.shape[-2:])
-            raise ShapeError(f"the {size} image is smaller than the scale {f}; use a smaller --scale")
-    else:  # fail before sampling when the filter does not fit the high-res size
-        op.forward(torch.zeros(op.input_shape((1, 1) + tuple(x.shape[-2:])), dtype=x.dtype))
-    return _setup(op, x, noise, simulate, generator)
+            raise ShapeError(f"the {size} image is too small for x{f} super-resolution with the {sim_boundary} "
+                             "boundary; use a smaller --scale or a larger image")
+    return _filter_setup(op, sim, x, noise, simulate, generator)
 
 
 def build_inpaint(image: Image, noise: float, simulate: bool, generator: torch.Generator,
@@ -87,7 +127,9 @@ def build_denoise(image: Image, noise: float, simulate: bool, generator: torch.G
 def deblur_task() -> Task:
     return Task(
         name="deblur", summary="remove a known blur (Gaussian, motion or a kernel image)", build=build_deblur,
-        options=(TaskOption("kernel", str, "gaussian:2.0", f"blur kernel: {KERNEL_FORMS}"),),
+        options=(TaskOption("kernel", str, "gaussian:2.0", f"blur kernel: {KERNEL_FORMS}"),
+                 TaskOption("boundary", str, DEFAULT_BOUNDARY, BOUNDARY_HELP),
+                 TaskOption("simulate_boundary", str, None, SIMULATE_BOUNDARY_HELP)),
         default_sampler="dds", sampler_defaults=DDS_DEFAULTS, default_noise=0.01)
 
 
@@ -96,7 +138,9 @@ def super_resolve_task() -> Task:
         name="super-resolve", summary="upscale by an integer factor (inverts bicubic or average-pool downsampling)",
         build=build_super_resolve,
         options=(TaskOption("scale", int, 4, "upscaling factor (integer)"),
-                 TaskOption("method", str, "bicubic", f"assumed downsampling: {' | '.join(METHODS)}")),
+                 TaskOption("method", str, "bicubic", f"assumed downsampling: {' | '.join(METHODS)}"),
+                 TaskOption("boundary", str, DEFAULT_BOUNDARY, BOUNDARY_HELP),
+                 TaskOption("simulate_boundary", str, None, SIMULATE_BOUNDARY_HELP)),
         default_sampler="dds", sampler_defaults=DDS_DEFAULTS, default_noise=0.01)
 
 

@@ -152,7 +152,15 @@ class ModelView:
             if not resize:
                 raise ShapeError(f"this sampler needs y of the image's size {size}, got {tuple(y.shape[-2:])}; "
                                  f"use an identity operator")
-            y = F.interpolate(y, size=size, mode="bicubic", align_corners=False)
+            # The operator's own estimate when it has x's size (bicubic upsampling for super-resolution, the
+            # edge-extended y of a `valid` blur); a plain bicubic resize otherwise.
+            op = self.problem.operator
+            base = op.outer if self.crop is not None and hasattr(op, "outer") else op
+            start = base.initial_estimate(y) if hasattr(base, "initial_estimate") else None
+            if start is not None and tuple(start.shape[-2:]) == size:
+                y = start
+            else:
+                y = F.interpolate(y, size=size, mode="bicubic", align_corners=False)
         return self.pad(y)
 
     def pad(self, x01: torch.Tensor) -> torch.Tensor:
