@@ -5,8 +5,9 @@ corrector steps ``x ← x + e s + sqrt(2e) z`` with the step ``e = 2 (snr ‖z�
 signal-to-noise ratio of the update at ``snr``, then the reverse-diffusion predictor to the next level
 ``x ← x + (σ_i² - σ_{i+1}²) s + sqrt(σ_i² - σ_{i+1}²) z`` (``σ_N = 0``). With ``denoise`` the result is the last
 predictor's mean (the official ``noise_removal``: Tweedie at ``σ_min``). Defaults are the official CIFAR-10
-VE configuration (``N = 1000``, ``snr = 0.16``, one corrector step). The norms in ``e`` are per sample (the
-official code averages them over the batch, which couples the samples of a batch).
+VE configuration (``N = 1000``, ``snr = 0.16``, one corrector step). The norms in ``e`` are averaged over the
+batch as in the official code: a per-sample step would depend on the state itself and inflate the stationary
+law of the corrector in low dimension; the cost is that the samples of a batch share one step size.
 
 VP priors run through the exact VP↔VE change of variables (:class:`~restore.priors.ve.VPAsVE`).
 """
@@ -40,8 +41,9 @@ class VEPCConfig:
     denoise: bool = True
 
 
-def _norms(v: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.vector_norm(v.reshape(v.shape[0], -1), dim=1).reshape((-1,) + (1,) * (v.ndim - 1))
+def _mean_norm(v: torch.Tensor) -> torch.Tensor:
+    """Batch mean of the per-sample norms (official ``LangevinCorrector``)."""
+    return torch.linalg.vector_norm(v.reshape(v.shape[0], -1), dim=1).mean()
 
 
 class VEPC(Sampler):
@@ -69,7 +71,7 @@ class VEPC(Sampler):
                 for _ in range(cfg.corrector_steps):
                     grad = view.score(x, sigma)
                     z = view.noise_like(x, generator)
-                    e = 2 * (cfg.snr * _norms(z) / _norms(grad).clamp_min(1e-30)) ** 2
+                    e = 2 * (cfg.snr * _mean_norm(z) / _mean_norm(grad).clamp_min(1e-30)) ** 2
                     x = x + e * grad + (2 * e).sqrt() * z
             nxt = sigmas[i + 1] if i + 1 < len(sigmas) else 0.0
             g2 = sigma * sigma - nxt * nxt
