@@ -375,3 +375,47 @@ def test_ve_samplers_run_on_vp_priors_end_to_end(gaussian_problem):
     # grid points closer than one VP level are merged (the lowest VP levels are coarse in σ)
     assert 45 <= len(pc.extras["sigmas"]) <= 50 and pc.nfe == 2 * len(pc.extras["sigmas"])
     assert torch.isfinite(pc.x).all()
+
+
+# -- DDS with a DPM-Solver++ step, the `restore ems` command ---------------------------------------------------
+
+@pytest.mark.parametrize("step", ["dpm-solver++", "sde-dpm-solver++"])
+def test_dds_with_a_dpm_solver_pp_step_stays_consistent_with_the_measurement(gaussian_problem, step):
+    import restore
+    from restore.operators import GaussianNoise
+    from restore.samplers.dds import DDS
+
+    prior, op, A, y = gaussian_problem
+    problem = restore.Problem(y.expand(6, -1), op, GaussianNoise(0.0))
+    res = DDS(steps=20, cg_iters=8, step=step).run(prior, problem, generator=torch.Generator().manual_seed(0))
+    assert res.nfe == 20
+    assert float((res.x @ A.T - y).abs().max()) < 1e-8  # the last CG is exact on this 2-D range
+
+
+def test_ems_command_writes_statistics_next_to_the_prior_and_v3_uses_them(tmp_path, capsys):
+    from diffusers import UNet2DModel
+
+    import restore
+    from restore.cli import main
+
+    torch.manual_seed(0)
+    UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(8, 16),
+                down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2,
+                norm_num_groups=4).save_pretrained(tmp_path / "p" / "unet")
+    folder = tmp_path / "p"
+    assert main(["ems", str(folder), "--states", "4", "--levels", "6", "--size", "8", "--batch", "2"]) in (0, None)
+    assert (folder / "ems.safetensors").exists()
+    prior = restore.prior(str(folder), device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # statistics found: no fallback warning
+        res = DPMSolverV3(steps=4).run(prior, shape=(1, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+    assert "fallback" not in res.extras and torch.isfinite(res.x).all()
+    # another prior in the same place: the statistics are refused in one line
+    torch.manual_seed(1)
+    UNet2DModel(sample_size=8, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(8, 16),
+                down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2,
+                norm_num_groups=4).save_pretrained(folder / "unet")
+    with pytest.raises(InvalidInputError, match="another prior"):
+        DPMSolverV3(steps=4).run(restore.prior(str(folder), device="cpu"), shape=(1, 1, 8, 8))
+    code = main(["ems", "stationary-gaussian", "--states", "4", "--levels", "6"])
+    assert code == 2 and "--out" in capsys.readouterr().err
