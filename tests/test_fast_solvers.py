@@ -2,7 +2,6 @@
 DPM-Solver-1 = DDIM, DPM-Solver-v3 with model statistics, HB/GHVB momentum, VE predictor-corrector."""
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -114,17 +113,15 @@ def test_third_order_multistep_beats_second_order_and_converges(fine_gaussian):
 
 
 def test_convergence_order_on_the_gmm_against_a_converged_reference(fine_gmm):
-    """No closed-form map for a mixture: the reference is a 960-call third-order solve, whose own error
-    (checked against 480 calls) is far below the errors measured."""
-    prior, x = fine_gmm, x_T(16, 2, seed=5)
-    ref = solve(DPMSolver(steps=960, order=3, method="singlestep-fixed", spacing="logSNR", end="lowest"),
+    """No closed-form map for a mixture: the reference is a 480-call third-order solve, whose own error
+    (checked against 240 calls) is far below the errors measured."""
+    prior, x = fine_gmm, x_T(8, 2, seed=5)
+    ref = solve(DPMSolver(steps=480, order=3, method="singlestep-fixed", spacing="logSNR", end="lowest"),
                 prior, x).x
-    half = solve(DPMSolver(steps=480, order=3, method="singlestep-fixed", spacing="logSNR", end="lowest"),
+    half = solve(DPMSolver(steps=240, order=3, method="singlestep-fixed", spacing="logSNR", end="lowest"),
                  prior, x).x
-    assert rel_err(half, ref) < 1e-6
-    for cls, options, order, steps in [(DPMSolverPP, dict(order=1), 1, [12, 24, 48, 96]),
-                                       (DPMSolverPP, dict(order=2), 2, [12, 24, 48, 96]),
-                                       (DPMSolver, dict(order=2, method="multistep"), 2, [12, 24, 48, 96]),
+    assert rel_err(half, ref) < 1e-5
+    for cls, options, order, steps in [(DPMSolverPP, dict(order=2), 2, [12, 24, 48, 96]),
                                        (DPMSolver, dict(order=3, method="singlestep-fixed"), 3, [24, 48, 96, 192])]:
         errors = [rel_err(solve(cls(steps=n, spacing="logSNR", end="lowest", lower_order_final=False, **options),
                                 prior, x).x, ref) for n in steps]
@@ -233,6 +230,8 @@ def test_v3_with_statistics_beats_dpm_solver_pp_on_the_gaussian(tmp_path):
                  for sp in ("time-uniform", "logSNR"))
         rows.append((n, v3, pp))
         assert v3 < 0.5 * pp
+        for variant in (dict(use_corrector=False), dict(predictor_pseudo=True, corrector_pseudo=True)):
+            assert rel_err(solve(DPMSolverV3(steps=n, statistics=str(path), **variant), prior, x).x, exact) < pp
     print("\nNFE  v3-error  best-dpm-solver++-error\n" + "\n".join(f"{n:3d}  {a:.2e}  {b:.2e}" for n, a, b in rows))
 
 
@@ -309,7 +308,7 @@ def test_momentum_removes_the_low_step_divergence_under_strong_guidance():
     gmm = GMMPrior([1 / 3, 1 / 3, 1 / 3], means, covs)
     prior = _Guided(gmm, GaussianPrior(means[0], covs[0]), w=8.0)
     x = x_T(256, 2)
-    ref = solve(DPMSolverPP(steps=500, spacing="logSNR"), prior, x).x
+    ref = solve(DPMSolverPP(steps=200, spacing="logSNR"), prior, x).x
     rms = lambda v: float((v - ref).pow(2).mean().sqrt())  # noqa: E731
     lines = ["steps  plain-RMS  plain-max|x|  HB0.8-RMS  HB0.8-max|x|  HB0.6-RMS  HB0.6-max|x|"]
     for n in (4, 6):

@@ -65,7 +65,7 @@ def dpmpp_step(schedule, x: torch.Tensor, x0s: list[torch.Tensor], ks: list[int]
         velocity: heavy-ball state for the second-order ODE direction.
     """
     s = ks[-1]
-    a_s, sg_s = float(schedule.a(s)), float(schedule.s(s))
+    sg_s = float(schedule.s(s))
     a_t, sg_t = float(schedule.a(t)), float(schedule.s(t))
     h = lam(schedule, t) - lam(schedule, s)
     second = len(x0s) >= 2 and t != CLEAN

@@ -197,7 +197,6 @@ class DPMSolverV3(Sampler):
                 corrector: bool = False) -> torch.Tensor:
         """Predictor (to grid position ``i_t`` from the last ``order`` points) or corrector (recompute the
         newest point from the one before it and its own call)."""
-        sched = view.schedule
         if corrector:
             sel = [-2, -1] + [-(j + 1) for j in range(2, order)]
         else:
