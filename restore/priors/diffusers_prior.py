@@ -76,6 +76,7 @@ class DiffusersPrior(DiffusionPrior):
         metadata = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         prior = cls(unet, VPSchedule(betas, name=f"diffusers-{betas.numel()}"), prediction_type,
                     name=metadata.get("name", folder.name), metadata=metadata)
+        prior.folder = str(folder)  # where side files belong (DPM-Solver-v3's model statistics)
         return prior.to(device)
 
     def check_input(self, x: torch.Tensor) -> None:

@@ -15,6 +15,7 @@ from ..errors import InvalidInputError
 from ..operators.cg import conjugate_gradient
 from ..priors.schedules import Spacing
 from .base import Sampler
+from .dpm_solver_pp import dpmpp_step
 from .steps import dds_renoise
 
 Renoise = Literal["code", "paper"]
@@ -35,6 +36,9 @@ class DDSConfig:
         noisy: ``auto`` uses the γ branch when the noise level is > 0; ``yes`` / ``no`` force it.
         renoise: ``code`` or ``paper``.
         spacing: timestep respacing rule.
+        step: the unconditional move to the next level: ``ddim`` (the re-noising above), ``dpm-solver++``
+            (DPM-Solver++(2M) on the data-consistent estimates x̃, deterministic) or ``sde-dpm-solver++``
+            (SDE-DPM-Solver++(2M) on x̃); ``eta`` and ``renoise`` apply to ``ddim`` only.
     """
 
     steps: int = 50
@@ -45,6 +49,7 @@ class DDSConfig:
     noisy: Literal["auto", "yes", "no"] = "auto"
     renoise: Renoise = "code"
     spacing: Spacing = "uniform"
+    step: Literal["ddim", "dpm-solver++", "sde-dpm-solver++"] = "ddim"
 
 
 class DDS(Sampler):
@@ -81,10 +86,17 @@ class DDS(Sampler):
         cfg = self.config
         pairs = view.schedule.pairs(cfg.steps, cfg.spacing)
         x = view.initial_state(generator)
+        history: list[tuple[int, torch.Tensor]] = []
         for i, (k, j) in enumerate(pairs):
             with torch.no_grad():
                 eps, x0 = view.predict(x, k)
-                x = dds_renoise(view.schedule, self.data_step(view, x0, k), eps, k, j, cfg.eta, cfg.renoise,
-                                lambda: view.noise_like(x, generator))
+                x_tilde = self.data_step(view, x0, k)
+                if cfg.step == "ddim" or j <= 0:
+                    x = dds_renoise(view.schedule, x_tilde, eps, k, j, cfg.eta, cfg.renoise,
+                                    lambda: view.noise_like(x, generator))
+                else:
+                    history = (history + [(k, x_tilde)])[-2:]
+                    noise = view.noise_like(x, generator) if cfg.step == "sde-dpm-solver++" else None
+                    x = dpmpp_step(view.schedule, x, [h[1] for h in history], [h[0] for h in history], j, noise)
             callback(i + 1, len(pairs), view.nfe)
         return x, {}

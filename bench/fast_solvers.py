@@ -1,0 +1,244 @@
+"""Fast diffusion solvers (issue 17): NFE against error on the analytic priors and on a shipped prior, and
+DDS deblurring with a DPM-Solver++ step.
+
+    python -m bench.fast_solvers [--parts analytic,natural,dds] [--size 32] [--images 4] [--crops 4]
+                                 [-o bench/results/fast_solvers.json]
+
+* ``analytic``: relative error at t = 0 against the exact probability-flow map (Gaussian, d = 4, linear
+  schedule) and against a converged 600-call third-order solve (2-D mixture), per solver and NFE.
+* ``natural``: the shipped ``natural-rgb`` prior on ``--images`` noises of ``--size``² (one seed): RMS
+  difference in [0, 1] units to the 1000-step DDIM endpoint from the same noise, and the smallest NFE of the
+  list that reaches 0.01 (each solver stops at twice that). DPM-Solver-v3 uses statistics computed here
+  first (16 trajectories of 32², 50 levels, as ``restore ems``; CPU time recorded).
+* ``dds``: Gaussian deblurring (σ_blur = 2, σ_y = 0.01) of ``--crops`` 64² crops of the held-out colour
+  validation photos (``/work/shared/data/cbsd432/val``): PSNR of DDS's default 50 steps against DDS with
+  DDIM / DPM-Solver++ / SDE-DPM-Solver++ steps at 10–25 NFE.
+
+CPU seconds are ``time.process_time`` of this process (the machine is shared: wall time is not comparable).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+import restore
+from restore.priors import GaussianPrior, GMMPrior
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VAL_DIR = "/work/shared/data/cbsd432/val"
+NFES = (5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50)
+#: natural-rgb: each solver stops one point after reaching 0.01 (network calls are the cost being measured)
+NATURAL_NFES = (5, 8, 10, 12, 15, 20, 25, 30, 40, 50, 100, 200)
+
+#: (label, sampler, options); ``steps`` is added per NFE (VE-ODE Heun: steps = (NFE + 1) // 2, recorded NFE)
+SOLVERS = (
+    ("ddim", "ddim", {"spacing": "guided"}),
+    ("ddim+hb0.8", "ddim", {"spacing": "guided", "momentum": "hb", "beta": 0.8}),
+    ("ddim+ghvb1.8", "ddim", {"spacing": "guided", "momentum": "ghvb", "beta": 0.8}),
+    ("dpm-solver-3S (logSNR)", "dpm-solver", {}),
+    ("dpm-solver-2M (logSNR)", "dpm-solver", {"order": 2, "method": "multistep"}),
+    ("dpm-solver++2M (time-uniform)", "dpm-solver++", {}),
+    ("dpm-solver++2M (logSNR)", "dpm-solver++", {"spacing": "logSNR"}),
+    ("dpm-solver++3M (time-uniform)", "dpm-solver++", {"order": 3}),
+    ("dpm-solver++2M+hb0.8", "dpm-solver++", {"momentum": "hb", "beta": 0.8}),
+    ("dpm-solver-v3", "dpm-solver-v3", {}),
+    ("ve-ode (Heun)", "ve-ode", {}),
+)
+
+
+def write_json(path: str, data: dict) -> None:
+    with open(path + ".partial", "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(path + ".partial", path)
+
+
+def steps_for(sampler: str, nfe: int) -> int | None:
+    if sampler == "ve-ode":  # Heun: 2 calls per level but one on the last
+        return (nfe + 1) // 2
+    return nfe
+
+
+def run_solver(prior, sampler: str, options: dict, nfe: int, x: torch.Tensor, ems_path: str | None):
+    steps = steps_for(sampler, nfe)
+    if steps is None:
+        return None
+    opts = dict(options, steps=steps)
+    if sampler == "dpm-solver-v3" and ems_path:
+        opts["statistics"] = ems_path
+    x_init = x
+    if sampler.startswith("ve-"):  # the VE state is x / a_T for a VP prior
+        x_init = x / float(prior.schedule.a(prior.schedule.T - 1))
+    with torch.no_grad():
+        return restore.sampler(sampler, **opts).run(prior, shape=x.shape, x_init=x_init.clone())
+
+
+# -- analytic ---------------------------------------------------------------------------------------------
+
+def analytic(results: dict) -> None:
+    from restore.priors.ems import compute_ems
+
+    g = torch.Generator().manual_seed(1)
+    d = 4
+    q, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+    cov = (q * (0.3 * (0.2 + torch.rand(d, generator=g, dtype=torch.float64)))) @ q.T
+    gauss = GaussianPrior(0.3 * torch.randn(d, generator=g, dtype=torch.float64), cov)
+    means = torch.tensor([[0.6, 0.2], [-0.5, -0.4], [0.3, -0.6]], dtype=torch.float64)
+    covs = torch.stack([0.05 * torch.eye(2, dtype=torch.float64),
+                        torch.tensor([[0.08, 0.03], [0.03, 0.04]], dtype=torch.float64),
+                        0.02 * torch.eye(2, dtype=torch.float64)])
+    gmm = GMMPrior([0.3, 0.5, 0.2], means, covs)
+    out = {}
+    for name, prior, x in (("gaussian", gauss, torch.randn(64, d, generator=torch.Generator().manual_seed(0),
+                                                           dtype=torch.float64)),
+                           ("gmm", gmm, torch.randn(32, 2, generator=torch.Generator().manual_seed(5),
+                                                    dtype=torch.float64))):
+        T = prior.schedule.T
+        if name == "gaussian":
+            ref = prior.pf_ode_map(x, T - 1, -1)
+        else:
+            ref = run_solver(prior, "dpm-solver", {"method": "singlestep-fixed", "order": 3}, 600, x, None).x
+        tmp = tempfile.mkdtemp()
+        start = time.process_time()
+        ems = compute_ems(prior, (512,) + tuple(x.shape[1:]), levels=200, generator=torch.Generator().manual_seed(3))
+        ems_path = str(ems.save(os.path.join(tmp, "ems.safetensors")))
+        table = {"ems_cpu_seconds": round(time.process_time() - start, 2), "solvers": {}}
+        for label, sampler, options in SOLVERS:
+            row = {}
+            for nfe in NFES:
+                res = run_solver(prior, sampler, options, nfe, x, ems_path)
+                if res is not None:
+                    row[str(res.nfe)] = float((res.x - ref).norm() / ref.norm())
+            table["solvers"][label] = row
+            print(name, label, {k: f"{v:.1e}" for k, v in row.items()}, flush=True)
+        out[name] = table
+    results["analytic"] = {"metric": "relative L2 error at t = 0 against the exact PF map (gaussian) or a "
+                                     "600-call third-order solve (gmm)", **out}
+
+
+# -- natural-rgb ------------------------------------------------------------------------------------------
+
+def natural(results: dict, size: int, images: int, ems_path: str | None) -> None:
+    from restore.priors.ems import compute_ems
+
+    prior = restore.prior("natural-rgb", device="cpu")
+    x = torch.randn(images, 3, size, size, generator=torch.Generator().manual_seed(0))
+    start = time.process_time()
+    ref = run_solver(prior, "ddim", {"spacing": "guided"}, 1000, x, None)
+    ref_cpu = time.process_time() - start
+    entry = {"prior": "natural-rgb", "fingerprint": prior.fingerprint(), "shape": list(x.shape),
+             "reference": "ddim, 1000 steps (every training level), same initial noise",
+             "metric": "RMS difference of the final state to the reference, [0, 1] units",
+             "reference_cpu_seconds": round(ref_cpu, 1)}
+    if ems_path is None:
+        ems_path = os.path.join(tempfile.mkdtemp(), "ems.safetensors")
+        start = time.process_time()
+        with torch.no_grad():
+            ems = compute_ems(prior, (16, 3, 32, 32), levels=50, generator=torch.Generator().manual_seed(0), batch=16)
+        ems.save(ems_path)
+        entry["ems"] = {"states": 16, "size": 32, "levels": 50, "cpu_seconds": round(time.process_time() - start, 1)}
+    solvers = {}
+    for label, sampler, options in SOLVERS:
+        if label.startswith("ddim+"):
+            continue  # momentum is for guided sampling; its unconditional accuracy is in the analytic tables
+        row, cpu, needed = {}, {}, None
+        for nfe in NATURAL_NFES:
+            if needed is not None and nfe > 2 * needed:
+                break
+            if nfe > 50 and sampler != "ddim":
+                break
+            start = time.process_time()
+            res = run_solver(prior, sampler, options, nfe, x, ems_path)
+            if res is None:
+                continue
+            rms = float(((res.x_model - ref.x_model) / prior.model_scale).pow(2).mean().sqrt())
+            row[str(res.nfe)] = rms
+            cpu[str(res.nfe)] = round(time.process_time() - start, 2)
+            if needed is None and rms <= 0.01:
+                needed = res.nfe
+        solvers[label] = {"rms": row, "cpu_seconds": cpu, "nfe_to_0.01": needed}
+        print("natural-rgb", label, needed, {k: f"{v:.4f}" for k, v in row.items()}, flush=True)
+    entry["solvers"] = solvers
+    results["natural"] = entry
+
+
+# -- DDS deblurring -----------------------------------------------------------------------------------------
+
+def load_crops(n: int, size: int) -> torch.Tensor:
+    from PIL import Image
+
+    if not os.path.isdir(VAL_DIR):
+        raise SystemExit(f"the held-out photos are not at {VAL_DIR}; run with --parts analytic,natural")
+    files = sorted(f for f in os.listdir(VAL_DIR) if f.lower().endswith((".jpg", ".png")))
+    crops = []
+    for i in range(n):
+        im = np.asarray(Image.open(os.path.join(VAL_DIR, files[(3 * i) % len(files)])).convert("RGB"),
+                        dtype=np.float32) / 255
+        y, x = (im.shape[0] - size) // 2, (im.shape[1] - size) // 2
+        crops.append(torch.from_numpy(np.ascontiguousarray(im[y:y + size, x:x + size].transpose(2, 0, 1))))
+    return torch.stack(crops)
+
+
+DDS_RUNS = [("dds (default)", 50, {})] + [
+    (f"dds {label}", nfe, opts) for nfe in (10, 15, 20, 25) for label, opts in (
+        ("ddim step", {}), ("dpm-solver++ step", {"step": "dpm-solver++"}))] + [
+    ("dds sde-dpm-solver++ step", nfe, {"step": "sde-dpm-solver++"}) for nfe in (10, 20)]
+
+
+def dds(results: dict, crops: int) -> None:
+    from restore.metrics import psnr
+    from restore_imaging.blur import GaussianBlur
+
+    x = load_crops(crops, 64)
+    blur = GaussianBlur(2.0)
+    sigma_y = 0.01
+    y = blur(x) + sigma_y * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    problem = restore.Problem(y, blur, restore.operators.GaussianNoise(sigma_y))
+    prior = restore.prior("natural-rgb", device="cpu")
+    rows = {}
+    for label, steps, opts in DDS_RUNS:
+        start = time.process_time()
+        with torch.no_grad():
+            res = restore.sampler("dds", steps=steps, **opts).run(prior, problem,
+                                                                   generator=torch.Generator().manual_seed(0))
+        p = [float(psnr(res.x[i:i + 1], x[i:i + 1])) for i in range(x.shape[0])]
+        rows[f"{label} @{res.nfe} NFE"] = {"nfe": res.nfe, "psnr_mean": float(np.mean(p)), "psnr": p,
+                                           "cpu_seconds": round(time.process_time() - start, 1)}
+        print("dds", label, res.nfe, f"{np.mean(p):.2f}", flush=True)
+    results["dds_deblur"] = {"task": "gaussian blur sigma 2, noise 0.01, 64x64 centre crops of cbsd432/val",
+                             "crops": crops, "runs": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--parts", default="analytic,natural,dds")
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--images", type=int, default=4)
+    parser.add_argument("--crops", type=int, default=4)
+    parser.add_argument("--ems", default=None, help="natural-rgb statistics file (default: computed here)")
+    parser.add_argument("-o", "--output", default=os.path.join(ROOT, "bench", "results", "fast_solvers.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    results = json.load(open(args.output)) if os.path.exists(args.output) else {}
+    parts = args.parts.split(",")
+    if "analytic" in parts:
+        analytic(results)
+        write_json(args.output, results)
+    if "natural" in parts:
+        natural(results, args.size, args.images, args.ems)
+        write_json(args.output, results)
+    if "dds" in parts:
+        dds(results, args.crops)
+        write_json(args.output, results)
+    results["torch_threads"] = 1
+    write_json(args.output, results)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
