@@ -59,9 +59,12 @@ def main() -> None:
                         help="bsd400-val | cbsd432-val | wheels-val (repeatable)")
     parser.add_argument("--data-root", default=DEFAULT_ROOT)
     parser.add_argument("--no-bm3d", action="store_true")
+    parser.add_argument("--sigma", type=int, action="append", help="noise levels in 1/255 (default 15, 25, 50)")
+    parser.add_argument("--limit", type=int, help="first N images of each set only")
     parser.add_argument("-o", "--output", default=os.path.join(os.path.dirname(__file__), "results", "priors.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
+    sigmas = tuple(args.sigma or SIGMAS)
     results = {}
     if os.path.exists(args.output):
         import json
@@ -76,8 +79,8 @@ def main() -> None:
             k: getattr(prior, "metadata", {}).get(k) for k in ("training_steps", "training_minutes")}, "sets": {}}
         for set_name in args.sets:
             rows = []
-            for key, clean in validation_set(set_name, prior.channels, args.data_root):
-                for sigma in SIGMAS:
+            for key, clean in validation_set(set_name, prior.channels, args.data_root)[:args.limit]:
+                for sigma in sigmas:
                     noisy = noisy_image(clean, sigma / 255, key)
                     start = time.perf_counter()
                     den = tweedie_denoise(prior, noisy, sigma / 255)
@@ -88,7 +91,7 @@ def main() -> None:
                     rows.append({"image": key, "sigma": sigma, "noisy": psnr(noisy.clamp(0, 1), clean),
                                  "prior": psnr(den, clean), "bm3d": results["bm3d"].get(bkey), "seconds": seconds})
             entry["sets"][set_name] = rows
-            for sigma in SIGMAS:
+            for sigma in sigmas:
                 sel = [r for r in rows if r["sigma"] == sigma]
                 bm = [r["bm3d"] for r in sel if r["bm3d"] is not None]
                 print(f"{label:24s} {set_name:12s} sigma {sigma:2d}: prior {np.mean([r['prior'] for r in sel]):.2f}"
