@@ -28,6 +28,13 @@ from . import checks, model_checks
 from .fixtures import GaussianFixture
 
 
+def _checked(obj: Any, cls: type) -> Any:
+    """``obj`` if it is a ``cls``; otherwise the contract fails naming what the factory returned."""
+    if not isinstance(obj, cls):
+        pytest.fail(f"the factory returned {type(obj).__name__}, not a restore.{cls.__name__}")
+    return obj
+
+
 def _component(kind: str, spec: Any, params: dict[str, Any]) -> Any:
     if spec is None:
         raise TypeError(f"set the class attribute '{kind}' to a registered name or a factory")
@@ -63,10 +70,7 @@ class OperatorContract:
 
     @pytest.fixture
     def op(self) -> Operator:
-        op = self.make_operator()
-        if not isinstance(op, Operator):
-            pytest.fail(f"the factory returned {type(op).__name__}, not a restore.Operator")
-        return op
+        return _checked(self.make_operator(), Operator)
 
     def _linear_only(self, op: Operator) -> None:
         if not op.linear:
@@ -150,10 +154,7 @@ class PriorContract:
 
     @pytest.fixture
     def prior_under_test(self) -> Prior:
-        prior = self.make_prior()
-        if not isinstance(prior, Prior):
-            pytest.fail(f"the factory returned {type(prior).__name__}, not a restore.Prior")
-        return prior
+        return _checked(self.make_prior(), Prior)
 
     def test_schedule(self, prior_under_test: Prior) -> None:
         if isinstance(prior_under_test, MeanRevertingFamily):
