@@ -10,15 +10,17 @@ retrospectively (``--mask``; a file's own ``mask`` dataset when ``--mask`` is no
 Unknown seen by the sampler: a real magnitude image ``m`` ``(slices, 1, H, W)`` with a fixed phase ``φ``
 (:class:`~restore_mri.operators.PhaseMagnitude`): ``x = m e^{iφ}``, ``φ`` the phase of a low-pass
 filtered SENSE-CG image (:func:`smooth_phase`). This lets the 1-channel medical magnitude prior run
-DDS with the exact real adjoint; the baselines (``--method zero-filled|sense|tv``) reconstruct the full
+DDS with the exact real adjoint (with a Tikhonov-damped data step, see ``DDS_DEFAULTS``); the baselines (``--method zero-filled|sense|tv``) reconstruct the full
 complex image and output its magnitude.
 
 With ``--simulate`` the input is a magnitude image (PNG, or a 2D/one-slice NIfTI): k-space is simulated
-with ``--coils`` birdcage coils (``1`` = single-coil), undersampled, and complex Gaussian noise of std
+with ``--coils`` birdcage coils (``1`` = single-coil; the reconstruction uses those maps unless
+``--coil-maps`` says otherwise), undersampled, and complex Gaussian noise of std
 ``--noise`` (in [0, 1] image units; the FFT is orthonormal) is added; PSNR/SSIM are reported against it.
 """
 from __future__ import annotations
 
+import logging
 import os
 import zlib
 
@@ -31,11 +33,24 @@ from restore.operators import GaussianNoise
 from restore.problem import Problem
 from restore.tasks import Setup, Task, TaskOption
 
-from .coils import birdcage_maps, espirit_maps
+from .coils import birdcage_maps, espirit_maps, lowres_maps
 from .fft import fft2c, ifft2c
 from .masks import KINDS, make_mask
 from .operators import MultiCoilMRI, PhaseMagnitude, SingleCoilMRI
 from .recon import sense
+
+log = logging.getLogger("restore.mri")
+
+# CG steps of the SENSE solve that scores estimated coil maps, and the relative data residual above which
+# the maps are reported as poor (correct maps leave well under 1 % on noiseless data, failed ones 10-20 %).
+RESIDUAL_ITERS = 10
+MAPS_RESIDUAL_WARNING = 0.05
+
+# DDS on the magnitude view solves (I + γ AᴴA) m = m̂0 + γ Aᴴy (the γ branch, also without noise), not the exact
+# normal equations: the fixed-phase view's AᴴA has eigenvalues near zero on the unsampled columns, and exact CG
+# amplifies the data's small inconsistency with the estimated phase there into stripes (single-coil fell to
+# 10 dB below zero-filled). γ is in units of ||A||² = 1; chosen on held-out images by bench/medical.py.
+DDS_DEFAULTS = {"noisy": "yes", "gamma": 10.0}
 
 METHODS = {"zero-filled": "mri-zero-filled", "sense": "mri-sense", "tv": "mri-tv", "diffusion": None}
 
@@ -80,10 +95,52 @@ def _mask(spec: str | None, image: Image, shape: tuple[int, int], acceleration: 
     return make_mask(spec, (H, W), acceleration, center_fraction, seed).double()
 
 
-def _maps(spec: str, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def _estimate(y: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Estimated maps ``(C, H, W)`` of one slice ``(C, H, W)`` and their relative SENSE data residual.
+
+    Both estimators run (ESPIRiT when the calibration region allows it, and the RSS-normalised low-resolution
+    coil images); the one whose SENSE solve fits the data better wins: with wrong maps no image explains
+    all coils at once, so the residual ``||A x - y|| / ||y||`` is the quality measure the data provide.
+    """
+    candidates = []
+    for estimator in (espirit_maps, lowres_maps):
+        try:
+            candidates.append(estimator(y, mask))
+        except InvalidInputError:
+            continue
+    if not candidates:
+        raise InvalidInputError("cannot estimate coil maps: the mask has no fully sampled centre; use a larger "
+                                "--center-fraction or --coil-maps FILE.npy")
+    scored = []
+    for maps in candidates:
+        op = MultiCoilMRI(maps, mask)
+        x = sense(op, y[None], RESIDUAL_ITERS)
+        scored.append((float(torch.linalg.vector_norm(op(x) - y[None]) / torch.linalg.vector_norm(y).clamp_min(1e-30)),
+                       maps))
+    residual, maps = min(scored, key=lambda t: t[0])
+    return maps, residual
+
+
+def _maps(spec: str, y: torch.Tensor, mask: torch.Tensor, simulated: torch.Tensor | None,
+          noise: float) -> torch.Tensor:
     B, C, H, W = y.shape
+    if spec == "auto":
+        if simulated is not None:
+            log.warning(f"restore mri --simulate: using the {C} birdcage coil maps the simulation used "
+                        f"(--coil-maps estimate to estimate them from the data)")
+            return simulated.expand(B, C, H, W)
+        spec = "estimate"
     if spec == "estimate":
-        return torch.stack([espirit_maps(y[b].to(torch.complex128), mask) for b in range(B)])
+        maps, residuals = zip(*(_estimate(y[b].to(torch.complex128), mask) for b in range(B)))
+        # Noise alone leaves a residual of about σ·sqrt(#samples) after a converged SENSE solve.
+        samples = float(torch.broadcast_to(mask != 0, (H, W)).sum()) * C
+        floor = 2 * noise * samples**0.5 / max(float(torch.linalg.vector_norm(y[b])) for b in range(B))
+        worst = max(residuals)
+        if worst > max(MAPS_RESIDUAL_WARNING, floor):
+            log.warning(f"restore mri: the estimated coil maps explain the data poorly (SENSE residual "
+                        f"{worst:.0%} of the k-space norm); the reconstruction may show aliasing: pass measured "
+                        f"maps with --coil-maps FILE.npy or a mask with more centre lines (--center-fraction)")
+        return torch.stack(maps)
     if spec == "birdcage":
         return birdcage_maps(C, (H, W), dtype=torch.complex128)[None].expand(B, C, H, W)
     if spec.lower().endswith(".npy"):
@@ -94,7 +151,7 @@ def _maps(spec: str, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             raise ShapeError(f"coil maps '{spec}' have shape {tuple(m.shape)}; need ({C}, {H}, {W}) or "
                              f"({B}, {C}, {H}, {W}) to match the k-space")
         return m
-    raise InvalidInputError(f"unknown --coil-maps '{spec}'; use estimate, birdcage or a .npy file")
+    raise InvalidInputError(f"unknown --coil-maps '{spec}'; use auto, estimate, birdcage or a .npy file")
 
 
 def smooth_phase(op: MultiCoilMRI, y: torch.Tensor, mask: torch.Tensor, iters: int = 10,
@@ -117,13 +174,13 @@ def smooth_phase(op: MultiCoilMRI, y: torch.Tensor, mask: torch.Tensor, iters: i
 
 
 def build(image: Image, noise: float, simulate: bool, generator: torch.Generator, mask: str | None = None,
-          acceleration: float = 4.0, center_fraction: float = 0.08, coil_maps: str = "estimate",
+          acceleration: float = 4.0, center_fraction: float = 0.08, coil_maps: str = "auto",
           method: str = "diffusion", coils: int = 8, mask_seed: int | None = None, chunk: int = 4) -> Setup:
     if method not in METHODS:
         raise InvalidInputError(f"unknown --method '{method}'; use {', '.join(METHODS)}")
     if chunk < 1:
         raise InvalidInputError(f"--chunk must be >= 1, got {chunk}")
-    reference = None
+    reference = truth = None
     if simulate:
         reference = _magnitude_input(image)
         if coils < 1:
@@ -154,7 +211,7 @@ def build(image: Image, noise: float, simulate: bool, generator: torch.Generator
     if k.shape[1] == 1:
         op: MultiCoilMRI = SingleCoilMRI(m, (H, W))
     else:
-        op = MultiCoilMRI(_maps(coil_maps, k, m), m)
+        op = MultiCoilMRI(_maps(coil_maps, k, m, truth if coils > 1 else None, noise), m)
     # The baselines reconstruct the complex image themselves; only the diffusion path needs the phase.
     phase = smooth_phase(op, k, m) if METHODS[method] is None else torch.zeros(k.shape[0], 1, H, W)
     view = PhaseMagnitude(op, phase)
@@ -173,7 +230,9 @@ def make_task() -> Task:
                                           "default: the file's mask, else random"),
             TaskOption("acceleration", float, 4.0, "nominal acceleration R"),
             TaskOption("center_fraction", float, 0.08, "fully sampled centre fraction (0.08 with 4x, 0.04 with 8x)"),
-            TaskOption("coil_maps", str, "estimate", "estimate (ESPIRiT-style) | birdcage | FILE.npy"),
+            TaskOption("coil_maps", str, "auto", "auto (--simulate: the simulated maps, else estimate) | estimate "
+                                                 "(ESPIRiT or RSS-normalised low-res, the better SENSE fit) | "
+                                                 "birdcage | FILE.npy"),
             TaskOption("method", str, "diffusion", "zero-filled | sense | tv | diffusion (--sampler, default dds)"),
             TaskOption("coils", int, 8, "with --simulate: number of birdcage coils (1 = single-coil)"),
             TaskOption("mask_seed", int, None, "mask seed (default: derived from the file name, as fastMRI)"),
@@ -181,6 +240,7 @@ def make_task() -> Task:
         ),
         default_sampler="dds",
         domain="medical",
+        sampler_defaults={"dds": DDS_DEFAULTS},
         default_noise=0.0,
         output_suffix=".h5",
     )
