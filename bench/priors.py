@@ -37,11 +37,6 @@ def fingerprint(prior) -> str:
     return h.hexdigest()[:12]
 
 
-def noisy_image(clean: torch.Tensor, sigma: float, key: str) -> torch.Tensor:
-    seed = int(hashlib.sha256(f"{key}:{sigma}".encode()).hexdigest()[:8], 16)
-    return clean + sigma * torch.randn(clean.shape, generator=torch.Generator().manual_seed(seed))
-
-
 def bm3d_psnr(noisy: torch.Tensor, clean: torch.Tensor, sigma: float) -> float:
     import bm3d
 
@@ -51,7 +46,7 @@ def bm3d_psnr(noisy: torch.Tensor, clean: torch.Tensor, sigma: float) -> float:
 
 
 def main() -> None:
-    from restore_models.evaluate import tweedie_denoise, validation_set
+    from restore_models.evaluate import noisy_copy, tweedie_denoise, validation_set
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prior", action="append", required=True, help="prior name or folder (repeatable)")
@@ -81,7 +76,7 @@ def main() -> None:
             rows = []
             for key, clean in validation_set(set_name, prior.channels, args.data_root)[:args.limit]:
                 for sigma in sigmas:
-                    noisy = noisy_image(clean, sigma / 255, key)
+                    noisy = noisy_copy(clean, sigma / 255, key)
                     start = time.perf_counter()
                     den = tweedie_denoise(prior, noisy, sigma / 255)
                     seconds = time.perf_counter() - start

@@ -88,24 +88,47 @@ def load_folder(folder: str, channels: int, max_side: int = 512) -> list[tuple[s
     return out
 
 
+def noisy_copy(clean: torch.Tensor, sigma: float, key: str) -> torch.Tensor:
+    """``clean + sigma * n`` with ``n`` seeded by the image's key and sigma, so every prior and every baseline,
+    in every process, sees the same noisy image."""
+    import hashlib
+
+    seed = int(hashlib.sha256(f"{key}:{sigma}".encode()).hexdigest()[:8], 16)
+    return clean + sigma * torch.randn(clean.shape, generator=torch.Generator().manual_seed(seed))
+
+
 def evaluate(prior, images: list[tuple[str, torch.Tensor]], sigmas: list[float], seed: int = 0,
-             use_bm3d: bool = True) -> list[Row]:
-    rows = []
+             use_bm3d: bool = True, bm3d_cache: dict[str, float] | None = None) -> list[Row]:
+    """Tweedie PSNR (and BM3D's) per image and sigma.
+
+    An image named ``"SET|KEY"`` gets the keyed noise of :func:`noisy_copy` and its BM3D result is looked up
+    in (and added to) ``bm3d_cache`` under ``"SET|C|KEY|sigma·255"``, the keys ``bench.priors`` writes; other
+    images get noise from a generator seeded with ``seed``.
+    """
     try:
         import bm3d
     except ImportError:
         bm3d = None
+    rows = []
     for name, clean in images:
         for sigma in sigmas:
-            g = torch.Generator().manual_seed(seed)
-            noisy = clean + sigma * torch.randn(clean.shape, generator=g)
+            if "|" in name:
+                set_name, key = name.split("|", 1)
+                noisy = noisy_copy(clean, sigma, key)
+                cache_key = f"{set_name}|{clean.shape[1]}|{key}|{round(sigma * 255)}"
+            else:
+                g = torch.Generator().manual_seed(seed)
+                noisy = clean + sigma * torch.randn(clean.shape, generator=g)
+                cache_key = None
             start = time.perf_counter()
             den = tweedie_denoise(prior, noisy.to(prior.device), sigma).cpu()
             seconds = time.perf_counter() - start
-            ref = None
-            if use_bm3d and bm3d is not None:
+            ref = bm3d_cache.get(cache_key) if bm3d_cache is not None and cache_key else None
+            if ref is None and use_bm3d and bm3d is not None:
                 arr = noisy[0].permute(1, 2, 0).double().numpy()
                 out = bm3d.bm3d_rgb(arr, sigma) if arr.shape[2] == 3 else bm3d.bm3d(arr[..., 0], sigma)[..., None]
-                ref = psnr(torch.from_numpy(np.clip(out, 0, 1)).permute(2, 0, 1)[None], clean)
+                ref = psnr(torch.from_numpy(np.clip(out, 0, 1)).permute(2, 0, 1)[None].float(), clean)
+                if bm3d_cache is not None and cache_key:
+                    bm3d_cache[cache_key] = ref
             rows.append(Row(name, sigma, psnr(noisy.clamp(0, 1), clean), psnr(den, clean), ref, seconds))
     return rows

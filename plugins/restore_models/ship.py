@@ -30,8 +30,8 @@ def validation_images(preset_name: str, side: int = 256) -> list[tuple[str, torc
     out = []
     for name in preset.collections:
         try:
-            out += [(f"{name}:{key}", im) for key, im in validation_set(f"{name}-val", preset.channels, data_root(),
-                                                                        side)]
+            out += [(f"{name}-val|{key}", im) for key, im in validation_set(f"{name}-val", preset.channels,
+                                                                             data_root(), side)]
         except InvalidInputError as exc:
             print(f"warning: {exc}; validating on the wheel images only", file=sys.stderr)
     for key in preset.validation:
@@ -40,7 +40,7 @@ def validation_images(preset_name: str, side: int = 256) -> list[tuple[str, torc
             if preset.channels == 1 and im.shape[2] == 3:
                 im = im @ np.array([[0.299], [0.587], [0.114]], np.float32)
             crop = torch.from_numpy(np.ascontiguousarray(centre_crop(im, side))).permute(2, 0, 1)[None]
-            out.append((f"{key}#{i}" if len(ims) > 1 else key, crop.float()))
+            out.append((f"wheels-val|{key}#{i}" if len(ims) > 1 else f"wheels-val|{key}", crop.float()))
     return out
 
 
@@ -127,8 +127,8 @@ def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> s
     ]
     groups: dict[str, list] = {}
     for r in rows:
-        groups.setdefault(r.image.split(":")[0] if ":" in r.image and r.image.split(":")[0] in preset.collections
-                          else "wheel images", []).append(r)
+        group = r.image.split("|")[0].removesuffix("-val")
+        groups.setdefault(group if group in preset.collections else "wheel images", []).append(r)
     for group, sel_all in groups.items():
         for sigma in SIGMAS:
             sel = [r for r in sel_all if abs(r.sigma - sigma) < 1e-9]
@@ -140,7 +140,7 @@ def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> s
     return "\n".join(lines) + "\n"
 
 
-def ship(run_dir: str, evaluate_now: bool = True, force: bool = False) -> Path:
+def ship(run_dir: str, evaluate_now: bool = True, force: bool = False, bm3d_cache: str | None = None) -> Path:
     """Copy a run's EMA weights into ``weights/`` when they beat the shipped ones at σ = 25/255.
 
     The weights are stored as float16 when that moves the mean Tweedie PSNR by at most 0.01 dB at every σ.
@@ -154,6 +154,8 @@ def ship(run_dir: str, evaluate_now: bool = True, force: bool = False) -> Path:
     meta = json.loads((run / "restore_prior.json").read_text())
     dest = WEIGHTS / meta["name"]
     images = validation_images(meta["name"]) if evaluate_now else []
+    # BM3D on the same keyed noisy images is what bench.priors caches: reuse it rather than recompute.
+    cache = json.loads(Path(bm3d_cache).read_text()).get("bm3d", {}) if bm3d_cache else {}
     shipped_rows = []
     if dest.exists() and evaluate_now:
         shipped_rows = evaluate(load_prior_folder(str(dest)), images, [25 / 255], use_bm3d=False)
@@ -171,7 +173,8 @@ def ship(run_dir: str, evaluate_now: bool = True, force: bool = False) -> Path:
         shutil.copy(run / "val.csv", tmp / "val.csv")
     dtype = "float32"
     if evaluate_now:
-        rows = evaluate(load_prior_folder(str(tmp)), images, list(SIGMAS))
+        rows = evaluate(load_prior_folder(str(tmp)), images, list(SIGMAS), use_bm3d="--no-bm3d" not in sys.argv,
+                        bm3d_cache=cache)
         if shipped_rows and not force and mean_psnr(rows, 25 / 255) <= mean_psnr(shipped_rows, 25 / 255):
             shutil.rmtree(tmp)
             raise SystemExit(f"not shipped: {mean_psnr(rows, 25 / 255):.2f} dB at sigma 25/255 does not beat the "
@@ -193,4 +196,7 @@ def ship(run_dir: str, evaluate_now: bool = True, force: bool = False) -> Path:
 
 
 if __name__ == "__main__":
-    print(ship(sys.argv[1], evaluate_now="--no-eval" not in sys.argv, force="--force" in sys.argv))
+    # python -m restore_models.ship RUN_DIR [--no-eval] [--force] [--no-bm3d] [--bm3d-cache bench/results/priors.json]
+    cache_arg = sys.argv[sys.argv.index("--bm3d-cache") + 1] if "--bm3d-cache" in sys.argv else None
+    print(ship(sys.argv[1], evaluate_now="--no-eval" not in sys.argv, force="--force" in sys.argv,
+               bm3d_cache=cache_arg))
