@@ -66,7 +66,9 @@ def test_zero_lambda_with_consistent_data_keeps_pseudo_inverse_start():
     y = op(torch.rand((1,) + shape, generator=gen, dtype=torch.float64))
     out = restore.sampler("red-diff", steps=25, lam=0.0).run(prior, restore.Problem(y, op),
                                                             generator=torch.Generator().manual_seed(0))
-    assert torch.equal(out.x, op.pinv(y))
+    pinv = op.pinv(y)
+    # Zero steps of change computed through the sampler's update vs pinv directly: float64 rounding only.
+    assert float((out.x - pinv).abs().max() / pinv.abs().max()) <= 1e-12
     assert out.nfe == 25
 
 
