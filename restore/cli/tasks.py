@@ -43,6 +43,31 @@ def parse_assignments(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def task_option_specs(task) -> list[tuple[str, Any, Any]]:
+    """``(name, annotation, typer.Option)`` of the task's own options (``--kernel`` …), from its definition."""
+    specs = []
+    for opt in task.options:
+        typ = Optional[opt.type] if opt.default is None else opt.type
+        specs.append((opt.name, typ, typer.Option(opt.default, f"--{opt.name.replace('_', '-')}", help=opt.help)))
+    return specs
+
+
+def set_signature(command, specs: list[tuple[str, Any, Any]]) -> None:
+    """Give ``command(**kwargs)`` the parameters ``specs`` so that typer builds its options from them."""
+    params, annotations = [], {}
+    for name, typ, info in specs:
+        default = inspect.Parameter.empty
+        if isinstance(info, typer.models.OptionInfo) and info.default is not ...:
+            # Inside Annotated, typer reads Option's first argument as an option name: move the default to `=`.
+            info = copy.copy(info)
+            default, info.default = info.default, ...
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=Annotated[typ, info]))
+        annotations[name] = Annotated[typ, info]
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = annotations
+
+
 def make_command(task_name: str, task):
     def command(**kwargs: Any) -> None:
         from ..tasks import RunSettings, run_task
@@ -63,24 +88,7 @@ def make_command(task_name: str, task):
             parts += [f"{k} {v:.2f}" for k, v in report.metrics.items()]
             print(" | ".join(parts), file=sys.stderr)
 
-    params, annotations = [], {}
-    for name, typ, info in COMMON:
-        default = inspect.Parameter.empty
-        if isinstance(info, typer.models.OptionInfo) and info.default is not ...:
-            # Inside Annotated, typer reads Option's first argument as an option name: move the default to `=`.
-            info = copy.copy(info)
-            default, info.default = info.default, ...
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                        annotation=Annotated[typ, info]))
-        annotations[name] = Annotated[typ, info]
-    for opt in task.options:
-        typ = Optional[opt.type] if opt.default is None else opt.type
-        info = typer.Option(f"--{opt.name.replace('_', '-')}", help=opt.help)
-        params.append(inspect.Parameter(opt.name, inspect.Parameter.KEYWORD_ONLY, default=opt.default,
-                                        annotation=Annotated[typ, info]))
-        annotations[opt.name] = Annotated[typ, info]
-    command.__signature__ = inspect.Signature(params)
-    command.__annotations__ = annotations
+    set_signature(command, COMMON + task_option_specs(task))
     command.__doc__ = task.summary
     command.__name__ = task_name.replace("-", "_")
     return command
