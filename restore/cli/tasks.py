@@ -68,11 +68,20 @@ def set_signature(command, specs: list[tuple[str, Any, Any]]) -> None:
     command.__annotations__ = annotations
 
 
+SINGLE_ONLY = [
+    ("max_pixels", Optional[int], typer.Option(None, "--max-pixels", help="refuse inputs over this many pixels "
+                                               "(voxels) per channel, checked from the header (default 64e6)")),
+]
+
+
 def make_command(task_name: str, task):
     def command(**kwargs: Any) -> None:
-        from ..tasks import RunSettings, run_task
+        from ..io import check_output, max_pixels
+        from ..tasks import RunSettings, default_output, run_task
+        from .guard import expected_steps, numerical_guard
         from .progress import progress_bar
 
+        limit = kwargs.pop("max_pixels")
         settings = RunSettings(
             prior=kwargs.pop("prior"), sampler=kwargs.pop("sampler"), steps=kwargs.pop("steps"),
             noise=kwargs.pop("noise"), seed=kwargs.pop("seed"), device=kwargs.pop("device"),
@@ -80,15 +89,19 @@ def make_command(task_name: str, task):
             save_config=kwargs.pop("save_config"), sampler_options=parse_assignments(kwargs.pop("set_")))
         quiet = kwargs.pop("quiet")
         input_path, output = kwargs.pop("input"), kwargs.pop("output")
-        with progress_bar(task_name, enabled=None if not quiet else False) as update:
-            report = run_task(task_name, input_path, output, settings, kwargs, progress=update)
+        # Everything about the output is checked before the (possibly long) restoration starts.
+        check_output(output or default_output(input_path, task), settings.overwrite)
+        total = expected_steps(task, settings)
+        with max_pixels(limit), progress_bar(task_name, enabled=None if not quiet else False, total=total) as update, \
+                numerical_guard(update) as guarded:
+            report = run_task(task_name, input_path, output, settings, kwargs, progress=guarded)
         if not quiet:
             parts = [f"wrote {report.output}", f"prior {report.prior}", f"sampler {report.sampler}",
                      f"NFE {report.nfe}", f"{report.seconds:.1f} s"]
             parts += [f"{k} {v:.2f}" for k, v in report.metrics.items()]
             print(" | ".join(parts), file=sys.stderr)
 
-    set_signature(command, COMMON + task_option_specs(task))
+    set_signature(command, COMMON + SINGLE_ONLY + task_option_specs(task))
     command.__doc__ = task.summary
     command.__name__ = task_name.replace("-", "_")
     return command
