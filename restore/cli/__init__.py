@@ -85,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug must still not greet the user with a traceback
+        if debug:
+            raise
+        text = " ".join(str(exc).split())[:300]
+        print(f"error: internal error {type(exc).__name__}: {text}; rerun with --debug for the traceback "
+              "and report it", file=sys.stderr)
+        return 1
 
 
 def _command_path(command, argv: list[str]) -> str:

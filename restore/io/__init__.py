@@ -7,10 +7,13 @@ permissions the umask gives a new file.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
+import logging
 import os
 import shutil
 import tempfile
+import warnings
 
 import torch
 
@@ -68,16 +71,41 @@ def read(path: str | os.PathLike) -> Image:
     reader = match_extension("reader", path)  # unknown extension is reported before a missing file
     if not os.path.exists(path):
         raise InvalidInputError(f"input file '{path}' does not exist")
-    declared = header_size(path) if os.path.isfile(path) else None
+    with quiet_decoders():
+        declared = header_size(path) if os.path.isfile(path) else None
     if declared is not None:
         check_size(path, declared)
-    image = reader.build()(path)
+    try:
+        with quiet_decoders():
+            image = reader.build()(path)
+    except RestoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any decoder failure on a damaged file is the user's to fix
+        if os.environ.get("RESTORE_DEBUG") == "1":
+            raise
+        text = " ".join(str(exc).split())[:160]
+        raise InvalidInputError(f"cannot read '{path}': damaged or not the format its extension says "
+                                f"({type(exc).__name__}: {text})") from None
     data = image.data
     # Samples per channel: (B, C, H, W) counts B x H x W (B > 1: slices), (B, C, D, H, W) counts B x D x H x W.
     depth = data.shape[0] * (data.shape[2] if data.ndim == 5 else 1) if data.ndim >= 4 else 1
     check_size(path, ((depth,) if depth > 1 else ()) + tuple(data.shape[-2:]), "pixels/voxels")
     check_finite(data, f"input '{path}'")
     return image
+
+
+@contextlib.contextmanager
+def quiet_decoders():
+    """Silence decoders' warnings and log records about damaged data (tifffile, nibabel log them): what
+    the user sees is the one-line outcome, an error or the image."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        previous = logging.root.manager.disable
+        logging.disable(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            logging.disable(previous)
 
 
 def check_finite(data: torch.Tensor, what: str) -> None:

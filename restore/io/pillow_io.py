@@ -102,6 +102,8 @@ def read_pillow(path: str) -> Image:
 
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
+    prefix = f"{type(exc).__name__}: "
+    text = text[len(prefix):] if text.startswith(prefix) else text  # pypng repeats its class name
     return text if len(text) <= 160 else text[:157] + "..."
 
 
