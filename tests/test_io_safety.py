@@ -179,16 +179,17 @@ def test_full_disk_leaves_no_partial_file(tmp_path):
     code = f"""
 import resource, signal, sys, torch
 sys.path[:0] = {[p for p in sys.path if p]!r}
+from restore.errors import RestoreError
+from restore.io import match_extension, write
+match_extension("writer", "x.png").build()  # plugins loaded before the limit
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
-from restore.errors import RestoreError
-from restore.io import write
 try:
     write({str(tmp_path / 'big.png')!r}, torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
 except RestoreError as exc:
     print(type(exc).__name__, exc)
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.stdout.startswith("OutputError") and "nothing was written" in proc.stdout, proc.stdout + proc.stderr
     assert list(tmp_path.iterdir()) == []
 
@@ -217,3 +218,24 @@ def test_metadata_cannot_direct_a_write_outside_the_output_folder(tmp_path):
     assert sorted(p.name for p in (out / "restored").iterdir()) == ["slice_0000.dcm", "slice_0001.dcm"]
     task = get_task("deblur")
     assert Path(output_path(str(tmp_path / "..evil.png"), task, str(out))).parent == out
+
+
+def test_large_input_gets_an_estimate_and_a_refusal_when_memory_will_not_fit(tmp_path, capsys, monkeypatch):
+    import restore.cli.estimate as est
+
+    big = tmp_path / "big.png"
+    png_header_only(big, 3000, 2000)  # only the header is read by the estimate
+    monkeypatch.setattr(est, "available_mb", lambda: 1e9)
+    est.check_resources(str(big), "dds", 100, quiet=False)
+    line = capsys.readouterr().err
+    assert line.startswith("estimate: 2000x3000 input, 100 network evaluations") and "GB" in line
+    mb, seconds = est.estimate(6_000_000, 100, "dds")
+    assert mb > est.estimate(1_000_000, 100, "dds")[0] and seconds == pytest.approx(100 * est.estimate(6e6, 1, "dds")[1])
+    monkeypatch.setattr(est, "available_mb", lambda: mb / 2)
+    with pytest.raises(est.InsufficientMemoryError, match="needs ~.* GB.*--no-memory-check"):
+        est.check_resources(str(big), "dds", 100, quiet=True)
+    est.check_resources(str(big), "dds", 100, quiet=True, memory_check=False)
+    small = tmp_path / "small.png"
+    PILImage.fromarray(_rgb()).save(small)
+    est.check_resources(str(small), "dds", 100, quiet=False)
+    assert capsys.readouterr().err == ""

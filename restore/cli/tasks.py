@@ -68,9 +68,12 @@ def set_signature(command, specs: list[tuple[str, Any, Any]]) -> None:
     command.__annotations__ = annotations
 
 
+NETWORK_PRIORS = ("default", "natural-rgb", "natural-gray", "medical-gray")
 SINGLE_ONLY = [
     ("max_pixels", Optional[int], typer.Option(None, "--max-pixels", help="refuse inputs over this many pixels "
                                                "(voxels) per channel, checked from the header (default 64e6)")),
+    ("memory_check", bool, typer.Option(True, "--memory-check/--no-memory-check",
+                                        help="refuse a large input whose estimated memory exceeds what is available")),
 ]
 
 
@@ -78,10 +81,11 @@ def make_command(task_name: str, task):
     def command(**kwargs: Any) -> None:
         from ..io import check_output, max_pixels
         from ..tasks import RunSettings, default_output, run_task
+        from .estimate import check_resources
         from .guard import expected_steps, numerical_guard
         from .progress import progress_bar
 
-        limit = kwargs.pop("max_pixels")
+        limit, memory_check = kwargs.pop("max_pixels"), kwargs.pop("memory_check")
         settings = RunSettings(
             prior=kwargs.pop("prior"), sampler=kwargs.pop("sampler"), steps=kwargs.pop("steps"),
             noise=kwargs.pop("noise"), seed=kwargs.pop("seed"), device=kwargs.pop("device"),
@@ -92,6 +96,8 @@ def make_command(task_name: str, task):
         # Everything about the output is checked before the (possibly long) restoration starts.
         check_output(output or default_output(input_path, task), settings.overwrite)
         total = expected_steps(task, settings)
+        if settings.prior in NETWORK_PRIORS:  # the estimate is fitted for these networks
+            check_resources(input_path, settings.sampler or task.default_sampler, total, quiet, memory_check)
         with max_pixels(limit), progress_bar(task_name, enabled=None if not quiet else False, total=total) as update, \
                 numerical_guard(update) as guarded:
             report = run_task(task_name, input_path, output, settings, kwargs, progress=guarded)
