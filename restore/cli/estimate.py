@@ -14,6 +14,7 @@ from ..errors import RestoreError
 # bench/results/estimate.json: peak MB = base + per-MP x megapixels; s/NFE = base + per-MP x megapixels.
 FITS = {
     "dds": {"mb_base": 484.2, "mb_per_mp": 3051.1, "s_base": 0.05, "s_per_mp": 15.34},
+    "dps": {"mb_base": 497.4, "mb_per_mp": 9486.7, "s_base": 0.236, "s_per_mp": 25.18},
 }
 GRADIENT_SAMPLERS = ("dps", "psld", "stsl", "red-diff")  # back-propagate through the network each step
 LARGE_PIXELS = 512 * 512  # below this the run is short and no estimate is printed
