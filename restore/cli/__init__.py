@@ -57,7 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get("RESTORE_DEBUG") == "1"
     from .usage import exception_types, format_usage_error
 
-    command = typer.main.get_command(build_app())
+    try:
+        command = typer.main.get_command(build_app())
+    except RestoreError as exc:  # e.g. a broken plugin with RESTORE_STRICT_PLUGINS=1
+        if debug:
+            raise
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
     # Usage errors are matched by the classes of the click that typer runs on (see restore.cli.usage).
     errors = exception_types(command)
     try:
