@@ -151,10 +151,14 @@ class Inversion:
                                     f"pass a file written by 'restore invert'".replace("\n", " ")) from None
         if meta.get("format") != FORMAT or "z_top" not in tensors:
             raise InvalidInputError(f"'{path}' is not a restore latents file; make one with 'restore invert IMG -o FILE'")
-        return cls(latents=tensors, sampler=meta["sampler"], config=json.loads(meta["config"]),
-                   fingerprint=meta["fingerprint"], schedule=meta["schedule"], prior_name=meta["prior"],
-                   shape=tuple(json.loads(meta["shape"])), dtype=meta["dtype"], nfe=int(meta.get("nfe", 0)),
-                   meta=json.loads(meta.get("image_meta", "{}")))
+        try:
+            return cls(latents=tensors, sampler=meta["sampler"], config=json.loads(meta["config"]),
+                       fingerprint=meta["fingerprint"], schedule=meta["schedule"], prior_name=meta["prior"],
+                       shape=tuple(json.loads(meta["shape"])), dtype=meta["dtype"], nfe=int(meta.get("nfe", 0)),
+                       meta=json.loads(meta.get("image_meta", "{}")))
+        except (KeyError, TypeError, ValueError) as exc:  # damaged or hand-edited metadata
+            raise InvalidInputError(f"'{path}' has damaged latents metadata ({type(exc).__name__}: {exc}); "
+                                    "make it again with 'restore invert IMG -o FILE'") from None
 
 
 def invert(prior: Prior | str, x0: torch.Tensor, sampler: str = "bdia", steps: int | None = None,

@@ -173,6 +173,11 @@ def run_task(task: Task | str, input_path: str, output_path: str | None, setting
             y = problem.y.cpu()
             if y.shape == ref.shape and not y.is_complex():  # k-space y is not an image
                 report.metrics["psnr_input"] = psnr(y.clamp(0, 1), ref)
+            elif y.ndim == 4 and y.shape[:2] == ref.shape[:2] and not y.is_complex():  # low-resolution input
+                size = tuple(ref.shape[-2:])
+                up = torch.nn.functional.interpolate
+                report.metrics["psnr_input"] = psnr(up(y.clamp(0, 1), size=size, mode="nearest"), ref)
+                report.metrics["psnr_bicubic"] = psnr(up(y, size=size, mode="bicubic").clamp(0, 1), ref)
     outputs = [(output_path, mean)]
     if settings.samples > 1:
         std_path = _sibling(output_path, "std")

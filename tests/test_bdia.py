@@ -75,7 +75,9 @@ def test_bdia_gamma_zero_is_ddim():
     prior = RandomNetPrior()
     zT = torch.randn(2, 2, 8, 8, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     ddim = DDIM(steps=10).run(prior, shape=zT.shape, x_init=zT).x_model
-    assert torch.equal(BDIA(steps=10, gamma=0.0).run(prior, shape=zT.shape, x_init=zT).x_model, ddim)
+    bdia = BDIA(steps=10, gamma=0.0).run(prior, shape=zT.shape, x_init=zT).x_model
+    # Same update written two ways: float64 rounding (order of operations, SIMD width) may differ by ~1e-15.
+    assert float((bdia - ddim).abs().max() / ddim.abs().max()) <= 1e-12
     near = BDIA(steps=10, gamma=1e-7).run(prior, shape=zT.shape, x_init=zT).x_model
     assert float((near - ddim).abs().max()) < 1e-5
     with pytest.raises(InvalidInputError, match="gamma > 0"):

@@ -240,6 +240,7 @@ def test_training_reduces_loss_and_saved_model_round_trips(tmp_path):
     direct = ConditionalUNetPrior(ema, MRSchedule(20, cfg.max_sigma, cfg.eps), "sample", residual=True)
     y = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(4))
     outs = [MRS(steps=4).run(p, _problem(y), generator=torch.Generator().manual_seed(9)).x for p in (loaded, direct)]
-    assert torch.equal(outs[0], outs[1])
+    # Loaded vs in-memory network: same weights, but float32 kernels may be chosen differently (~1e-6).
+    assert float((outs[0] - outs[1]).abs().max() / outs[1].abs().max()) <= 1e-5
     again = MRS(steps=4).run(loaded, _problem(y), generator=torch.Generator().manual_seed(9)).x
     assert torch.equal(outs[0], again)

@@ -1,30 +1,21 @@
-"""``restore batch INPUTS… --task NAME``: many inputs, locally or on a Dask cluster.
+"""``restore batch TASK INPUTS… [task options]``: many inputs, locally or on a Dask cluster.
 
-Task options go through ``--opt KEY=VALUE`` (repeatable), e.g. ``--opt kernel=gaussian:2``: the task is
-only known after parsing, so its own ``--kernel`` style options cannot be declared here.
+Every task is a sub-command of ``batch`` with the task's own options (``--kernel``, ``--scale`` …), built
+from the task's definition exactly as for ``restore TASK``, so the two cannot drift apart. The older form
+``restore batch INPUTS… --task NAME --opt KEY=VALUE`` keeps working for scripts.
 """
 from __future__ import annotations
 
 import os
 import sys
 from contextlib import contextmanager
-from typing import Annotated, Any, Iterator, Optional
+from enum import Enum
+from typing import Any, Iterator, Optional
 
 import typer
+from typer.core import TyperGroup
 
-from ..errors import InvalidInputError
-from .tasks import parse_assignments
-
-
-def _parse_options(items: list[str] | None) -> dict[str, Any]:
-    for item in items or []:
-        if "=" not in item:
-            raise InvalidInputError(f"--opt expects KEY=VALUE (a task option), got '{item}'")
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, _, value = item.partition("=")
-        out[key.strip().replace("-", "_")] = value  # converted with the option's declared type later
-    return out
+from .tasks import COMMON, parse_assignments, set_signature, task_option_specs
 
 
 @contextmanager
@@ -93,62 +84,165 @@ def print_summary(result, quiet: bool) -> None:
     line = (f"{counts.get('done', 0)} done, {counts.get('skipped', 0)} skipped, {counts.get('failed', 0)} failed "
             f"in {result.seconds:.1f} s ({result.engine}, {result.workers} worker(s){rate}); "
             f"manifest {result.manifest}")
+    if quiet:  # no table: still name every failed input and why, one line each
+        for r in result.failed:
+            console.print(f"failed: {os.path.basename(r['input'])}: {r['error']}", markup=False, soft_wrap=True)
     if result.failed or not quiet:
         console.print(line, markup=False)
 
 
-def batch(
-    inputs: Annotated[list[str], typer.Argument(help="input files, folders or quoted globs ('scans/*.png')",
-                                                show_default=False)],
-    task: Annotated[str, typer.Option("--task", "-t", help="task to run on every input (restore list tasks)",
-                                      show_default=False)],
-    opt: Annotated[Optional[list[str]], typer.Option("--opt", help="task option KEY=VALUE (repeatable), "
-                                                     "e.g. --opt kernel=gaussian:2")] = None,
-    output: Annotated[Optional[str], typer.Option("-o", "--output", help="output folder (default: ./TASK-batch)")] = None,
-    engine: Annotated[str, typer.Option("--engine", help="local | dask")] = "local",
-    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Dask scheduler tcp://HOST:PORT "
-                                                     "(default with --engine dask: a LocalCluster)")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="local: process-pool size (default 1, "
-                                                   "in-process); dask LocalCluster: worker processes (default: CPUs)")] = None,
-    threads: Annotated[int, typer.Option("--threads", help="torch threads per worker; keep it equal across "
-                                         "runs for byte-identical outputs (0: torch default)")] = 1,
-    resume: Annotated[bool, typer.Option("--resume", help="skip inputs already finished with the same config")] = False,
-    num_parts: Annotated[int, typer.Option("--num-parts", help="split the inputs into N parts …")] = 1,
-    part_id: Annotated[int, typer.Option("--part-id", help="… and process part K (0-based)")] = 0,
-    retries: Annotated[int, typer.Option("--retries", help="extra attempts for a failed input")] = 0,
-    seed: Annotated[int, typer.Option("--seed", help="run seed; each input's seed derives from it and its file name")] = 0,
-    noise: Annotated[Optional[float], typer.Option("--noise", help="noise std of the inputs in [0, 1] image units")] = None,
-    sampler: Annotated[Optional[str], typer.Option("--sampler", help="sampler name (restore list samplers)")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="number of sampler steps")] = None,
-    prior: Annotated[str, typer.Option("--prior", help="prior name or folder (default: chosen by channels)")] = "default",
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N | mps")] = "auto",
-    samples: Annotated[int, typer.Option("--samples", help="posterior samples per input; >1 also writes OUT_std")] = 1,
-    simulate: Annotated[bool, typer.Option("--simulate", help="treat inputs as clean: degrade first, report PSNR/SSIM")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="redo inputs whose output exists")] = False,
-    save_config: Annotated[bool, typer.Option("--save-config", help="write OUT.config.json next to each output")] = False,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="sampler option KEY=VALUE (repeatable)")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars or table (failures still print)")] = False,
-) -> None:
-    """Run one task on many inputs (files, folders, globs), locally or on Dask; resumable.
+class Engine(str, Enum):
+    """Where the inputs run (a choice, so that a typo is a usage error naming the choices)."""
 
-    Writes OUTDIR/<stem>_<task><ext> per input and OUTDIR/manifest.jsonl (one record per attempt). Exit
-    code 1 when any input failed (after --retries), 2 for a usage error.
-    """
+    local = "local"
+    dask = "dask"
+
+
+BATCH_SPECS = [
+    ("inputs", list[str], typer.Argument(..., help="input files, folders or quoted globs ('scans/*.png')",
+                                         show_default=False)),
+    ("output", Optional[str], typer.Option(None, "-o", "--output", help="output folder (default: ./TASK-batch)")),
+    ("engine", Engine, typer.Option(Engine.local.value, "--engine", help="local: this machine; dask: a Dask cluster")),
+    ("scheduler", Optional[str], typer.Option(None, "--scheduler", help="Dask scheduler tcp://HOST:PORT "
+                                              "(default with --engine dask: a LocalCluster)")),
+    ("workers", Optional[int], typer.Option(None, "--workers", help="local: process-pool size (default 1, "
+                                            "in-process); dask LocalCluster: worker processes (default: CPUs)")),
+    ("threads", int, typer.Option(1, "--threads", help="torch threads per worker; keep it equal across runs "
+                                  "for byte-identical outputs (0: torch default)")),
+    ("resume", bool, typer.Option(False, "--resume", help="skip inputs already finished with the same config")),
+    ("num_parts", int, typer.Option(1, "--num-parts", help="split the inputs into N parts …")),
+    ("part_id", int, typer.Option(0, "--part-id", help="… and process part K (0-based)")),
+    ("retries", int, typer.Option(0, "--retries", help="extra attempts for a failed input")),
+] + [spec for spec in COMMON if spec[0] not in ("input", "output")]
+
+
+def run_batch_command(task: str, options: dict[str, Any], kw: dict[str, Any]) -> None:
+    """The body of every batch command: ``kw`` holds the BATCH_SPECS values, ``options`` the task's."""
     from ..batch import run_batch
     from ..tasks import RunSettings
 
-    settings = RunSettings(prior=prior, sampler=sampler, steps=steps, noise=noise, seed=seed, device=device,
-                           samples=samples, simulate=simulate, overwrite=overwrite, save_config=save_config,
-                           sampler_options=parse_assignments(set_))
-    outdir = output or f"{task}-batch"
+    settings = RunSettings(prior=kw["prior"], sampler=kw["sampler"], steps=kw["steps"], noise=kw["noise"],
+                           seed=kw["seed"], device=kw["device"], samples=kw["samples"], simulate=kw["simulate"],
+                           overwrite=kw["overwrite"], save_config=kw["save_config"],
+                           sampler_options=parse_assignments(kw["set_"]))
+    outdir = kw["output"] or f"{task}-batch"
+    quiet = kw["quiet"]
     with batch_progress(enabled=not quiet and sys.stderr.isatty()) as events:
-        result = run_batch(inputs, task, outdir, options=_parse_options(opt), settings=settings, engine=engine,
-                           workers=workers, scheduler=scheduler, resume=resume, num_parts=num_parts,
-                           part_id=part_id, retries=retries, threads=threads or None, events=events)
+        result = run_batch(kw["inputs"], task, outdir, options=options, settings=settings, engine=Engine(kw["engine"]).value,
+                           workers=kw["workers"], scheduler=kw["scheduler"], resume=kw["resume"],
+                           num_parts=kw["num_parts"], part_id=kw["part_id"], retries=kw["retries"],
+                           threads=kw["threads"] or None, events=events)
     print_summary(result, quiet)
     if not result.ok:
         raise typer.Exit(1)
 
 
+def make_batch_command(task_name: str, task):
+    """``restore batch TASK INPUTS… [options]``: the batch options, the common run options, the task's own."""
+    names = {spec[0] for spec in BATCH_SPECS}
+    own = []
+    for spec in task_option_specs(task):
+        if spec[0] in names:  # a plugin task option that shadows a batch option: --opt still reaches it
+            print(f"warning: task '{task_name}' option '--{spec[0]}' clashes with a batch option; "
+                  f"pass it as --opt {spec[0]}=VALUE", file=sys.stderr)
+            continue
+        own.append(spec)
+
+    def command(**kwargs: Any) -> None:
+        options = {name: kwargs.pop(name) for name, _, _ in own}
+        options = {k: v for k, v in options.items() if v is not None}
+        run_batch_command(task_name, options, kwargs)
+
+    set_signature(command, BATCH_SPECS + own)
+    command.__doc__ = (f"{task.summary}, on many inputs (files, folders, globs), locally or on Dask; "
+                       "resumable. Writes OUTDIR/<stem>_<task><ext> per input and OUTDIR/manifest.jsonl. "
+                       "Exit code 1 when any input failed (after --retries), 2 for a usage error.")
+    command.__name__ = f"batch_{task_name.replace('-', '_')}"
+    return command
+
+
+class BatchGroup(TyperGroup):
+    """``batch TASK INPUTS…`` runs the task's command; ``batch INPUTS… --task TASK [--opt KEY=VALUE]`` (the
+    form scripts may use) is rewritten to it, ``--opt kernel=X`` becoming ``--kernel X``."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = self._from_task_form(ctx, args)
+        return super().parse_args(ctx, args)
+
+    def _usage_error(self, ctx, message: str):
+        from .usage import click_exceptions
+
+        return click_exceptions(self).UsageError(message, ctx)
+
+    def _from_task_form(self, ctx, args: list[str]) -> list[str]:
+        from .usage import suggest
+
+        task, rest, opts, i = None, [], [], 0
+        while i < len(args):
+            arg = args[i]
+            if arg == "--":
+                rest += args[i:]
+                break
+            name, eq, value = arg.partition("=")
+            if name in ("--task", "-t", "--opt") and not eq:
+                if i + 1 >= len(args):
+                    raise self._usage_error(ctx, f"option '{name}' requires an argument")
+                value, i = args[i + 1], i + 1
+            if name in ("--task", "-t"):
+                task = value
+            elif name == "--opt":
+                opts.append(value)
+            else:
+                rest.append(arg)
+            i += 1
+        tasks = list(self.commands)
+        if task is None:
+            guess = suggest(args[0], tasks) if not args[0].startswith("-") else None
+            hint = f"did you mean '{guess}'?" if guess else f"tasks: {', '.join(tasks)}"
+            raise self._usage_error(ctx, f"no task '{args[0]}' ({hint}); use restore batch TASK INPUTS... "
+                                         "or INPUTS... --task TASK")
+        if task not in self.commands:
+            guess = suggest(task, tasks)
+            hint = f"did you mean '{guess}'?" if guess else f"tasks: {', '.join(tasks)}"
+            raise self._usage_error(ctx, f"no task '{task}' ({hint}); restore list tasks shows them all")
+        flags = {o: p for p in self.commands[task].params for o in getattr(p, "opts", ())}
+        for item in opts:
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip():
+                raise self._usage_error(ctx, f"--opt expects KEY=VALUE (a task option), got '{item}'")
+            option = "--" + key.strip().replace("_", "-")
+            param = flags.get(option)
+            if param is not None and getattr(param, "is_flag", False):  # --opt flag=false -> --no-flag
+                on = value.strip().lower() in ("1", "true", "yes", "on")
+                rest.append(option if on else (param.secondary_opts or [option])[0])
+            else:
+                rest += [option, value]
+        return [task, *rest]
+
+
+def _epilog(tasks: list[tuple[str, Any]]) -> str:
+    lines = ["\b", "Task options (restore batch TASK --help for details):"]
+    for name, task in tasks:
+        opts = ", ".join(f"--{o.name.replace('_', '-')}" for o in task.options) or "(none)"
+        lines.append(f"  {name}: {opts}")
+    lines += ["", "\b", "Example:", "  restore batch deblur 'in/*.png' --kernel gaussian:1.5 --noise 0.01 -o out",
+              "The older form 'restore batch INPUTS... --task TASK --opt KEY=VALUE' still works."]
+    return "\n".join(lines)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("batch")(batch)
+    from ..plugins import registry
+
+    tasks = []
+    for comp in registry().all("task"):
+        try:
+            tasks.append((comp.name, comp.build()))
+        except Exception:  # noqa: BLE001 - restore.cli.tasks already warned about this task
+            continue
+    batch_app = typer.Typer(cls=BatchGroup, no_args_is_help=True, epilog=_epilog(tasks),
+                            help="Run one task on many inputs (files, folders, globs), locally or on Dask; "
+                                 "resumable: restore batch TASK INPUTS... [the task's options].")
+    for name, task in tasks:
+        batch_app.command(name, help=make_batch_command(name, task).__doc__)(make_batch_command(name, task))
+    app.add_typer(batch_app, name="batch")

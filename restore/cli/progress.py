@@ -6,8 +6,12 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def progress_bar(description: str, enabled: bool | None = None):
-    """Yield ``update(done, total, nfe)``; shows steps, NFE and ETA only on an interactive terminal."""
+def progress_bar(description: str, enabled: bool | None = None, total: int | None = None):
+    """Yield ``update(done, total, nfe)``; shows steps, NFE and ETA only on an interactive terminal.
+
+    ``total``, when known before the run (the sampler's step count), is shown from the start, while the
+    prior loads; the sampler's own count replaces it at the first step.
+    """
     if enabled is None:
         enabled = sys.stderr.isatty()
     if not enabled:
@@ -19,7 +23,7 @@ def progress_bar(description: str, enabled: bool | None = None):
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("NFE {task.fields[nfe]}"), TimeRemainingColumn(),
                   console=Console(stderr=True), transient=False) as bar:
-        task_id = bar.add_task(description, total=None, nfe=0)
+        task_id = bar.add_task(description, total=total, nfe=0)
 
         def update(done: int, total: int, nfe: int = 0) -> None:
             bar.update(task_id, completed=done, total=total, nfe=nfe)

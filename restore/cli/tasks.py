@@ -26,8 +26,6 @@ COMMON = [
     ("save_config", bool, typer.Option(False, "--save-config", help="write OUT.config.json with the full configuration")),
     ("set_", Optional[list[str]], typer.Option(None, "--set", help="sampler option KEY=VALUE (repeatable), e.g. --set zeta=0.5")),
     ("quiet", bool, typer.Option(False, "--quiet", "-q", help="no progress bar or summary")),
-    ("preview", bool, typer.Option(False, "--preview", help="also write OUT_preview.png: clean | degraded | "
-                                   "restored | std strip (clean with --simulate, std with --samples N)")),
 ]
 
 
@@ -45,35 +43,19 @@ def parse_assignments(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def make_command(task_name: str, task):
-    def command(**kwargs: Any) -> None:
-        from ..tasks import RunSettings, run_task
-        from .progress import progress_bar
+def task_option_specs(task) -> list[tuple[str, Any, Any]]:
+    """``(name, annotation, typer.Option)`` of the task's own options (``--kernel`` …), from its definition."""
+    specs = []
+    for opt in task.options:
+        typ = Optional[opt.type] if opt.default is None else opt.type
+        specs.append((opt.name, typ, typer.Option(opt.default, f"--{opt.name.replace('_', '-')}", help=opt.help)))
+    return specs
 
-        settings = RunSettings(
-            prior=kwargs.pop("prior"), sampler=kwargs.pop("sampler"), steps=kwargs.pop("steps"),
-            noise=kwargs.pop("noise"), seed=kwargs.pop("seed"), device=kwargs.pop("device"),
-            samples=kwargs.pop("samples"), simulate=kwargs.pop("simulate"), overwrite=kwargs.pop("overwrite"),
-            save_config=kwargs.pop("save_config"), sampler_options=parse_assignments(kwargs.pop("set_")))
-        quiet = kwargs.pop("quiet")
-        input_path, output, preview = kwargs.pop("input"), kwargs.pop("output"), kwargs.pop("preview")
-        with progress_bar(task_name, enabled=None if not quiet else False) as update:
-            if preview:
-                from ..preview import run_with_preview
 
-                report, _ = run_with_preview(task_name, input_path, output, settings, kwargs, progress=update)
-            else:
-                report = run_task(task_name, input_path, output, settings, kwargs, progress=update)
-        for note in report.notes:
-            print(f"note: {note}", file=sys.stderr)
-        if not quiet:
-            parts = [f"wrote {report.output}", f"prior {report.prior}", f"sampler {report.sampler}",
-                     f"NFE {report.nfe}", f"{report.seconds:.1f} s"]
-            parts += [f"{k} {v:.2f}" for k, v in report.metrics.items()]
-            print(" | ".join(parts), file=sys.stderr)
-
+def set_signature(command, specs: list[tuple[str, Any, Any]]) -> None:
+    """Give ``command(**kwargs)`` the parameters ``specs`` so that typer builds its options from them."""
     params, annotations = [], {}
-    for name, typ, info in COMMON:
+    for name, typ, info in specs:
         default = inspect.Parameter.empty
         if isinstance(info, typer.models.OptionInfo) and info.default is not ...:
             # Inside Annotated, typer reads Option's first argument as an option name: move the default to `=`.
@@ -82,14 +64,59 @@ def make_command(task_name: str, task):
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                         annotation=Annotated[typ, info]))
         annotations[name] = Annotated[typ, info]
-    for opt in task.options:
-        typ = Optional[opt.type] if opt.default is None else opt.type
-        info = typer.Option(f"--{opt.name.replace('_', '-')}", help=opt.help)
-        params.append(inspect.Parameter(opt.name, inspect.Parameter.KEYWORD_ONLY, default=opt.default,
-                                        annotation=Annotated[typ, info]))
-        annotations[opt.name] = Annotated[typ, info]
     command.__signature__ = inspect.Signature(params)
     command.__annotations__ = annotations
+
+
+NETWORK_PRIORS = ("default", "natural-rgb", "natural-gray", "medical-gray")
+SINGLE_ONLY = [
+    ("max_pixels", Optional[int], typer.Option(None, "--max-pixels", help="refuse inputs over this many pixels "
+                                               "(voxels) per channel, checked from the header (default 64e6)")),
+    ("memory_check", bool, typer.Option(True, "--memory-check/--no-memory-check",
+                                        help="refuse a large input whose estimated memory exceeds what is available")),
+    ("preview", bool, typer.Option(False, "--preview", help="also write OUT_preview.png: clean | degraded | restored "
+                                   "| std (with --simulate; degraded | restored | std otherwise)")),
+]
+
+
+def make_command(task_name: str, task):
+    def command(**kwargs: Any) -> None:
+        from ..io import check_output, max_pixels
+        from ..tasks import RunSettings, default_output, run_task
+        from .estimate import check_resources
+        from .guard import expected_steps, numerical_guard
+        from .progress import progress_bar
+
+        limit, memory_check = kwargs.pop("max_pixels"), kwargs.pop("memory_check")
+        settings = RunSettings(
+            prior=kwargs.pop("prior"), sampler=kwargs.pop("sampler"), steps=kwargs.pop("steps"),
+            noise=kwargs.pop("noise"), seed=kwargs.pop("seed"), device=kwargs.pop("device"),
+            samples=kwargs.pop("samples"), simulate=kwargs.pop("simulate"), overwrite=kwargs.pop("overwrite"),
+            save_config=kwargs.pop("save_config"), sampler_options=parse_assignments(kwargs.pop("set_")))
+        quiet = kwargs.pop("quiet")
+        input_path, output, preview = kwargs.pop("input"), kwargs.pop("output"), kwargs.pop("preview")
+        # Everything about the output is checked before the (possibly long) restoration starts.
+        check_output(output or default_output(input_path, task), settings.overwrite)
+        total = expected_steps(task, settings)
+        if settings.prior in NETWORK_PRIORS:  # the estimate is fitted for these networks
+            check_resources(input_path, settings.sampler or task.default_sampler, total, quiet, memory_check)
+        with max_pixels(limit), progress_bar(task_name, enabled=None if not quiet else False, total=total) as update, \
+                numerical_guard(update) as guarded:
+            if preview:
+                from ..preview import run_with_preview
+
+                report, _ = run_with_preview(task_name, input_path, output, settings, kwargs, progress=guarded)
+            else:
+                report = run_task(task_name, input_path, output, settings, kwargs, progress=guarded)
+        for note in report.notes:
+            print(f"note: {note}", file=sys.stderr)
+        if not quiet:
+            parts = [f"wrote {report.output}", f"prior {report.prior}", f"sampler {report.sampler}",
+                     f"NFE {report.nfe}", f"{report.seconds:.1f} s"]
+            parts += [f"{k} {v:.2f}" for k, v in report.metrics.items()]
+            print(" | ".join(parts), file=sys.stderr)
+
+    set_signature(command, COMMON + SINGLE_ONLY + task_option_specs(task))
     command.__doc__ = task.summary
     command.__name__ = task_name.replace("-", "_")
     return command

@@ -1,4 +1,8 @@
-"""PNG / JPEG / TIFF, 8 and 16 bit, gray / RGB / RGBA (alpha kept aside and restored)."""
+"""Raster images: PNG (pypng, 8/16 bit), TIFF (tifffile, 8/16 bit and float) and every other format Pillow
+reads (JPEG, BMP, WEBP, GIF, PPM/PGM, TGA, JPEG 2000, …); gray / RGB / RGBA (alpha kept aside and restored).
+
+docs/reference/formats.md has the table of extensions; ``restore list readers`` shows the installed set.
+"""
 from __future__ import annotations
 
 import os
@@ -40,22 +44,67 @@ def _to_image(arr: np.ndarray, path: str, fmt: str) -> Image:
     return Image(tensor, meta)
 
 
-def read_pillow(path: str) -> Image:
-    from PIL import Image as PILImage, UnidentifiedImageError
+# Pillow formats that only identify a file (stubs needing an external handler), are not raster images we
+# can decode everywhere (EPS needs Ghostscript, WMF/EMF Windows), or belong to another reader here
+# (TIFF: tifffile; .h5: fastMRI k-space).
+_NOT_PILLOW = {".bufr", ".grib", ".h5", ".hdf", ".wmf", ".emf", ".eps", ".ps", ".mpeg", ".mpg", ".pdf",
+               ".tif", ".tiff"}
+# Formats written by their own writer (png, jpeg, tiff) or that cannot hold an RGB image faithfully.
+_NOT_PILLOW_WRITE = _NOT_PILLOW | {".png", ".jpg", ".jpeg", ".xbm", ".ico", ".icns", ".cur", ".mpo",
+                                   ".palm", ".pfm", ".msp", ".blp", ".dds", ".apng", ".vst", ".vda", ".icb"}
+_PILLOW_ERRORS = (Exception,)  # Pillow's decoders raise many types on damaged input (struct.error, …)
 
+
+def _pillow_extensions(mode: str) -> tuple[str, ...]:
+    from PIL import Image as PILImage
+
+    PILImage.init()
+    table = PILImage.OPEN if mode == "read" else PILImage.SAVE
+    skip = _NOT_PILLOW if mode == "read" else _NOT_PILLOW_WRITE
+    return tuple(sorted(e for e, fmt in PILImage.registered_extensions().items() if fmt in table and e not in skip))
+
+
+def pillow_read_extensions() -> tuple[str, ...]:
+    """Every extension Pillow opens (``.png`` decoded with pypng), TIFF and stubs excepted."""
+    return _pillow_extensions("read")
+
+
+def pillow_write_extensions() -> tuple[str, ...]:
+    """Extensions written through Pillow at 8 bit (PNG, JPEG and TIFF have their own writers)."""
+    return _pillow_extensions("write")
+
+
+_KEEP_MODES = {"1", "L", "LA", "RGB", "RGBA", "I;16", "I;16L", "I;16B", "F"}
+
+
+def read_pillow(path: str) -> Image:
+    from PIL import Image as PILImage
+
+    PILImage.MAX_IMAGE_PIXELS = None  # restore.io.limits checks the declared size (overridable) instead
     if path.lower().endswith(".png"):
         return _read_png(path)
     try:
         with PILImage.open(path) as im:
             im.load()
-            if im.mode == "P":
-                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-            elif im.mode == "CMYK":
-                im = im.convert("RGB")
-            arr = np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InvalidInputError(f"cannot read '{path}': not a readable image or truncated ({exc})") from None
+            if im.mode in ("I", "I;32", "I;32L", "I;32B"):  # 16-bit PGM/PNG-like data come as 32-bit ints
+                arr = np.asarray(im, dtype=np.int64)
+                arr = arr.clip(0, 65535).astype(np.uint16 if arr.max() > 255 else np.uint8)
+            else:
+                if im.mode not in _KEEP_MODES:  # P, PA, CMYK, YCbCr, LAB, HSV, premultiplied …
+                    alpha = "A" in im.mode or "a" in im.mode or "transparency" in im.info
+                    im = im.convert("RGBA" if alpha else "RGB")
+                arr = np.asarray(im)
+    except _PILLOW_ERRORS as exc:
+        raise InvalidInputError(f"cannot read '{path}': not a readable image or truncated "
+                                f"({type(exc).__name__}: {_short(exc)})") from None
     return _to_image(arr, path, os.path.splitext(path)[1].lower().lstrip("."))
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    prefix = f"{type(exc).__name__}: "
+    text = text[len(prefix):] if text.startswith(prefix) else text  # pypng repeats its class name
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _read_png(path: str) -> Image:
@@ -65,8 +114,11 @@ def _read_png(path: str) -> Image:
         reader = png.Reader(filename=path)
         width, height, rows, info = reader.asDirect()
         arr = np.vstack([np.asarray(r) for r in rows])
-    except (png.Error, OSError, ValueError, EOFError) as exc:
-        raise InvalidInputError(f"cannot read '{path}': not a readable PNG or truncated ({exc})") from None
+        if arr.size != width * height * info["planes"]:
+            raise ValueError(f"{arr.size} samples for {width}x{height}x{info['planes']}")
+    except Exception as exc:  # noqa: BLE001 - pypng raises many types on damaged input
+        raise InvalidInputError(f"cannot read '{path}': not a readable PNG or truncated "
+                                f"({type(exc).__name__}: {_short(exc)})") from None
     planes = info["planes"]
     arr = arr.reshape(height, width, planes).astype(np.uint16 if info["bitdepth"] > 8 else np.uint8)
     if info["bitdepth"] not in (8, 16):  # 1/2/4-bit grayscale: asDirect keeps the small range
@@ -80,7 +132,8 @@ def read_tiff(path: str) -> Image:
     try:
         arr = tifffile.imread(path)
     except Exception as exc:  # noqa: BLE001 - tifffile raises many types for broken files
-        raise InvalidInputError(f"cannot read '{path}': not a readable TIFF or truncated ({exc})") from None
+        raise InvalidInputError(f"cannot read '{path}': not a readable TIFF or truncated "
+                                f"({type(exc).__name__}: {_short(exc)})") from None
     if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] not in (1, 3, 4):
         arr = arr.transpose(1, 2, 0)
     return _to_image(arr, path, "tiff")
@@ -133,6 +186,23 @@ def write_tiff(path: str, image: Image) -> None:
     tifffile.imwrite(path, out[..., 0] if out.shape[2] == 1 else out)
 
 
+def write_pillow(path: str, image: Image) -> None:
+    """8-bit gray/RGB/RGBA in the format of the extension (BMP, WEBP lossless, GIF, PPM, …)."""
+    from PIL import Image as PILImage
+
+    arr = _quantise(_to_array(image), "uint8")
+    pil = PILImage.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+    ext = os.path.splitext(path)[1].lower()
+    fmt = PILImage.registered_extensions()[ext]
+    options = {"lossless": True} if fmt == "WEBP" else {}
+    try:
+        pil.save(path, format=fmt, **options)
+    except (OSError, ValueError, KeyError):
+        if pil.mode not in ("RGBA", "LA"):
+            raise InvalidInputError(f"Pillow cannot write a {pil.mode} image as {fmt}; choose .png") from None
+        pil.convert("RGB" if pil.mode == "RGBA" else "L").save(path, format=fmt, **options)  # alpha dropped
+
+
 # Registry factories: ``factory()`` returns the read/write callable.
 def read_pillow_factory():
     return read_pillow
@@ -152,3 +222,7 @@ def write_jpeg_factory():
 
 def write_tiff_factory():
     return write_tiff
+
+
+def write_pillow_factory():
+    return write_pillow

@@ -20,6 +20,7 @@ ARCHITECTURE_TEST = "restore_models.architectures.loading:is_architecture_path"
 
 
 def load_prior_folder(path: str, device: torch.device | str = "cpu"):
+    from ..io.prior_folder import validate_prior_folder
     from ..registry import resolve_factory
 
     folder = Path(path)
@@ -36,6 +37,7 @@ def load_prior_folder(path: str, device: torch.device | str = "cpu"):
     if not folder.exists():
         raise InvalidInputError(f"prior '{path}' is neither a registered name nor an existing folder; "
                                 f"see 'restore list priors'")
+    validate_prior_folder(folder)  # config keys, weight shapes and dtypes, model-card checksums
     meta_path = folder / "restore_prior.json"
     try:
         kind = json.loads(meta_path.read_text()).get("kind", "vp") if meta_path.exists() else "vp"
