@@ -12,7 +12,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-EXTRAS = ("medical", "dask", "test")
+EXTRAS = ("medical", "dask", "test", "docs")
 
 
 def canonical(name: str) -> str:
@@ -52,7 +52,7 @@ def main() -> None:
     repo = Path(__file__).resolve().parent.parent
     pins = closure(repo / "pyproject.toml", EXTRAS)
     lines = ["# Versions the suite last passed with (python .ci/freeze_constraints.py in that venv).",
-             "# Install the known-good set: pip install -c constraints.txt -e '.[test]'",
+             "# Install the known-good set: pip install -c constraints.txt -e '.[test,docs]'",
              f"# Python {sys.version.split()[0]}"]
     lines += [f"{name}=={version}" for name, version in sorted(pins.items())]
     repo.joinpath("constraints.txt").write_text("\n".join(lines) + "\n")
