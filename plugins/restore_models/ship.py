@@ -190,6 +190,9 @@ def ship(run_dir: str, evaluate_now: bool = True, force: bool = False, bm3d_cach
         size_mb = sum(f.stat().st_size for f in (tmp / "unet").iterdir()) / 1e6
         (tmp / "MODEL_CARD.md").write_text(model_card(meta, rows, forward_ms(load_prior_folder(str(tmp))),
                                                       size_mb, dtype))
+        from restore.io.prior_folder import stamp
+
+        stamp(tmp)  # the card's checksums are verified when the prior loads
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return dest
