@@ -150,8 +150,9 @@ def test_preview_strip_with_simulate(kind, tmp_path):
     inp, out = tmp_path / "in.png", tmp_path / "out.png"
     _write(inp, clean, "uint16" if kind == "16-bit" else "uint8")
     assert (PILImage.open(inp).mode in ("I;16", "I")) == (kind == "16-bit")
+    # circular keeps the restored frame at the input's size (valid restores only the observed centre)
     code = main(["deblur", str(inp), "-o", str(out), "--simulate", "--preview", "--samples", "2", "--steps", "3",
-                 "--prior", "stationary-gaussian", "--quiet"])
+                 "--prior", "stationary-gaussian", "--quiet", "--boundary", "circular"])
     assert code == 0
     strip = np.asarray(PILImage.open(preview_path(str(out))).convert("RGB")).astype(int)
     panels = [Panel("clean", torch.zeros(1, 1, 64, 48)), Panel("degraded", torch.zeros(1, 1, 64, 48)),
