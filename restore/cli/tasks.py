@@ -7,7 +7,9 @@ import json
 import sys
 from typing import Annotated, Any, Optional
 
+import click
 import typer
+import typer.core
 
 from ..errors import InvalidInputError
 
@@ -95,13 +97,48 @@ def make_command(task_name: str, task):
     return command
 
 
-def register(app: typer.Typer) -> None:
-    from ..plugins import registry
+class TaskPlaceholder(click.Command):
+    """A task command listed by name and summary only; :meth:`load` builds the real command (importing the
+    task's module, and torch) when the task is actually invoked, so ``restore --help`` stays light."""
 
-    for comp in registry().all("task"):
+    def __init__(self, component) -> None:
+        super().__init__(component.name, help=component.summary, short_help=component.summary)
+        self.component = component
+
+    def load(self) -> click.Command:
+        comp = self.component
         try:
             task = comp.build()
-        except Exception as exc:  # noqa: BLE001 - a broken task must not break the CLI
-            print(f"warning: task '{comp.name}' from {comp.plugin} failed to load: {exc}", file=sys.stderr)
-            continue
-        app.command(comp.name, help=task.summary)(make_command(comp.name, task))
+        except Exception as exc:  # noqa: BLE001 - a broken task is reported when it is used, not at start-up
+            raise InvalidInputError(f"task '{comp.name}' from {comp.plugin} failed to load: "
+                                    f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
+        single = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+        single.command(comp.name, help=task.summary)(make_command(comp.name, task))
+        command = typer.main.get_command(single)
+        command.name = comp.name
+        return command
+
+
+def task_placeholders() -> list[TaskPlaceholder]:
+    from ..plugins import registry
+
+    return [TaskPlaceholder(comp) for comp in registry().all("task")]
+
+
+class LazyTaskGroup(typer.core.TyperGroup):
+    """The root group: task commands are placeholders until one is resolved for invocation."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for placeholder in task_placeholders():
+            self.commands.setdefault(placeholder.name, placeholder)
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if isinstance(command, TaskPlaceholder):
+            command = self.commands[name] = command.load()
+        return name, command, rest
+
+
+def register(app: typer.Typer) -> None:
+    """Task commands are added by :class:`LazyTaskGroup` (the root app's group class)."""
