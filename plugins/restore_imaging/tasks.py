@@ -21,6 +21,10 @@ from .specs import KERNEL_FORMS, parse_kernel, parse_mask
 #: the code's constant γ = 1 was tuned for MRI k-space units and under-fits blur/SR data by 2–10 dB here.
 DDS_DEFAULTS = {"dds": {"gamma_rule": "snr"}}
 
+#: ``--quality`` presets of the DDS tasks: draft = 1/5 of the default's NFE, best = twice it. Provisional:
+#: to be refreshed from the measured sampler/steps table of the PnP benchmark (issue 16).
+DDS_QUALITY = {"draft": {"sampler": "dds", "steps": 10}, "best": {"sampler": "dds", "steps": 100}}
+
 #: Assumed noise of a photo given to ``restore denoise`` without ``--noise``: σ = 25/255, the standard
 #: benchmark level and a visibly noisy photo; pass ``--noise`` for other levels.
 DENOISE_NOISE = 25 / 255
@@ -88,7 +92,8 @@ def deblur_task() -> Task:
     return Task(
         name="deblur", summary="remove a known blur (Gaussian, motion or a kernel image)", build=build_deblur,
         options=(TaskOption("kernel", str, "gaussian:2.0", f"blur kernel: {KERNEL_FORMS}"),),
-        default_sampler="dds", sampler_defaults=DDS_DEFAULTS, default_noise=0.01)
+        default_sampler="dds", sampler_defaults=DDS_DEFAULTS, default_noise=0.01,
+        quality=DDS_QUALITY)
 
 
 def super_resolve_task() -> Task:
@@ -97,7 +102,8 @@ def super_resolve_task() -> Task:
         build=build_super_resolve,
         options=(TaskOption("scale", int, 4, "upscaling factor (integer)"),
                  TaskOption("method", str, "bicubic", f"assumed downsampling: {' | '.join(METHODS)}")),
-        default_sampler="dds", sampler_defaults=DDS_DEFAULTS, default_noise=0.01)
+        default_sampler="dds", sampler_defaults=DDS_DEFAULTS, default_noise=0.01,
+        quality=DDS_QUALITY)
 
 
 def inpaint_task() -> Task:
@@ -108,7 +114,8 @@ def inpaint_task() -> Task:
         build=build_inpaint,
         options=(TaskOption("mask", str, "random:0.5",
                             "mask image (white = observed), random:FRACTION (share missing) or box:TOP,LEFT,H,W"),),
-        default_sampler="dds", sampler_defaults={"dps": {"zeta": 0.5}, **DDS_DEFAULTS}, default_noise=0.0)
+        default_sampler="dds", sampler_defaults={"dps": {"zeta": 0.5}, **DDS_DEFAULTS}, default_noise=0.0,
+        quality=DDS_QUALITY)
 
 
 def denoise_task() -> Task:

@@ -22,7 +22,16 @@ COMMON = [
     ("prior", str, typer.Option("default", "--prior", help="prior name or folder (default: chosen by channels)")),
     ("seed", int, typer.Option(0, "--seed", help="random seed; the same seed gives the same output")),
     ("device", str, typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps")),
-    ("samples", int, typer.Option(1, "--samples", help="posterior samples; >1 writes their mean and OUT_std")),
+    ("samples", int, typer.Option(1, "--samples", help="posterior samples; >1 writes their mean and OUT_std. Sample i "
+                                  "uses the seed of --seed SEED+i, and the samples run as one batch where they can")),
+    ("batch_size", Optional[int], typer.Option(None, "--batch-size", help="at most this many samples per network call "
+                                               "(bounds memory; default: all --samples at once)")),
+    ("precision", str, typer.Option("auto", "--precision", help="network precision: fp32 | bf16 | auto (bf16 "
+                                    "autocast on CPUs, CUDA autocast on GPUs; sampler arithmetic stays float32)")),
+    ("quality", str, typer.Option("default", "--quality", help="draft | default | best: the task's sampler and "
+                                  "steps preset (draft is about 5x faster); --sampler/--steps override it")),
+    ("threads", Optional[int], typer.Option(None, "--threads", help="CPU threads for the network (default: all "
+                                            "cores, or OMP_NUM_THREADS when set)")),
     ("simulate", bool, typer.Option(False, "--simulate", help="treat INPUT as clean: degrade it first, report PSNR/SSIM")),
     ("overwrite", bool, typer.Option(False, "--overwrite", help="replace an existing output file")),
     ("save_config", bool, typer.Option(False, "--save-config", help="write OUT.config.json with the full configuration")),
@@ -47,6 +56,42 @@ def parse_assignments(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def set_threads(threads: int | None) -> None:
+    """``--threads N``: torch's intra-op threads (``None`` keeps torch's default: all cores, or OMP_NUM_THREADS)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise InvalidInputError(f"--threads must be >= 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+#: A run estimated to take longer than this (after its first step) gets a ``--quality draft`` suggestion.
+LONG_RUN_SECONDS = 120.0
+
+
+def suggest_draft(update):
+    """Wrap a progress callback: time the second step, extrapolate the run's time and, when it is long,
+    print one note suggesting ``--quality draft``."""
+    import time
+
+    marks: list[float] = []
+
+    def wrapped(step: int, total: int, nfe: int) -> None:
+        if len(marks) < 2 and total > 2:
+            marks.append(time.perf_counter())
+            if len(marks) == 2:
+                estimate = (marks[1] - marks[0]) * total
+                if estimate > LONG_RUN_SECONDS:
+                    print(f"\nnote: this run will take about {estimate / 60:.0f} min; --quality draft is about "
+                          f"5x faster (or use a smaller image)", file=sys.stderr)
+        if update:
+            update(step, total, nfe)
+
+    return wrapped
+
+
 def make_command(task_name: str, task):
     def command(**kwargs: Any) -> None:
         from ..tasks import RunSettings, run_task
@@ -56,10 +101,13 @@ def make_command(task_name: str, task):
             prior=kwargs.pop("prior"), sampler=kwargs.pop("sampler"), steps=kwargs.pop("steps"),
             noise=kwargs.pop("noise"), seed=kwargs.pop("seed"), device=kwargs.pop("device"),
             samples=kwargs.pop("samples"), simulate=kwargs.pop("simulate"), overwrite=kwargs.pop("overwrite"),
-            save_config=kwargs.pop("save_config"), sampler_options=parse_assignments(kwargs.pop("set_")))
+            save_config=kwargs.pop("save_config"), sampler_options=parse_assignments(kwargs.pop("set_")),
+            precision=kwargs.pop("precision"), batch_size=kwargs.pop("batch_size"), quality=kwargs.pop("quality"))
+        set_threads(kwargs.pop("threads"))
         quiet = kwargs.pop("quiet")
         input_path, output, preview = kwargs.pop("input"), kwargs.pop("output"), kwargs.pop("preview")
-        with progress_bar(task_name, enabled=None if not quiet else False) as update:
+        with progress_bar(task_name, enabled=None if not quiet else False) as bar:
+            update = bar if settings.quality != "default" or settings.steps is not None else suggest_draft(bar)
             if preview:
                 from ..preview import run_with_preview
 

@@ -25,6 +25,7 @@ class DDIMConfig:
 
 class DDIM(Sampler):
     Config = DDIMConfig
+    chain_batching = True
 
     def sample(self, view, generator, callback):
         cfg = self.config
