@@ -90,6 +90,16 @@ def test_bf16_runs_the_network_only_and_is_deterministic():
     assert eps.dtype == torch.float32 and not torch.is_autocast_cpu_enabled()
 
 
+def test_auto_precision_resolves_per_device():
+    from restore.priors.diffusers_prior import resolve_precision
+
+    prior = tiny_prior().set_speed(precision="auto")
+    assert resolve_precision("auto", torch.device("cpu")) == "bf16" and prior._channels_last
+    assert prior.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert not tiny_prior().set_speed(precision="fp32")._channels_last
+
+
 def test_compile_matches_eager():
     prior = tiny_prior()
     x, k = torch.randn(2, 1, 16, 16), torch.tensor([300, 300])
