@@ -10,6 +10,8 @@ Three parts, each written into bench/results/speed.json as it finishes (``--part
   crop of held-out BSD validation photos (/work/shared/data/cbsd432/val; the gray one is converted with
   BT.601 weights), ``--precision auto`` against ``fp32``, runs interleaved: CPU-time ratio and PSNR change.
 * ``samples``: ``--samples 8`` (one batch) against one sample on a 128² gray crop, ``--steps STEPS``.
+* ``startup``: CPU seconds of a ``restore --help`` process (median of ``--reps`` runs) and whether it
+  imported torch.
 
 The machine running it is shared, so the JSON holds CPU seconds (``time.process_time``, one thread) and
 ratios; wall times are kept for reference only.
@@ -138,9 +140,28 @@ def samples(paths: dict[str, str], folder: Path, steps: int, reps: int) -> dict:
     return result
 
 
+def startup(reps: int) -> dict:
+    import resource
+    import subprocess
+    import sys
+
+    probe = "import sys; from restore.cli import main; main(['--help']); print('torch' in sys.modules)"
+    cpu, imported = [], []
+    for _ in range(reps):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        imported.append(out.stdout.strip().splitlines()[-1] == "True")
+    result = {"help_cpu_s": round(statistics.median(cpu), 3), "imports_torch": any(imported), "runs": reps}
+    print(json.dumps(result), flush=True)
+    save("startup", result)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", nargs="+", default=["network", "deblur", "samples"])
+    parser.add_argument("--parts", nargs="+", default=["network", "deblur", "samples", "startup"])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 512])
     parser.add_argument("--steps", type=int, default=10, help="sampler steps of the samples part")
@@ -148,6 +169,8 @@ def main() -> None:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        if "startup" in args.parts:
+            startup(max(args.reps, 3))
         if "network" in args.parts:
             network_table(args.sizes, args.reps)
         if "deblur" in args.parts or "samples" in args.parts:
