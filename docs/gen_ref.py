@@ -161,6 +161,8 @@ def cli_page() -> str:
     from restore.cli import build_app
 
     root = typer.main.get_command(build_app())
+    # task commands are placeholders until run (restore.cli.tasks.TaskPlaceholder): load them for their options
+    root.commands.update({n: c.load() for n, c in root.commands.items() if hasattr(c, "load")})
     lines = ["# Command line", "",
              "Generated from the `restore` typer application at build time; `restore COMMAND --help` prints "
              "the same. Errors are one line on stderr with exit code 2; `restore --debug COMMAND …` shows the "

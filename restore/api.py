@@ -50,8 +50,26 @@ def prior(name: str = "default", *, channels: int = 3, domain: str = "natural", 
         name: registered name (``restore list priors``), a folder path, or ``"default"``.
         channels, domain: pick the default prior when ``name == "default"``.
         device: where the prior lives (``"auto"`` picks CUDA, then MPS, then CPU).
-        params: forwarded to the prior's factory (e.g. ``mean=``, ``cov=`` for ``gaussian``).
+        params: forwarded to the prior's factory (e.g. ``mean=``, ``cov=`` for ``gaussian``), except the
+            speed options of network priors: ``precision`` (``fp32`` | ``bf16`` | ``auto``),
+            ``channels_last`` and ``compile`` (see :class:`~restore.priors.diffusers_prior.DiffusersPrior`);
+            priors without a network (analytic) ignore them.
     """
+    speed = {key: params.pop(key) for key in ("precision", "channels_last", "compile") if key in params}
+    if "precision" in speed:
+        from .priors.diffusers_prior import PRECISIONS
+
+        if speed["precision"] not in PRECISIONS:
+            raise InvalidInputError(f"precision must be one of {', '.join(PRECISIONS)}, got '{speed['precision']}'")
+    return _with_speed(_build_prior(name, channels, domain, device, params), speed)
+
+
+def _with_speed(built: Prior, speed: dict[str, Any]) -> Prior:
+    set_speed = getattr(built, "set_speed", None)
+    return set_speed(**speed) if speed and set_speed is not None else built
+
+
+def _build_prior(name: str, channels: int, domain: str, device: str, params: dict[str, Any]) -> Prior:
     dev = resolve_device(device)
     if name == "default":
         name = default_prior_name(channels, domain)
@@ -77,7 +95,7 @@ def sampler(name: str, **config: Any):
 
 def solve(y: torch.Tensor, op: Operator, *, prior: str | Prior = "default", sampler: str = "dds",
           noise_sigma: float = 0.0, seed: int = 0, device: str = "auto", steps: int | None = None,
-          domain: str = "natural", **sampler_config: Any) -> torch.Tensor:
+          domain: str = "natural", precision: str = "fp32", **sampler_config: Any) -> torch.Tensor:
     """Restore ``x`` from ``y = op(x) + noise`` in one call.
 
     Args:
@@ -88,6 +106,8 @@ def solve(y: torch.Tensor, op: Operator, *, prior: str | Prior = "default", samp
         noise_sigma: Gaussian noise std of ``y`` in [0, 1] units.
         seed: the random seed; the same seed gives the same output.
         steps: the sampler's number of steps (ignored, as the CLI does, by samplers without steps).
+        precision: ``fp32`` | ``bf16`` | ``auto`` for the network call of a prior loaded by name (a prior
+            object keeps its own setting, see :meth:`DiffusersPrior.set_speed`).
 
     Returns:
         The estimate ``(B, C, H, W)`` in [0, 1] units.
@@ -102,6 +122,7 @@ def solve(y: torch.Tensor, op: Operator, *, prior: str | Prior = "default", samp
     channels = x_shape[1] if len(x_shape) > 1 else 1
     label = prior if isinstance(prior, str) else getattr(prior, "name", "") or type(prior).__name__
     plan = make_plan(sampler, prior=label, steps=steps,
-                     option_layers=(sampler_config,), noise=noise_sigma, seed=seed, channels=channels, domain=domain)
+                     option_layers=(sampler_config,), noise=noise_sigma, seed=seed, channels=channels, domain=domain,
+                     precision=precision)
     p = plan.load_prior(channels, domain, str(dev)) if isinstance(prior, str) else prior
-    return execute_plan(plan, problem, p, torch.Generator().manual_seed(seed)).draws[0].to(dev)
+    return execute_plan(plan, problem, p).draws[0].to(dev)

@@ -75,7 +75,8 @@ def restore_register_priors(register):
 @hookimpl
 def restore_register_tasks(register):
     # -- blind restoration (issue 6) --
-    register("enhance", "restore.enhance_task:make_task")
+    register("enhance", "restore.enhance_task:make_task",
+             summary="blind restoration of a corrupted photo (CODE: ODE inversion, Langevin, confidence clipping)")
 
 
 @hookimpl

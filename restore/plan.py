@@ -41,6 +41,8 @@ class RunPlan:
         noise: noise std of the input in [0, 1] image units; ``seed``: the run seed; ``samples``: draws.
         task, options, simulate: the task and its options (``None`` / empty for :func:`restore.solve`).
         notes: one-line remarks for the user (e.g. an option the chosen sampler does not have).
+        precision: the network's precision (``fp32`` | ``bf16`` | ``auto``; analytic priors ignore it).
+        batch_size: chains per network call for ``samples > 1`` (``None``: all at once).
     """
 
     sampler: str
@@ -53,6 +55,8 @@ class RunPlan:
     options: dict[str, Any] = field(default_factory=dict)
     simulate: bool = False
     notes: tuple[str, ...] = ()
+    precision: str = "fp32"
+    batch_size: int | None = None
 
     def build_sampler(self) -> Sampler:
         from .api import sampler
@@ -65,20 +69,22 @@ class RunPlan:
             return None
         from .api import prior
 
-        return prior(self.prior, channels=channels, domain=domain, device=device)
+        return prior(self.prior, channels=channels, domain=domain, device=device, precision=self.precision)
 
     def record(self) -> dict[str, Any]:
         """The JSON-able description of the run (the ``--save-config`` file and the batch hash basis)."""
         return {"task": self.task, "options": {k: _jsonable(v) for k, v in sorted(self.options.items())},
                 "prior": self.prior, "sampler": self.sampler,
                 "sampler_config": {k: _jsonable(v) for k, v in self.sampler_config.items()},
-                "noise": self.noise, "seed": self.seed, "samples": self.samples, "simulate": self.simulate}
+                "noise": self.noise, "seed": self.seed, "samples": self.samples, "simulate": self.simulate,
+                "precision": self.precision}
 
 
 def make_plan(sampler: str, *, prior: str = "default", steps: int | None = None,
               option_layers: tuple[dict[str, Any], ...] = (), noise: float = 0.0, seed: int = 0, samples: int = 1,
               channels: int = 3, domain: str = "natural", task: str | None = None,
-              options: dict[str, Any] | None = None, simulate: bool = False) -> RunPlan:
+              options: dict[str, Any] | None = None, simulate: bool = False, precision: str = "fp32",
+              batch_size: int | None = None) -> RunPlan:
     """The plan of one run.
 
     Args:
@@ -88,6 +94,7 @@ def make_plan(sampler: str, *, prior: str = "default", steps: int | None = None,
             plan carries a note saying so).
         option_layers: sampler options, later layers winning (task defaults, task-derived, user ``--set``).
         noise, seed, samples, task, options, simulate: recorded as given.
+        precision: the network's precision; batch_size: chains per network call (see :class:`RunPlan`).
 
     Raises:
         InvalidInputError: an unknown sampler or option, or a value the sampler does not accept.
@@ -114,22 +121,54 @@ def make_plan(sampler: str, *, prior: str = "default", steps: int | None = None,
     prior_name = None
     if getattr(built, "uses_prior", True):
         prior_name = default_prior_name(channels, domain) if prior == "default" else prior
+    if batch_size is not None and batch_size < 1:
+        raise InvalidInputError(f"batch size must be >= 1, got {batch_size}")
     return RunPlan(sampler, config, prior_name, noise, seed, samples, task, dict(options or {}), simulate,
-                   tuple(notes))
+                   tuple(notes), precision, batch_size)
+
+
+#: ``--quality`` levels a task lacks in its own table: this fraction of the sampler's default steps.
+QUALITY_STEPS = {"draft": 0.2, "default": 1.0, "best": 2.0}
+
+
+def quality_preset(task: Task, quality: str, sampler: str) -> tuple[str, dict[str, Any]]:
+    """``(sampler, options)`` of ``--quality`` for ``task``: the task's own table entry, else the default
+    sampler with :data:`QUALITY_STEPS` times its default steps. ``sampler`` is the user's ``--sampler``
+    (or ``None``); a preset made for another sampler is then not applied."""
+    if quality not in QUALITY_STEPS:
+        raise InvalidInputError(f"--quality must be one of {', '.join(QUALITY_STEPS)}, got '{quality}'")
+    entry = dict(task.quality.get(quality, {}))
+    name = entry.pop("sampler", task.default_sampler)
+    if quality == "default" or (sampler is not None and sampler != name):
+        return sampler or task.default_sampler, {}
+    if "steps" not in entry:
+        from .plugins import registry
+
+        config_cls = getattr(registry().get("sampler", name).load(), "Config", None)
+        fields = {f.name: f for f in dataclasses.fields(config_cls)} if dataclasses.is_dataclass(config_cls) else {}
+        if "steps" in fields and isinstance(fields["steps"].default, int):
+            entry["steps"] = max(1, round(fields["steps"].default * QUALITY_STEPS[quality]))
+    return name, entry
 
 
 def plan_task(task: Task, settings: RunSettings, options: dict[str, Any], setup: Setup | None = None,
               channels: int = 3) -> RunPlan:
     """The plan of a task run: the setup's own sampler choice (e.g. ``--method sense``) wins over
-    ``--sampler``, which wins over the task's default; options layer task defaults, then what the setup
-    derived, then the user's ``--set``."""
-    name = (setup.sampler if setup is not None else None) or settings.sampler or task.default_sampler
-    layers = (task.sampler_defaults.get(name, {}),
+    ``--sampler``, which wins over the ``--quality`` preset and the task's default; options layer task
+    defaults, the quality preset, then what the setup derived, then the user's ``--set``; ``--steps`` wins
+    over the preset's steps."""
+    name, preset = quality_preset(task, settings.quality, settings.sampler)
+    if setup is not None and setup.sampler:
+        name, preset = setup.sampler, {}
+    steps = settings.steps if settings.steps is not None else preset.pop("steps", None)
+    preset.pop("steps", None)
+    layers = (task.sampler_defaults.get(name, {}), preset,
               setup.sampler_options.get(name, {}) if setup is not None else {}, settings.sampler_options)
     noise = task.default_noise if settings.noise is None else settings.noise
-    return make_plan(name, prior=settings.prior, steps=settings.steps, option_layers=layers, noise=noise,
+    return make_plan(name, prior=settings.prior, steps=steps, option_layers=layers, noise=noise,
                      seed=settings.seed, samples=settings.samples, channels=channels, domain=task.domain,
-                     task=task.name, options=options, simulate=settings.simulate)
+                     task=task.name, options=options, simulate=settings.simulate, precision=settings.precision,
+                     batch_size=settings.batch_size)
 
 
 def batch_parts(problem: Problem, chunk: int | None) -> list[Problem]:
@@ -151,25 +190,94 @@ class Execution:
     seconds: float
 
 
-def execute_plan(plan: RunPlan, problem: Problem, prior: Prior | None, generator: torch.Generator,
-                 batch_chunk: int | None = None, progress: Callable[[int, int, int], None] | None = None) -> Execution:
-    """Run the plan's sampler ``plan.samples`` times on ``problem`` (split into ``batch_chunk`` parts)."""
+def chain_seed(seed: int, i: int) -> int:
+    """The seed of posterior sample ``i`` of a run with ``seed``: ``mix(seed + i)``, a fixed odd-multiplier
+    (golden-ratio) hash. Sample ``i`` of ``--seed S --samples N`` therefore equals the one sample of
+    ``--seed S+i``, and the sampler's noise never repeats the measurement noise that ``--simulate`` draws
+    from ``S`` itself."""
+    return ((seed + i) * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % (1 << 63)
+
+
+class ChainGenerators:
+    """One CPU ``torch.Generator`` per chain of a batched run: a draw of shape ``(n·B, ...)`` takes
+    ``(B, ...)`` from each chain's generator in turn, so every chain sees exactly the numbers it would
+    see alone (:func:`restore.priors.view.randn` understands this object)."""
+
+    def __init__(self, seeds: list[int]) -> None:
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+
+    def __len__(self) -> int:
+        return len(self.generators)
+
+    def randn(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        n = len(self.generators)
+        if shape[0] % n:
+            raise InvalidInputError(f"a batched draw of shape {shape} does not split into {n} chains")
+        part = (shape[0] // n,) + tuple(shape[1:])
+        return torch.cat([torch.randn(part, generator=g, dtype=dtype) for g in self.generators])
+
+
+def _acts_alike(problem: Problem, n: int) -> bool:
+    """Whether ``problem``'s operator maps a batch of ``n`` copies to ``n`` copies of its single output
+    (forward and adjoint), so ``n`` chains can share one batched problem with ``y`` repeated."""
+    op, y = problem.operator, problem.y
+    if y.shape[0] != 1 or y.is_complex():
+        return False
+    try:
+        x = torch.rand(problem.x_shape, generator=torch.Generator().manual_seed(0), dtype=y.dtype).to(y.device)
+        one, many = op(x), op(x.repeat((n,) + (1,) * (x.ndim - 1)))
+        ok = tuple(many.shape) == (n,) + tuple(one.shape[1:]) and torch.allclose(many, one.expand_as(many))
+        if ok and op.linear:
+            back, backs = op.adjoint(y), op.adjoint(y.repeat((n,) + (1,) * (y.ndim - 1)))
+            ok = tuple(backs.shape) == (n,) + tuple(back.shape[1:]) and torch.allclose(backs, back.expand_as(backs))
+        return bool(ok)
+    except Exception:  # noqa: BLE001 - any failure means "run the chains one by one"
+        return False
+
+
+def execute_plan(plan: RunPlan, problem: Problem, prior: Prior | None, batch_chunk: int | None = None, progress: Callable[[int, int, int], None] | None = None) -> Execution:
+    """Run the plan's sampler for ``plan.samples`` posterior samples on ``problem`` (split into
+    ``batch_chunk`` parts).
+
+    Sample ``i`` draws its noise from a generator seeded with :func:`chain_seed` ``(plan.seed, i)``. When the
+    sampler supports it (``Sampler.chain_batching``) and the problem is one image whose operator acts alike on
+    every batch entry, the chains run as one batch (``plan.batch_size`` chains per network call at most);
+    otherwise one after another. Either way sample ``i`` is the same up to floating-point reassociation.
+    """
+    if plan.samples < 1:
+        raise InvalidInputError("samples must be >= 1")
     sampler = plan.build_sampler()
-    parts = batch_parts(problem, batch_chunk)
-    runs = plan.samples * len(parts)
-    draws, nfe, seconds = [], 0, 0.0
-    for i in range(plan.samples):
+    seeds = [chain_seed(plan.seed, i) for i in range(plan.samples)]
+    group = max(1, min(plan.batch_size or plan.samples, plan.samples))
+    batched = (plan.samples > 1 and group > 1 and getattr(sampler, "chain_batching", False)
+               and _acts_alike(problem, group))
+    if batched:
+        groups = [seeds[a:a + group] for a in range(0, len(seeds), group)]
+        parts = [[problem]] * len(groups)
+    else:
+        groups = [[s] for s in seeds]
+        parts = [batch_parts(problem, batch_chunk)] * len(groups)
+    runs = sum(len(p) for p in parts)
+    draws, nfe, seconds, done = [], 0, 0.0, 0
+    for chains, pieces_in in zip(groups, parts):
         pieces = []
-        for j, part in enumerate(parts):
-            def step_progress(step: int, total: int, n: int, run: int = i * len(parts) + j) -> None:
+        for part in pieces_in:
+            if len(chains) > 1:
+                reps = (len(chains),) + (1,) * (part.y.ndim - 1)
+                part = Problem(part.y.repeat(reps), part.operator, part.noise)
+                gen: Any = ChainGenerators(chains)
+            else:
+                gen = torch.Generator().manual_seed(chains[0])
+
+            def step_progress(step: int, total: int, n: int, run: int = done) -> None:
                 if progress:
                     progress(run * total + step, runs * total, nfe + n)
 
-            result = sampler.run(prior, part, generator=generator, callback=step_progress)
+            result = sampler.run(prior, part, generator=gen, callback=step_progress)
             pieces.append(result.x.detach().cpu())
             nfe += result.nfe
             seconds += result.seconds
-        draws.append(torch.cat(pieces) if len(pieces) > 1 else pieces[0])
-    if not draws:
-        raise InvalidInputError("samples must be >= 1")
+            done += 1
+        x = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
+        draws.extend(x.chunk(len(chains)) if len(chains) > 1 else [x])
     return Execution(torch.stack(draws), nfe, seconds)

@@ -60,6 +60,9 @@ class Task:
         sampler_defaults: per-sampler config overrides for this task (e.g. DPS ζ for inpainting).
         default_noise: the assumed noise level in [0, 1] units when ``--noise`` is not given.
         output_suffix: default output extension when none can be inferred.
+        quality: ``--quality`` presets, ``{"draft" | "best": {"sampler": name, "steps": n, **options}}``
+            (every key optional). A level the table lacks gets :data:`restore.plan.QUALITY_STEPS` times the
+            sampler's default steps. ``--sampler`` naming another sampler, and ``--steps``, override it.
     """
 
     name: str
@@ -71,6 +74,7 @@ class Task:
     sampler_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     default_noise: float = 0.01
     output_suffix: str = ".png"
+    quality: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,6 +92,9 @@ class RunSettings:
     overwrite: bool = False
     save_config: bool = False
     sampler_options: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"  # the network's: fp32 | bf16 | auto (the CLI's default is auto)
+    batch_size: int | None = None  # posterior samples per network call (None: all at once)
+    quality: str = "default"  # draft | default | best: the task's sampler/steps preset (Task.quality)
 
 
 @dataclass
@@ -160,7 +167,7 @@ def run_task(task: Task | str, input_path: str, output_path: str | None, setting
     channels = problem.x_shape[1] if len(problem.x_shape) > 1 else 1
     plan = plan_task(task, settings, options, setup, channels)
     prior = plan.load_prior(channels, task.domain, str(device))
-    run = execute_plan(plan, problem, prior, generator, setup.batch_chunk, progress)
+    run = execute_plan(plan, problem, prior, setup.batch_chunk, progress)
     # A `valid` boundary restores a larger unknown; the task's view crops it back to the input's frame.
     stack = run.draws if setup.view is None else torch.stack([setup.view(d) for d in run.draws])
     mean = stack.mean(0)

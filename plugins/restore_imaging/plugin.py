@@ -22,7 +22,9 @@ def restore_register_operators(register):
 
 @hookimpl
 def restore_register_tasks(register):
-    register("deblur", "restore_imaging.tasks:deblur_task")
-    register("super-resolve", "restore_imaging.tasks:super_resolve_task")
-    register("inpaint", "restore_imaging.tasks:inpaint_task")
-    register("denoise", "restore_imaging.tasks:denoise_task")
+    register("deblur", "restore_imaging.tasks:deblur_task", summary="remove a known blur (Gaussian, motion or a kernel image)")
+    register("super-resolve", "restore_imaging.tasks:super_resolve_task",
+             summary="upscale by an integer factor (inverts bicubic or average-pool downsampling)")
+    register("inpaint", "restore_imaging.tasks:inpaint_task", summary="fill in missing pixels given by a mask")
+    register("denoise", "restore_imaging.tasks:denoise_task",
+             summary="remove Gaussian noise (default --noise 25/255 ≈ 0.098)")

@@ -29,6 +29,10 @@ SIMULATE_BOUNDARY_HELP = "with --simulate: degrade with this boundary model inst
 #: the code's constant γ = 1 was tuned for MRI k-space units and under-fits blur/SR data by 2–10 dB here.
 DDS_DEFAULTS = {"dds": {"gamma_rule": "snr"}}
 
+#: ``--quality`` presets of the DDS tasks: draft = 1/5 of the default's NFE, best = twice it. Provisional:
+#: to be refreshed from the measured sampler/steps table of the PnP benchmark (issue 16).
+DDS_QUALITY = {"draft": {"sampler": "dds", "steps": 10}, "best": {"sampler": "dds", "steps": 100}}
+
 #: Assumed noise of a photo given to ``restore denoise`` without ``--noise``: σ = 25/255, the standard
 #: benchmark level and a visibly noisy photo; pass ``--noise`` for other levels.
 DENOISE_NOISE = 25 / 255
@@ -130,7 +134,8 @@ def deblur_task() -> Task:
         options=(TaskOption("kernel", str, "gaussian:2.0", f"blur kernel: {KERNEL_FORMS}"),
                  TaskOption("boundary", str, DEFAULT_BOUNDARY, BOUNDARY_HELP),
                  TaskOption("simulate_boundary", str, None, SIMULATE_BOUNDARY_HELP)),
-        default_sampler="dds", sampler_defaults=DDS_DEFAULTS, default_noise=0.01)
+        default_sampler="dds", sampler_defaults=DDS_DEFAULTS, default_noise=0.01,
+        quality=DDS_QUALITY)
 
 
 def super_resolve_task() -> Task:
@@ -141,7 +146,8 @@ def super_resolve_task() -> Task:
                  TaskOption("method", str, "bicubic", f"assumed downsampling: {' | '.join(METHODS)}"),
                  TaskOption("boundary", str, DEFAULT_BOUNDARY, BOUNDARY_HELP),
                  TaskOption("simulate_boundary", str, None, SIMULATE_BOUNDARY_HELP)),
-        default_sampler="dds", sampler_defaults=DDS_DEFAULTS, default_noise=0.01)
+        default_sampler="dds", sampler_defaults=DDS_DEFAULTS, default_noise=0.01,
+        quality=DDS_QUALITY)
 
 
 def inpaint_task() -> Task:
@@ -152,7 +158,8 @@ def inpaint_task() -> Task:
         build=build_inpaint,
         options=(TaskOption("mask", str, "random:0.5",
                             "mask image (white = observed), random:FRACTION (share missing) or box:TOP,LEFT,H,W"),),
-        default_sampler="dds", sampler_defaults={"dps": {"zeta": 0.5}, **DDS_DEFAULTS}, default_noise=0.0)
+        default_sampler="dds", sampler_defaults={"dps": {"zeta": 0.5}, **DDS_DEFAULTS}, default_noise=0.0,
+        quality=DDS_QUALITY)
 
 
 def denoise_task() -> Task:

@@ -8,6 +8,7 @@ import sys
 import typer
 
 from ..errors import RestoreError
+from .tasks import LazyTaskGroup
 
 # Core command groups; each module exposes ``register(app)``.
 COMMAND_MODULES = ("restore.cli.inspect", "restore.cli.tasks", "restore.cli.plugins_new", "restore.cli.batch",
@@ -39,6 +40,7 @@ def build_app() -> typer.Typer:
 
     app = typer.Typer(
         name="restore",
+        cls=LazyTaskGroup,
         help="Image restoration and inverse problems with diffusion priors.",
         no_args_is_help=True,
         add_completion=False,

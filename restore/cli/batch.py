@@ -113,7 +113,7 @@ BATCH_SPECS = [
     ("num_parts", int, typer.Option(1, "--num-parts", help="split the inputs into N parts …")),
     ("part_id", int, typer.Option(0, "--part-id", help="… and process part K (0-based)")),
     ("retries", int, typer.Option(0, "--retries", help="extra attempts for a failed input")),
-] + [spec for spec in COMMON if spec[0] not in ("input", "output")]
+] + [spec for spec in COMMON if spec[0] not in ("input", "output", "threads")]
 
 
 def run_batch_command(task: str, options: dict[str, Any], kw: dict[str, Any]) -> None:
@@ -124,7 +124,8 @@ def run_batch_command(task: str, options: dict[str, Any], kw: dict[str, Any]) ->
     settings = RunSettings(prior=kw["prior"], sampler=kw["sampler"], steps=kw["steps"], noise=kw["noise"],
                            seed=kw["seed"], device=kw["device"], samples=kw["samples"], simulate=kw["simulate"],
                            overwrite=kw["overwrite"], save_config=kw["save_config"],
-                           sampler_options=parse_assignments(kw["set_"]))
+                           sampler_options=parse_assignments(kw["set_"]), precision=kw["precision"],
+                           batch_size=kw["batch_size"], quality=kw["quality"])
     outdir = kw["output"] or f"{task}-batch"
     quiet = kw["quiet"]
     with batch_progress(enabled=not quiet and sys.stderr.isatty()) as events:

@@ -7,7 +7,9 @@ import json
 import sys
 from typing import Annotated, Any, Optional
 
+import click
 import typer
+import typer.core
 
 from ..errors import InvalidInputError
 
@@ -20,7 +22,16 @@ COMMON = [
     ("prior", str, typer.Option("default", "--prior", help="prior name or folder (default: chosen by channels)")),
     ("seed", int, typer.Option(0, "--seed", help="random seed; the same seed gives the same output")),
     ("device", str, typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps")),
-    ("samples", int, typer.Option(1, "--samples", help="posterior samples; >1 writes their mean and OUT_std")),
+    ("samples", int, typer.Option(1, "--samples", help="posterior samples; >1 writes their mean and OUT_std. Sample i "
+                                  "uses the seed of --seed SEED+i, and the samples run as one batch where they can")),
+    ("batch_size", Optional[int], typer.Option(None, "--batch-size", help="at most this many samples per network call "
+                                               "(bounds memory; default: all --samples at once)")),
+    ("precision", str, typer.Option("auto", "--precision", help="network precision: fp32 | bf16 | auto (bf16 "
+                                    "autocast on CPUs, CUDA autocast on GPUs; sampler arithmetic stays float32)")),
+    ("quality", str, typer.Option("default", "--quality", help="draft | default | best: the task's sampler and "
+                                  "steps preset (draft is about 5x faster); --sampler/--steps override it")),
+    ("threads", Optional[int], typer.Option(None, "--threads", help="CPU threads for the network (default: all "
+                                            "cores, or OMP_NUM_THREADS when set)")),
     ("simulate", bool, typer.Option(False, "--simulate", help="treat INPUT as clean: degrade it first, report PSNR/SSIM")),
     ("overwrite", bool, typer.Option(False, "--overwrite", help="replace an existing output file")),
     ("save_config", bool, typer.Option(False, "--save-config", help="write OUT.config.json with the full configuration")),
@@ -50,6 +61,42 @@ def task_option_specs(task) -> list[tuple[str, Any, Any]]:
         typ = Optional[opt.type] if opt.default is None else opt.type
         specs.append((opt.name, typ, typer.Option(opt.default, f"--{opt.name.replace('_', '-')}", help=opt.help)))
     return specs
+
+def set_threads(threads: int | None) -> None:
+    """``--threads N``: torch's intra-op threads (``None`` keeps torch's default: all cores, or OMP_NUM_THREADS)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise InvalidInputError(f"--threads must be >= 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+#: A run estimated to take longer than this (after its first step) gets a ``--quality draft`` suggestion.
+LONG_RUN_SECONDS = 120.0
+
+
+def suggest_draft(update):
+    """Wrap a progress callback: time the second step, extrapolate the run's time and, when it is long,
+    print one note suggesting ``--quality draft``."""
+    import time
+
+    marks: list[float] = []
+
+    def wrapped(step: int, total: int, nfe: int) -> None:
+        if len(marks) < 2 and total > 2:
+            marks.append(time.perf_counter())
+            if len(marks) == 2:
+                estimate = (marks[1] - marks[0]) * total
+                if estimate > LONG_RUN_SECONDS:
+                    print(f"\nnote: this run will take about {estimate / 60:.0f} min; --quality draft is about "
+                          f"5x faster (or use a smaller image)", file=sys.stderr)
+        if update:
+            update(step, total, nfe)
+
+    return wrapped
+
 
 
 def set_signature(command, specs: list[tuple[str, Any, Any]]) -> None:
@@ -92,7 +139,9 @@ def make_command(task_name: str, task):
             prior=kwargs.pop("prior"), sampler=kwargs.pop("sampler"), steps=kwargs.pop("steps"),
             noise=kwargs.pop("noise"), seed=kwargs.pop("seed"), device=kwargs.pop("device"),
             samples=kwargs.pop("samples"), simulate=kwargs.pop("simulate"), overwrite=kwargs.pop("overwrite"),
-            save_config=kwargs.pop("save_config"), sampler_options=parse_assignments(kwargs.pop("set_")))
+            save_config=kwargs.pop("save_config"), sampler_options=parse_assignments(kwargs.pop("set_")),
+            precision=kwargs.pop("precision"), batch_size=kwargs.pop("batch_size"), quality=kwargs.pop("quality"))
+        set_threads(kwargs.pop("threads"))
         quiet = kwargs.pop("quiet")
         input_path, output, preview = kwargs.pop("input"), kwargs.pop("output"), kwargs.pop("preview")
         # Everything about the output is checked before the (possibly long) restoration starts.
@@ -100,8 +149,9 @@ def make_command(task_name: str, task):
         total = expected_steps(task, settings)
         if settings.prior in NETWORK_PRIORS:  # the estimate is fitted for these networks
             check_resources(input_path, settings.sampler or task.default_sampler, total, quiet, memory_check)
-        with max_pixels(limit), progress_bar(task_name, enabled=None if not quiet else False, total=total) as update, \
-                numerical_guard(update) as guarded:
+        with max_pixels(limit), progress_bar(task_name, enabled=None if not quiet else False, total=total) as bar, \
+                numerical_guard(bar if settings.quality != "default" or settings.steps is not None
+                                else suggest_draft(bar)) as guarded:
             if preview:
                 from ..preview import run_with_preview
 
@@ -122,13 +172,48 @@ def make_command(task_name: str, task):
     return command
 
 
-def register(app: typer.Typer) -> None:
-    from ..plugins import registry
+class TaskPlaceholder(click.Command):
+    """A task command listed by name and summary only; :meth:`load` builds the real command (importing the
+    task's module, and torch) when the task is actually invoked, so ``restore --help`` stays light."""
 
-    for comp in registry().all("task"):
+    def __init__(self, component) -> None:
+        super().__init__(component.name, help=component.summary, short_help=component.summary)
+        self.component = component
+
+    def load(self) -> click.Command:
+        comp = self.component
         try:
             task = comp.build()
-        except Exception as exc:  # noqa: BLE001 - a broken task must not break the CLI
-            print(f"warning: task '{comp.name}' from {comp.plugin} failed to load: {exc}", file=sys.stderr)
-            continue
-        app.command(comp.name, help=task.summary)(make_command(comp.name, task))
+        except Exception as exc:  # noqa: BLE001 - a broken task is reported when it is used, not at start-up
+            raise InvalidInputError(f"task '{comp.name}' from {comp.plugin} failed to load: "
+                                    f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
+        single = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+        single.command(comp.name, help=task.summary)(make_command(comp.name, task))
+        command = typer.main.get_command(single)
+        command.name = comp.name
+        return command
+
+
+def task_placeholders() -> list[TaskPlaceholder]:
+    from ..plugins import registry
+
+    return [TaskPlaceholder(comp) for comp in registry().all("task")]
+
+
+class LazyTaskGroup(typer.core.TyperGroup):
+    """The root group: task commands are placeholders until one is resolved for invocation."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for placeholder in task_placeholders():
+            self.commands.setdefault(placeholder.name, placeholder)
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if isinstance(command, TaskPlaceholder):
+            command = self.commands[name] = command.load()
+        return name, command, rest
+
+
+def register(app: typer.Typer) -> None:
+    """Task commands are added by :class:`LazyTaskGroup` (the root app's group class)."""

@@ -6,9 +6,13 @@ Nothing is downloaded: a hub name is refused with a message.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import warnings
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -16,6 +20,24 @@ from ..errors import InvalidInputError
 from .base import DiffusionPrior
 from .schedules import VPSchedule
 from .tiling import tiled
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "bf16", "auto"]
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` (CPU autocast; oneDNN uses AVX-512 BF16/AMX where the CPU has them, bench/speed.py
+    measures it) or the CUDA autocast type on a GPU; ``fp32`` and ``bf16`` as given. MPS stays ``fp32``.
+    With ``auto`` the network also runs channels-last (:attr:`DiffusersPrior.channels_last`)."""
+    if precision not in PRECISIONS:
+        raise InvalidInputError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if device.type == "cpu" else "fp32"
 
 
 def _scheduler_betas(folder: Path) -> tuple[torch.Tensor, str]:
@@ -40,6 +62,12 @@ class DiffusersPrior(DiffusionPrior):
             ``tile × tile`` windows (:mod:`restore.priors.tiling`), so memory is bounded for large photos;
             ``None`` disables tiling. A multiple of ``multiple``.
         tile_overlap: pixels shared by neighbouring tiles (blended with linear ramps).
+        precision: ``fp32``, ``bf16`` or ``auto`` (:func:`resolve_precision`): the dtype of the network call
+            only, by autocast; the sampler's state, CG and data terms keep the caller's dtype.
+        channels_last: run the network on channels-last tensors (oneDNN's preferred layout on CPUs; implied
+            by ``precision="auto"``, whose measured gain on CPUs comes mostly from bf16 and this layout together).
+        compile: trace and freeze the network per input shape (``torch.jit.freeze``: oneDNN conv fusion);
+            falls back to eager, with one debug log line, where tracing fails.
     """
 
     def __init__(self, unet, schedule: VPSchedule, prediction_type: str = "epsilon", name: str = "",
@@ -52,6 +80,24 @@ class DiffusersPrior(DiffusionPrior):
         self.multiple = 2 ** (len(unet.config.block_out_channels) - 1)
         self.tile: int | None = 512
         self.tile_overlap = 64
+        self.precision: Precision = "fp32"
+        self.channels_last = False
+        self.compile = False
+        self._frozen: dict[tuple, object] = {}  # frozen graphs by input shape and settings (False: eager)
+
+    def set_speed(self, precision: Precision | None = None, channels_last: bool | None = None,
+                  compile: bool | None = None) -> "DiffusersPrior":
+        """Set how the network runs (``None`` keeps a setting); returns ``self``. Raises
+        :class:`~restore.errors.InvalidInputError` for an unknown precision."""
+        if precision is not None:
+            resolve_precision(precision, torch.device("cpu"))
+            self.precision = precision
+        if channels_last is not None:
+            self.channels_last = bool(channels_last)
+        self.unet.to(memory_format=torch.channels_last if self._channels_last else torch.contiguous_format)
+        if compile is not None:
+            self.compile = bool(compile)
+        return self
 
     @classmethod
     def from_folder(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "DiffusersPrior":
@@ -88,9 +134,47 @@ class DiffusersPrior(DiffusionPrior):
             return tiled(lambda part: self._network(part, k), x, self.tile, self.tile_overlap)
         return self._network(x, k)
 
+    @property
+    def _channels_last(self) -> bool:
+        return self.channels_last or self.precision == "auto"
+
+    def _autocast(self, device: torch.device):
+        precision = resolve_precision(self.precision, device)
+        if precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+    def _call(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        if not self.compile or torch.is_grad_enabled():  # a frozen graph is for inference (no VJP through it)
+            return self.unet(x, k, return_dict=False)[0]
+        key = (tuple(x.shape), x.dtype, x.device, resolve_precision(self.precision, x.device), self._channels_last)
+        frozen = self._frozen.get(key)
+        if frozen is None:
+            try:
+                with warnings.catch_warnings():  # tracer warnings about shape asserts are expected
+                    warnings.simplefilter("ignore")
+                    traced = torch.jit.trace(self.unet, (x, k), strict=False, check_trace=False)
+                frozen = torch.jit.freeze(traced.eval())
+            except Exception as exc:  # noqa: BLE001 - compilation is an optimisation, never a failure
+                log.debug("network not frozen (%s: %s); running eagerly", type(exc).__name__, exc)
+                frozen = False
+            self._frozen[key] = frozen
+        if frozen is False:
+            return self.unet(x, k, return_dict=False)[0]
+        out = frozen(x, k)
+        return out["sample"] if isinstance(out, dict) else out[0]
+
     def _network(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         dtype = next(self.unet.parameters()).dtype
-        out = self.unet(x.to(dtype), k.to(x.device)).sample.to(x.dtype)
+        inp = x.to(dtype)
+        if self._channels_last:
+            inp = inp.contiguous(memory_format=torch.channels_last)
+        k = k.to(x.device)
+        if k.ndim == 0:  # a traced network is specialised to a batch of timesteps
+            k = k.expand(x.shape[0])
+        with self._autocast(x.device):
+            out = self._call(inp, k)
+        out = out.to(x.dtype).contiguous()
         if out.shape[1] == 2 * x.shape[1]:
             out = out[:, : x.shape[1]]
         return out

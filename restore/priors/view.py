@@ -30,9 +30,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def randn(shape, generator: torch.Generator | None, like: torch.Tensor | None = None,
           dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
-    """Gaussian noise drawn on the CPU from ``generator`` then moved: same seed, same numbers on any device."""
+    """Gaussian noise drawn on the CPU from ``generator`` then moved: same seed, same numbers on any device.
+
+    ``generator`` may be a :class:`restore.plan.ChainGenerators` (batched posterior samples): each chain's
+    share of the batch then comes from its own generator."""
     dtype = dtype or (like.dtype if like is not None else torch.float32)
     device = device or (like.device if like is not None else "cpu")
+    if hasattr(generator, "generators"):
+        return generator.randn(tuple(shape), dtype).to(device)
     return torch.randn(tuple(shape), generator=generator, dtype=dtype).to(device)
 
 

@@ -62,6 +62,9 @@ class Sampler:
     requires: ClassVar[tuple[str, ...]] = ()
     families: ClassVar[tuple[type[Prior], ...]] = (DiffusionPrior,)
     uses_prior: ClassVar[bool] = True
+    # The sampler draws all its noise through the view (initial_state / noise_like) and treats batch entries
+    # independently, so posterior samples can run as one batch (restore.plan.execute_plan).
+    chain_batching: ClassVar[bool] = False
 
     def __init__(self, config: Any | None = None, **overrides: Any) -> None:
         self.config = build_config(type(self).__name__, self.Config, config, overrides)

@@ -32,6 +32,7 @@ class DDIMConfig:
 
 class DDIM(Sampler):
     Config = DDIMConfig
+    chain_batching = True
 
     def validate(self) -> None:
         check_momentum(self.config.momentum, self.config.beta)

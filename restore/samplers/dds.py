@@ -54,6 +54,7 @@ class DDSConfig:
 
 class DDS(Sampler):
     Config = DDSConfig
+    chain_batching = True
     requires = ("operator", "linear")
 
     def validate(self) -> None:
