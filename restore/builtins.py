@@ -81,7 +81,7 @@ def restore_register_tasks(register):
 
 @hookimpl
 def restore_register_readers(register):
-    from .io.pillow_io import pillow_read_extensions
+    from .pillow_formats import pillow_read_extensions
 
     register("pillow", "restore.io.pillow_io:read_pillow_factory", extensions=pillow_read_extensions())
     register("tiff", "restore.io.pillow_io:read_tiff_factory", extensions=(".tif", ".tiff"))
@@ -89,7 +89,7 @@ def restore_register_readers(register):
 
 @hookimpl
 def restore_register_writers(register):
-    from .io.pillow_io import pillow_write_extensions
+    from .pillow_formats import pillow_write_extensions
 
     register("png", "restore.io.pillow_io:write_png_factory", extensions=(".png",))
     register("jpeg", "restore.io.pillow_io:write_jpeg_factory", extensions=(".jpg", ".jpeg"))

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from enum import Enum
 from typing import Any, Iterator, Optional
 
+import click
 import typer
 from typer.core import TyperGroup
 
@@ -232,18 +233,38 @@ def _epilog(tasks: list[tuple[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def register(app: typer.Typer) -> None:
+BATCH_HELP = ("Run one task on many inputs (files, folders, globs), locally or on Dask; resumable: "
+              "restore batch TASK INPUTS... [the task's options].")
+
+
+def build_batch_command() -> click.Command:
+    """The ``batch`` group with one subcommand per task; building it imports every task (and torch)."""
     from ..plugins import registry
 
     tasks = []
     for comp in registry().all("task"):
         try:
             tasks.append((comp.name, comp.build()))
-        except Exception:  # noqa: BLE001 - restore.cli.tasks already warned about this task
+        except Exception:  # noqa: BLE001 - a broken task is reported when it is used
             continue
-    batch_app = typer.Typer(cls=BatchGroup, no_args_is_help=True, epilog=_epilog(tasks),
-                            help="Run one task on many inputs (files, folders, globs), locally or on Dask; "
-                                 "resumable: restore batch TASK INPUTS... [the task's options].")
+    batch_app = typer.Typer(cls=BatchGroup, no_args_is_help=True, epilog=_epilog(tasks), help=BATCH_HELP,
+                            add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
     for name, task in tasks:
         batch_app.command(name, help=make_batch_command(name, task).__doc__)(make_batch_command(name, task))
-    app.add_typer(batch_app, name="batch")
+    command = typer.main.get_command(batch_app)
+    command.name = "batch"
+    return command
+
+
+class BatchPlaceholder(click.Command):
+    """``batch`` as listed by ``restore --help``; :meth:`load` builds the real group when it is invoked."""
+
+    def __init__(self) -> None:
+        super().__init__("batch", help=BATCH_HELP, short_help=BATCH_HELP.split(";")[0])
+
+    def load(self) -> click.Command:
+        return build_batch_command()
+
+
+def register(app: typer.Typer) -> None:
+    """``batch`` is added lazily by :class:`restore.cli.tasks.LazyTaskGroup` (it imports every task)."""

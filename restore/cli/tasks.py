@@ -205,12 +205,16 @@ class LazyTaskGroup(typer.core.TyperGroup):
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
-        for placeholder in task_placeholders():
+        from .batch import BatchPlaceholder
+
+        for placeholder in [*task_placeholders(), BatchPlaceholder()]:
             self.commands.setdefault(placeholder.name, placeholder)
 
     def resolve_command(self, ctx, args):
         name, command, rest = super().resolve_command(ctx, args)
-        if isinstance(command, TaskPlaceholder):
+        from .batch import BatchPlaceholder
+
+        if isinstance(command, (TaskPlaceholder, BatchPlaceholder)):
             command = self.commands[name] = command.load()
         return name, command, rest
 
