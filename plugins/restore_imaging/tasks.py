@@ -21,6 +21,26 @@ from .specs import KERNEL_FORMS, parse_kernel, parse_mask
 #: the code's constant γ = 1 was tuned for MRI k-space units and under-fits blur/SR data by 2–10 dB here.
 DDS_DEFAULTS = {"dds": {"gamma_rule": "snr"}}
 
+#: Inpainting options of the plug-and-play samplers: DiffPIR's official inpainting config (λ = 1, ζ = 1), and
+#: pnp-hqs starting its levels at σ = 1 so that the first denoiser calls fill the holes (DPIR's 49/255 keeps
+#: them dark); chosen on held-out validation crops (bench/task_defaults.py).
+INPAINT_DEFAULTS = {"diffpir": {"lam": 1.0, "zeta": 1.0}, "pnp-hqs": {"sigma_start": 1.0}}
+
+#: CLI step counts of samplers whose paper defaults take far longer than minutes on a 256² image on a CPU
+#: (one network evaluation ≈ 0.6 s, with backpropagation ≈ 1.2 s): DPS's and PSLD's 1000 steps with a VJP
+#: each, RED-diff's 1000 (its official config runs 50), STSL's 125 steps of two evaluations and two VJPs.
+CLI_STEPS = {"dps": 100, "psld": 100, "red-diff": 100, "stsl": 50, "ddpm": 100}
+
+
+def _defaults(*tables: dict) -> dict:
+    """Per-sampler task options: ``CLI_STEPS`` under the given tables (later tables win)."""
+    out: dict = {name: {"steps": steps} for name, steps in CLI_STEPS.items()}
+    for table in tables:
+        for name, options in table.items():
+            out[name] = {**out.get(name, {}), **options}
+    return out
+
+
 #: Assumed noise of a photo given to ``restore denoise`` without ``--noise``: σ = 25/255, the standard
 #: benchmark level and a visibly noisy photo; pass ``--noise`` for other levels.
 DENOISE_NOISE = 25 / 255
@@ -88,7 +108,7 @@ def deblur_task() -> Task:
     return Task(
         name="deblur", summary="remove a known blur (Gaussian, motion or a kernel image)", build=build_deblur,
         options=(TaskOption("kernel", str, "gaussian:2.0", f"blur kernel: {KERNEL_FORMS}"),),
-        default_sampler="dds", sampler_defaults=DDS_DEFAULTS, default_noise=0.01)
+        default_sampler="dds", sampler_defaults=_defaults(DDS_DEFAULTS), default_noise=0.01)
 
 
 def super_resolve_task() -> Task:
@@ -97,7 +117,7 @@ def super_resolve_task() -> Task:
         build=build_super_resolve,
         options=(TaskOption("scale", int, 4, "upscaling factor (integer)"),
                  TaskOption("method", str, "bicubic", f"assumed downsampling: {' | '.join(METHODS)}")),
-        default_sampler="dds", sampler_defaults=DDS_DEFAULTS, default_noise=0.01)
+        default_sampler="dds", sampler_defaults=_defaults(DDS_DEFAULTS), default_noise=0.01)
 
 
 def inpaint_task() -> Task:
@@ -108,10 +128,11 @@ def inpaint_task() -> Task:
         build=build_inpaint,
         options=(TaskOption("mask", str, "random:0.5",
                             "mask image (white = observed), random:FRACTION (share missing) or box:TOP,LEFT,H,W"),),
-        default_sampler="dds", sampler_defaults={"dps": {"zeta": 0.5}, **DDS_DEFAULTS}, default_noise=0.0)
+        default_sampler="dds", sampler_defaults=_defaults({"dps": {"zeta": 0.5}}, DDS_DEFAULTS, INPAINT_DEFAULTS),
+        default_noise=0.0)
 
 
 def denoise_task() -> Task:
     return Task(
         name="denoise", summary="remove Gaussian noise (default --noise 25/255 ≈ 0.098)", build=build_denoise,
-        default_sampler="tweedie", sampler_defaults=DDS_DEFAULTS, default_noise=DENOISE_NOISE)
+        default_sampler="tweedie", sampler_defaults=_defaults(DDS_DEFAULTS), default_noise=DENOISE_NOISE)
