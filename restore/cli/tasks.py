@@ -57,6 +57,8 @@ def make_command(task_name: str, task):
         input_path, output = kwargs.pop("input"), kwargs.pop("output")
         with progress_bar(task_name, enabled=None if not quiet else False) as update:
             report = run_task(task_name, input_path, output, settings, kwargs, progress=update)
+        for note in report.notes:
+            print(f"note: {note}", file=sys.stderr)
         if not quiet:
             parts = [f"wrote {report.output}", f"prior {report.prior}", f"sampler {report.sampler}",
                      f"NFE {report.nfe}", f"{report.seconds:.1f} s"]
