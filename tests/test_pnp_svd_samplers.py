@@ -175,8 +175,7 @@ def test_pnp_hqs_converges_to_the_map_estimate(gaussian_problem):
 def test_pnp_hqs_denoiser_is_the_exact_gaussian_mmse_at_its_level(gaussian_problem):
     prior, op, A, y = gaussian_problem
     sampler = PnPHQS()
-    from restore.samplers._seam_compat import _View
-    view = _View(sampler, prior, restore.Problem(y, op), None, None)
+    view = prior.bind(restore.Problem(y, op))
     z = torch.randn(2, 4, generator=torch.Generator().manual_seed(0), dtype=F64)
     k, sigma = sampler.level(view, 0.3)
     d = 4
@@ -190,8 +189,7 @@ def test_pnp_hqs_denoiser_is_the_exact_gaussian_mmse_at_its_level(gaussian_probl
 def test_diffpir_data_step_is_the_exact_proximal_solution(gaussian_problem):
     prior, op, A, y = gaussian_problem
     sampler = DiffPIR()
-    from restore.samplers._seam_compat import _View
-    view = _View(sampler, prior, restore.Problem(y, op, GaussianNoise(0.05)), None, None)
+    view = prior.bind(restore.Problem(y, op, GaussianNoise(0.05)))
     x0 = torch.randn(1, 4, generator=torch.Generator().manual_seed(0), dtype=F64)
     k = 300
     rho = sampler.rho(view, k)
@@ -230,13 +228,19 @@ def test_diffpir_matches_the_affine_moment_oracle(gaussian_problem):
 
 
 def test_diffpir_mean_converges_to_the_map_estimate(gaussian_problem):
-    """Exact output mean (affine oracle, no Monte Carlo) of deterministic DiffPIR (ζ = 0, λ = 1) versus the MAP."""
+    """The exact output mean of DiffPIR (affine oracle, validated against the implementation above) with λ = 1
+    and full re-noising (ζ = 1) tends to the MAP = posterior mean as the steps grow (first order). With ζ = 0 it
+    stalls about 2 % away: the deterministic part carries the early, noise-dominated estimates along."""
     prior, op, A, y = gaussian_problem
     sigma_n = 0.1
     map_mean, _ = prior.posterior(A, y[0], sigma_n)
-    errors = [float((_diffpir_oracle(prior, A, y, sigma_n, n, 1.0, 0.0)[0] - map_mean).norm() / map_mean.norm())
-              for n in (10, 100, 1000)]
-    assert errors[0] > errors[2], errors
+
+    def error(n, zeta):
+        return float((_diffpir_oracle(prior, A, y, sigma_n, n, 1.0, zeta)[0] - map_mean).norm() / map_mean.norm())
+
+    errors = [error(n, 1.0) for n in (10, 100, 1000)]
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 3e-3, errors
+    assert error(1000, 0.0) > 5 * errors[2]
 
 
 # -- ΠGDM ------------------------------------------------------------------------------------------------------
@@ -244,8 +248,7 @@ def test_diffpir_mean_converges_to_the_map_estimate(gaussian_problem):
 def test_pigdm_guidance_equals_its_closed_form(gaussian_problem, sigma_y, r2):
     prior, op, A, y = gaussian_problem
     sampler = PiGDM(r2=r2, clip=False)
-    from restore.samplers._seam_compat import _View
-    view = _View(sampler, prior, restore.Problem(y, op, GaussianNoise(sigma_y)), None, None)
+    view = prior.bind(restore.Problem(y, op, GaussianNoise(sigma_y)))
     k = 400
     x = torch.randn(1, 4, generator=torch.Generator().manual_seed(3), dtype=F64)
     g, _, _ = sampler.guidance(view, x, k)

@@ -13,13 +13,13 @@ and repeating steps) is not implemented. Cost: one network evaluation per step, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
 from ..errors import InvalidInputError
+from ..priors.schedules import Spacing
 from ..operators.svd import require_svd
-from ._seam_compat import SeamSampler
+from .base import Sampler
 from .ddrm import WITHOUT_SVD
 
 
@@ -33,15 +33,14 @@ class DDNMConfig:
 
     steps: int = 100
     eta: float = 0.85
-    spacing: Literal["uniform", "guided", "quad", "trailing"] = "uniform"
+    spacing: Spacing = "uniform"
 
 
-class DDNM(SeamSampler):
+class DDNM(Sampler):
     Config = DDNMConfig
     requires = ("operator", "linear")
 
     def validate(self) -> None:
-        super().validate()
         if not 0 <= self.config.eta <= 1:
             raise InvalidInputError(f"eta must be in [0, 1], got {self.config.eta}")
 

@@ -21,8 +21,9 @@ from typing import Literal
 import torch
 
 from ..errors import InvalidInputError
+from ..priors.schedules import Spacing
 from ..operators.svd import require_svd
-from ._seam_compat import SeamSampler
+from .base import Sampler
 
 #: Samplers named in the error when the operator has no SVD.
 WITHOUT_SVD = ("pigdm", "diffpir", "pnp-hqs", "dds", "dps", "red-diff")
@@ -45,21 +46,18 @@ class DDRMConfig:
     steps: int = 20
     eta: float = 0.85
     eta_b: float = 1.0
-    spacing: Literal["uniform", "guided", "quad", "trailing"] = "uniform"
+    spacing: Spacing = "uniform"
     boundary: Literal["paper", "code"] = "paper"
 
 
-class DDRM(SeamSampler):
+class DDRM(Sampler):
     Config = DDRMConfig
     requires = ("operator", "linear")
 
     def validate(self) -> None:
-        super().validate()
         cfg = self.config
         if not (0 <= cfg.eta <= 1 and 0 <= cfg.eta_b <= 1):
             raise InvalidInputError(f"need 0 <= eta <= 1 and 0 <= eta_b <= 1, got eta={cfg.eta}, eta_b={cfg.eta_b}")
-        if cfg.boundary not in ("paper", "code"):
-            raise InvalidInputError(f"boundary must be paper or code, got '{cfg.boundary}'")
 
     def check_view(self, view) -> None:
         self.svd = require_svd(view.problem.operator, view.x_shape, "ddrm", WITHOUT_SVD)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError
-from ._seam_compat import SeamSampler
+from .base import Sampler
 
 
 def diffpir_levels(T: int, steps: int, skip: str = "quad") -> list[int]:
@@ -68,18 +68,15 @@ class DiffPIRConfig:
     clip: bool = True
 
 
-class DiffPIR(SeamSampler):
+class DiffPIR(Sampler):
     Config = DiffPIRConfig
     requires = ("operator", "linear")
 
     def validate(self) -> None:
-        super().validate()
         cfg = self.config
         if not (cfg.lam > 0 and 0 <= cfg.zeta <= 1 and cfg.sigma_floor > 0):
             raise InvalidInputError(f"need lam > 0, 0 <= zeta <= 1 and sigma_floor > 0, got lam={cfg.lam}, "
                                     f"zeta={cfg.zeta}, sigma_floor={cfg.sigma_floor}")
-        if cfg.skip not in ("quad", "uniform"):
-            raise InvalidInputError(f"skip must be quad or uniform, got '{cfg.skip}'")
 
     def rho(self, view, k: int) -> float:
         """``ρ_k = λ σ_n² / σ̄_k²`` (σ_n public, σ̄_k model units, as in the official code)."""

@@ -25,7 +25,8 @@ from typing import Literal
 import torch
 
 from ..errors import InvalidInputError
-from ._seam_compat import SeamSampler
+from ..priors.schedules import Spacing
+from .base import Sampler
 from .steps import ddim_step
 
 
@@ -47,20 +48,17 @@ class PiGDMConfig:
     steps: int = 100
     eta: float = 1.0
     weight: float = 1.0
-    spacing: Literal["uniform", "guided", "quad", "trailing"] = "uniform"
+    spacing: Spacing = "uniform"
     r2: Literal["code", "paper"] = "code"
     clip: bool = True
 
 
-class PiGDM(SeamSampler):
+class PiGDM(Sampler):
     Config = PiGDMConfig
     requires = ("operator", "linear")
 
     def validate(self) -> None:
-        super().validate()
         cfg = self.config
-        if cfg.r2 not in ("code", "paper"):
-            raise InvalidInputError(f"r2 must be code or paper, got '{cfg.r2}'")
         if not (0 <= cfg.eta <= 1 and cfg.weight >= 0):
             raise InvalidInputError(f"need 0 <= eta <= 1 and weight >= 0, got eta={cfg.eta}, weight={cfg.weight}")
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError
-from ._seam_compat import SeamSampler
+from .base import Sampler
 
 
 def nearest_level(schedule, sigma_model: float) -> int:
@@ -50,12 +50,11 @@ class PnPHQSConfig:
     sigma_floor: float = 0.6 / 255
 
 
-class PnPHQS(SeamSampler):
+class PnPHQS(Sampler):
     Config = PnPHQSConfig
     requires = ("operator", "linear")
 
     def validate(self) -> None:
-        super().validate()
         cfg = self.config
         if not (cfg.lam > 0 and cfg.sigma_start > 0 and cfg.sigma_floor > 0):
             raise InvalidInputError(f"need lam > 0, sigma_start > 0 and sigma_floor > 0, got lam={cfg.lam}, "
