@@ -227,6 +227,25 @@ def summarise(data: dict, budget: float = 60.0) -> tuple[list[dict], dict[str, d
     return rows, choice
 
 
+def choose_per_task(rows: list[dict], budget: float) -> dict[str, dict]:
+    """Per task (deblur covers both kernels, inpaint both masks): the (sampler, steps) with the best PSNR
+    averaged over the task's cases, among those run on all of them within the budget."""
+    task_of = {c.name: c.task for c in CASES}
+    out = {}
+    for task in sorted(set(task_of.values())):
+        cases = [c for c, t in task_of.items() if t == task]
+        table: dict[tuple[str, int], list[dict]] = {}
+        for r in rows:
+            if r["case"] in cases:
+                table.setdefault((r["sampler"], r["steps"]), []).append(r)
+        full = {k: v for k, v in table.items() if len(v) == len(cases) and max(r["est_256"] for r in v) <= budget}
+        if full:
+            (sampler, steps), rs = max(full.items(), key=lambda kv: _mean([r["psnr"] for r in kv[1]]))
+            out[task] = {"sampler": sampler, "steps": steps, "psnr": _mean([r["psnr"] for r in rs]),
+                         "cases": cases, "est_256_cpu_seconds": max(r["est_256"] for r in rs)}
+    return out
+
+
 def choose(args) -> int:
     data = None
     for path in args.json:
@@ -250,7 +269,10 @@ def choose(args) -> int:
         base = ", ".join(f"{b['method']} {b['psnr']:.2f}" for b in c["baselines"])
         print(f"{case}: {c['sampler']} {c['steps']} steps, {c['psnr']:.2f} dB, ~{c['est_256_cpu_seconds']:.0f} s CPU "
               f"at 256² (baselines: {base})")
-    data["choice"] = {"budget_cpu_seconds_256": args.budget, "per_case": choice, "table": rows,
+    per_task = choose_per_task(rows, args.budget)
+    for task, c in per_task.items():
+        print(f"task {task}: {c['sampler']} {c['steps']} steps, mean {c['psnr']:.2f} dB over {', '.join(c['cases'])}")
+    data["choice"] = {"budget_cpu_seconds_256": args.budget, "per_case": choice, "per_task": per_task, "table": rows,
                       "sources": args.json}
     write_json(args.output, data)
     return 0

@@ -38,7 +38,7 @@ class DDNMConfig:
 
 class DDNM(Sampler):
     Config = DDNMConfig
-    requires = ("operator", "linear")
+    requires = ("operator", "linear", "svd")  # "svd" is checked in check_view, once the padded shape is known
 
     def validate(self) -> None:
         if not 0 <= self.config.eta <= 1:

@@ -52,7 +52,7 @@ class DDRMConfig:
 
 class DDRM(Sampler):
     Config = DDRMConfig
-    requires = ("operator", "linear")
+    requires = ("operator", "linear", "svd")  # "svd" is checked in check_view, once the padded shape is known
 
     def validate(self) -> None:
         cfg = self.config
