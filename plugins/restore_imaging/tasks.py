@@ -32,7 +32,7 @@ INPAINT_DEFAULTS = {"diffpir": {"lam": 1.0, "zeta": 1.0}, "pnp-hqs": {"sigma_sta
 #: (Gaussian and motion kernels); super-resolution: pnp-hqs with 20; inpainting: DiffPIR's inpainting config
 #: with 20 steps (pnp-hqs is far better on random masks but fails on large holes); denoising: Tweedie.
 TASK_DEFAULTS = {"deblur": ("pnp-hqs", 8), "super-resolve": ("pnp-hqs", 20), "inpaint": ("diffpir", 20),
-                 "denoise": ("tweedie", 1)}
+                 "denoise": ("tweedie", None)}  # Tweedie is one step and has no steps option
 
 #: CLI step counts of samplers whose paper defaults take far longer than minutes on a 256² image on a CPU
 #: (one network evaluation ≈ 0.6 s, with backpropagation ≈ 1.2 s): DPS's and PSLD's 1000 steps with a VJP
@@ -48,7 +48,8 @@ def _defaults(task: str, *tables: dict) -> dict:
         for name, options in table.items():
             out[name] = {**out.get(name, {}), **options}
     sampler, steps = TASK_DEFAULTS[task]
-    out[sampler] = {**out.get(sampler, {}), "steps": steps}
+    if steps is not None:
+        out[sampler] = {**out.get(sampler, {}), "steps": steps}
     return out
 
 
