@@ -14,7 +14,7 @@ from restore.cli import main
 from restore.errors import IncompatibleError, InvalidInputError
 from restore.operators import Identity
 from restore.plugins import registry
-from restore.priors import GaussianPrior, LatentFamily, MeanRevertingFamily, Prior
+from restore.priors import GaussianPrior, LatentFamily, MeanRevertingFamily
 from restore.priors.base import family_names
 from restore.priors.mean_reverting import MeanRevertingGaussianPrior
 from restore.registry import Registry
