@@ -51,6 +51,23 @@ def restore_register_samplers(register):
     register("mrs", "restore.samplers.mrs:MRS",
              summary="MRS fast ODE/SDE solvers (orders 1-2, data/noise forms) for mean-reverting priors (Li et al. 2025)",
              cost="1 NFE")
+    # -- plug-and-play and SVD samplers (issue 16) --
+    register("diffpir", "restore.samplers.diffpir:DiffPIR",
+             summary="DiffPIR (Zhu et al. 2023): HQS with the Tweedie denoiser and the operator's closed-form prox",
+             cost="1 NFE + 1 prox")
+    register("pnp-hqs", "restore.samplers.pnp_hqs:PnPHQS",
+             summary="DPIR-style plug-and-play HQS (Zhang et al. 2021): the prior as a noise-level-conditioned "
+                     "denoiser, log-spaced levels",
+             cost="1 NFE + 1 prox per iteration")
+    register("ddrm", "restore.samplers.ddrm:DDRM",
+             summary="DDRM (Kawar et al. 2022): spectral variational sampling; needs the operator's SVD",
+             cost="1 NFE + SVD transforms")
+    register("ddnm", "restore.samplers.ddnm:DDNM",
+             summary="DDNM / DDNM+ (Wang et al. 2023): range-null-space correction; needs the operator's SVD",
+             cost="1 NFE + SVD transforms")
+    register("pigdm", "restore.samplers.pigdm:PiGDM",
+             summary="ΠGDM (Song et al. 2023): pseudo-inverse guidance through the network (VJP)",
+             cost="1 NFE + 1 VJP + 1 prox/pinv")
     # -- volume samplers (issue 8) --
     register("dds-3d", "restore.volumes.dds3d:DDS3D",
              summary="DDS on volumes (B, C, D, H, W) with a 2D prior, slices chunked, TV along z by ADMM "

@@ -231,7 +231,7 @@ def test_tasks_simulate_degrade_the_clean_input():
     measured = get_task("denoise").build(image=Image(x), noise=0.1, simulate=False, generator=torch.Generator())
     assert torch.equal(measured.problem.y, x) and measured.reference is None
     task = get_task("inpaint")
-    assert task.sampler_defaults["dps"] == {"zeta": 0.5} and task.default_noise == 0.0
+    assert task.sampler_defaults["dps"]["zeta"] == 0.5 and task.default_noise == 0.0
 
 
 @pytest.fixture(scope="module")

@@ -120,6 +120,14 @@ class CircularBlur(LinearOperator):
         # The pseudo-inverse amplifies noise by up to 1/sqrt(PINV_RTOL); the blurred image is a safer start.
         return y.clone()
 
+    def svd(self, x_shape):
+        """Fourier SVD (``s = |K|``); exact for the periodic boundary this operator uses."""
+        if getattr(self, "boundary", "circular") != "circular" or len(x_shape) != 4:
+            return None
+        from restore.operators.svd import circular_svd
+
+        return circular_svd(self, x_shape)
+
     def _compose_with(self, other) -> "ComposedBlur | None":
         return ComposedBlur(self, other) if isinstance(other, CircularBlur) else None
 

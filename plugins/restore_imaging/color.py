@@ -40,6 +40,12 @@ class Colorization(LinearOperator):
         w = self._w(v)
         return v - gamma * w * (v * w).sum(dim=1, keepdim=True) / (1 + gamma * float((self.weights**2).sum()))
 
+    def svd(self, x_shape):
+        """Per-pixel channel mix: one singular value ``‖w‖`` (luma direction), two null directions."""
+        from restore.operators.svd import ChannelMixSVD
+
+        return ChannelMixSVD(x_shape, self.weights) if len(x_shape) == 4 and x_shape[1] == 3 else None
+
     def input_shape(self, output_shape) -> tuple[int, ...]:
         s = tuple(output_shape)
         return s[:1] + (3,) + s[2:]

@@ -140,6 +140,13 @@ class Inpainting(LinearOperator):
         observed = m > 0
         return torch.where(observed, y / torch.where(observed, m, torch.ones_like(m)), torch.zeros_like(y))
 
+    def svd(self, x_shape):
+        """``U = V = I`` and ``s = M`` (the mask is diagonal)."""
+        from restore.operators.svd import DiagonalSVD
+
+        like = torch.zeros(1, 1, 1, 1, dtype=torch.float64).expand(tuple(x_shape))
+        return DiagonalSVD(x_shape, self.mask_for(like))
+
     def prox(self, z: torch.Tensor, y: torch.Tensor, gamma: float) -> torch.Tensor:
         m = self.mask_for(z)
         return (z + gamma * m * y) / (1 + gamma * m**2)

@@ -93,6 +93,14 @@ class AvgPoolSR(_SuperResolution):
         f = self.factor
         return y.repeat_interleave(f, dim=-2).repeat_interleave(f, dim=-1) / f**2
 
+    def svd(self, x_shape):
+        """Block-DCT SVD: one singular value ``1/f`` per block (its mean), the rest is null space."""
+        from restore.operators.svd import BlockMeanSVD
+
+        if len(x_shape) != 4 or x_shape[-2] % self.factor or x_shape[-1] % self.factor:
+            return None
+        return BlockMeanSVD(x_shape, self.factor)
+
     def pinv(self, y: torch.Tensor) -> torch.Tensor:
         """``Aᵀ (A Aᵀ)⁻¹ y = f² Aᵀ y``: every low-res pixel replicated over its block."""
         return self.adjoint(y) * self.factor**2

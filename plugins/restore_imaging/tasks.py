@@ -29,9 +29,45 @@ SIMULATE_BOUNDARY_HELP = "with --simulate: degrade with this boundary model inst
 #: the code's constant γ = 1 was tuned for MRI k-space units and under-fits blur/SR data by 2–10 dB here.
 DDS_DEFAULTS = {"dds": {"gamma_rule": "snr"}}
 
-#: ``--quality`` presets of the DDS tasks: draft = 1/5 of the default's NFE, best = twice it. Provisional:
-#: to be refreshed from the measured sampler/steps table of the PnP benchmark (issue 16).
-DDS_QUALITY = {"draft": {"sampler": "dds", "steps": 10}, "best": {"sampler": "dds", "steps": 100}}
+#: Inpainting options of the plug-and-play samplers: DiffPIR's official inpainting config (λ = 1, ζ = 1), and
+#: pnp-hqs starting its levels at σ = 1 so that the first denoiser calls fill the holes (DPIR's 49/255 keeps
+#: them dark); chosen on held-out validation crops (bench/task_defaults.py).
+INPAINT_DEFAULTS = {"diffpir": {"lam": 1.0, "zeta": 1.0}, "pnp-hqs": {"sigma_start": 1.0}}
+
+#: Default sampler and steps of each task, chosen by measurement (bench/task_defaults.py; table and choice in
+#: bench/results/task_defaults.json): the best PSNR averaged over the task's cases on held-out validation crops
+#: among runs whose CPU time, scaled to a 256² image, fits 60 s. Deblurring: DPIR's own 8 iterations
+#: (Gaussian and motion kernels); super-resolution: pnp-hqs with 20; inpainting: DiffPIR's inpainting config
+#: with 20 steps (pnp-hqs is far better on random masks but fails on large holes); denoising: Tweedie.
+TASK_DEFAULTS = {"deblur": ("pnp-hqs", 8), "super-resolve": ("pnp-hqs", 20), "inpaint": ("diffpir", 20),
+                 "denoise": ("tweedie", None)}  # Tweedie is one step and has no steps option
+
+#: CLI step counts of samplers whose paper defaults take far longer than minutes on a 256² image on a CPU
+#: (one network evaluation ≈ 0.6 s, with backpropagation ≈ 1.2 s): DPS's and PSLD's 1000 steps with a VJP
+#: each, RED-diff's 1000 (its official config runs 50), STSL's 125 steps of two evaluations and two VJPs.
+CLI_STEPS = {"dps": 100, "psld": 100, "red-diff": 100, "stsl": 50, "ddpm": 100}
+
+
+def _defaults(task: str, *tables: dict) -> dict:
+    """Per-sampler options of ``task``: ``CLI_STEPS``, the given tables (later tables win), then the steps of
+    the task's measured default sampler."""
+    out: dict = {name: {"steps": steps} for name, steps in CLI_STEPS.items()}
+    for table in tables:
+        for name, options in table.items():
+            out[name] = {**out.get(name, {}), **options}
+    sampler, steps = TASK_DEFAULTS[task]
+    if steps is not None:
+        out[sampler] = {**out.get(sampler, {}), "steps": steps}
+    return out
+
+
+def _quality(task: str) -> dict:
+    """``--quality`` presets: the task's measured default sampler with about a fifth of its steps (draft) or
+    two and a half times them (best; DiffPIR inpainting measured +1.5 dB from 20 to 50 steps)."""
+    sampler, steps = TASK_DEFAULTS[task]
+    return {"draft": {"sampler": sampler, "steps": max(2, round(steps / 5))},
+            "best": {"sampler": sampler, "steps": round(steps * 2.5)}}
+
 
 #: Assumed noise of a photo given to ``restore denoise`` without ``--noise``: σ = 25/255, the standard
 #: benchmark level and a visibly noisy photo; pass ``--noise`` for other levels.
@@ -134,8 +170,8 @@ def deblur_task() -> Task:
         options=(TaskOption("kernel", str, "gaussian:2.0", f"blur kernel: {KERNEL_FORMS}"),
                  TaskOption("boundary", str, DEFAULT_BOUNDARY, BOUNDARY_HELP),
                  TaskOption("simulate_boundary", str, None, SIMULATE_BOUNDARY_HELP)),
-        default_sampler="dds", sampler_defaults=DDS_DEFAULTS, default_noise=0.01,
-        quality=DDS_QUALITY)
+        default_sampler=TASK_DEFAULTS["deblur"][0], sampler_defaults=_defaults("deblur", DDS_DEFAULTS),
+        default_noise=0.01, quality=_quality("deblur"))
 
 
 def super_resolve_task() -> Task:
@@ -146,23 +182,26 @@ def super_resolve_task() -> Task:
                  TaskOption("method", str, "bicubic", f"assumed downsampling: {' | '.join(METHODS)}"),
                  TaskOption("boundary", str, DEFAULT_BOUNDARY, BOUNDARY_HELP),
                  TaskOption("simulate_boundary", str, None, SIMULATE_BOUNDARY_HELP)),
-        default_sampler="dds", sampler_defaults=DDS_DEFAULTS, default_noise=0.01,
-        quality=DDS_QUALITY)
+        default_sampler=TASK_DEFAULTS["super-resolve"][0],
+        sampler_defaults=_defaults("super-resolve", DDS_DEFAULTS),
+        default_noise=0.01, quality=_quality("super-resolve"))
 
 
 def inpaint_task() -> Task:
-    # Noiseless by default: the observed pixels are kept as they are (8-bit quantisation is ~0.001), and
-    # DDS then enforces exact data consistency, as in the DDS inpainting configs (SAMPLERS.md §5).
+    # Noiseless by default: the observed pixels are kept as they are (8-bit quantisation is ~0.001), as in
+    # the DDS and DiffPIR inpainting configs.
     return Task(
         name="inpaint", summary="fill in missing pixels given by a mask",
         build=build_inpaint,
         options=(TaskOption("mask", str, "random:0.5",
                             "mask image (white = observed), random:FRACTION (share missing) or box:TOP,LEFT,H,W"),),
-        default_sampler="dds", sampler_defaults={"dps": {"zeta": 0.5}, **DDS_DEFAULTS}, default_noise=0.0,
-        quality=DDS_QUALITY)
+        default_sampler=TASK_DEFAULTS["inpaint"][0],
+        sampler_defaults=_defaults("inpaint", {"dps": {"zeta": 0.5}}, DDS_DEFAULTS, INPAINT_DEFAULTS),
+        default_noise=0.0, quality=_quality("inpaint"))
 
 
 def denoise_task() -> Task:
     return Task(
         name="denoise", summary="remove Gaussian noise (default --noise 25/255 ≈ 0.098)", build=build_denoise,
-        default_sampler="tweedie", sampler_defaults=DDS_DEFAULTS, default_noise=DENOISE_NOISE)
+        default_sampler=TASK_DEFAULTS["denoise"][0], sampler_defaults=_defaults("denoise", DDS_DEFAULTS),
+        default_noise=DENOISE_NOISE)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .cg import conjugate_gradient
+from .svd import SVD, DiagonalSVD, MatrixSVD
 
 
 class Operator(nn.Module):
@@ -74,6 +75,11 @@ class LinearOperator(Operator):
     def initial_estimate(self, y: torch.Tensor) -> torch.Tensor:
         return self.pinv(y)
 
+    def svd(self, x_shape: tuple[int, ...]) -> "SVD | None":
+        """A fast exact SVD ``A = U diag(s) Vᵀ`` for inputs of ``x_shape`` (see :mod:`restore.operators.svd`),
+        or ``None`` when the operator has none (the default)."""
+        return None
+
 
 class Identity(LinearOperator):
     """``A = I`` (denoising)."""
@@ -95,6 +101,9 @@ class Identity(LinearOperator):
 
     def prox(self, z: torch.Tensor, y: torch.Tensor, gamma: float) -> torch.Tensor:
         return (z + gamma * y) / (1 + gamma)
+
+    def svd(self, x_shape):
+        return DiagonalSVD(x_shape, 1.0)
 
 
 class MatrixOperator(LinearOperator):
@@ -120,6 +129,9 @@ class MatrixOperator(LinearOperator):
 
     def pinv(self, y: torch.Tensor) -> torch.Tensor:
         return (y @ torch.linalg.pinv(self.matrix.to(y.dtype)).T).reshape((y.shape[0],) + self._in_shape)
+
+    def svd(self, x_shape):
+        return MatrixSVD(x_shape, self.matrix)
 
 
 class Crop(LinearOperator):

@@ -37,6 +37,15 @@ class ComposedLinear(Composed, LinearOperator):
 
     initial_estimate = LinearOperator.initial_estimate
 
+    def svd(self, x_shape):
+        from .base import Crop
+        from .svd import PaddedSVD
+
+        if isinstance(self.inner, Crop):  # the engine pads images for networks: padded pixels are null space
+            inner = self.outer.svd(tuple(x_shape[:-2]) + (self.inner.height, self.inner.width))
+            return None if inner is None else PaddedSVD(x_shape, inner, self.inner)
+        return None
+
 
 def compose(outer: Operator, inner: Operator) -> Operator:
     """Compose two operators, letting ``outer._compose_with(inner)`` fuse them when the algebra allows."""

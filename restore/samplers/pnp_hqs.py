@@ -1,0 +1,100 @@
+"""Plug-and-play half-quadratic splitting, DPIR style (Zhang, Li, Zuo, Zhang, Van Gool, Timofte; TPAMI 2021).
+
+The diffusion prior serves as a noise-level-conditioned denoiser: to denoise ``z`` at level ``σ`` (public
+units) it is fed ``a_k · to_model(z)`` at the level ``k`` whose ``s_k / a_k`` is nearest to ``σ`` in model
+units, and one Tweedie call returns ``x0̂``. Starting from the operator's cheap estimate of ``x`` (the
+blurred image, bicubic upsampling, the masked image), every iteration does
+
+1. data step ``x = argmin ‖A x - y‖² + ρ_k ‖x - z‖²`` (the operator's closed-form ``prox``), ``ρ_k = λ σ² / σ_k²``;
+2. prior step ``z = D(x, σ_k)``;
+
+with ``σ_k`` log-spaced from ``sigma_start`` down to the measurement noise (``σ = max(σ_n, sigma_floor)``).
+``σ_k`` is taken as the denoiser's actual level, so the pair of steps is exactly HQS on
+``‖A x - y‖² / 2 + λ σ² R(x)``: with ``λ = 1`` and an exact Gaussian denoiser it converges to the MAP
+estimate as ``σ_k → 0``. Returns the last ``z``. Cost: one network evaluation per iteration.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import InvalidInputError
+from .base import Sampler
+
+
+def nearest_level(schedule, sigma_model: float) -> int:
+    """The level ``k`` whose VE noise ``s_k / a_k`` is nearest to ``sigma_model`` (in log scale)."""
+    abar = schedule.alphas_cumprod
+    sig = ((1 - abar) / abar).sqrt()
+    return int(torch.argmin((sig.log() - math.log(max(sigma_model, 1e-12))).abs()))
+
+
+@dataclass(frozen=True)
+class PnPHQSConfig:
+    """Attributes:
+        steps: iterations, one denoiser call each (DPIR deblur/SR: 8; demosaicking: 40).
+        lam: λ in ``ρ_k = λ σ² / σ_k²`` (DPIR: 0.23).
+        sigma_start: first denoiser level, public units (DPIR: 49/255).
+        sigma_end: last denoiser level; ``None`` uses the measurement noise (DPIR), at least ``sigma_floor``.
+        sigma_floor: smallest σ used in ρ and as the last level (DPIR: 0.255/255 in ρ; its demosaicking
+            ends at 0.6/255 when noiseless).
+    """
+
+    steps: int = 8
+    lam: float = 0.23
+    sigma_start: float = 49 / 255
+    sigma_end: float | None = None
+    sigma_floor: float = 0.6 / 255
+
+
+class PnPHQS(Sampler):
+    Config = PnPHQSConfig
+    requires = ("operator", "linear")
+
+    def validate(self) -> None:
+        cfg = self.config
+        if not (cfg.lam > 0 and cfg.sigma_start > 0 and cfg.sigma_floor > 0):
+            raise InvalidInputError(f"need lam > 0, sigma_start > 0 and sigma_floor > 0, got lam={cfg.lam}, "
+                                    f"sigma_start={cfg.sigma_start}, sigma_floor={cfg.sigma_floor}")
+        if cfg.sigma_end is not None and not cfg.sigma_end >= 0:
+            raise InvalidInputError(f"sigma_end must be >= 0 (public units) or None, got {cfg.sigma_end}")
+
+    def sigmas(self, noise_sigma: float) -> list[float]:
+        """The log-spaced denoiser levels σ_k in public units, largest first."""
+        cfg = self.config
+        end = cfg.sigma_end if cfg.sigma_end is not None else max(noise_sigma, cfg.sigma_floor)
+        end = max(end, 1e-12)
+        return [float(v) for v in np.logspace(math.log10(cfg.sigma_start), math.log10(end), cfg.steps)]
+
+    def level(self, view, sigma: float) -> tuple[int, float]:
+        """The denoiser level ``k`` for public noise ``sigma`` and its actual noise in public units."""
+        scale = view.prior.model_scale
+        k = nearest_level(view.schedule, sigma * scale)
+        a, s = view.coefficients(k)
+        return k, s / a / scale
+
+    def denoise(self, view, z: torch.Tensor, k: int) -> torch.Tensor:
+        """``D(z)`` at level ``k`` in public units: one Tweedie call on ``a_k · to_model(z)``."""
+        a, _ = view.coefficients(k)
+        _, x0 = view.predict(a * view.to_model(z), k)
+        return view.from_model(x0)
+
+    def sample(self, view, generator, callback):
+        cfg = self.config
+        problem = view.problem
+        op, y = problem.operator, problem.y
+        sigma = max(float(problem.noise.sigma), cfg.sigma_floor)
+        z = op.initial_estimate(y).to(view.device, view.dtype)
+        if tuple(z.shape) != tuple(view.x_shape):  # e.g. a padded unknown: start from the pseudo-inverse
+            z = op.pinv(y).to(view.device, view.dtype)
+        levels = self.sigmas(float(problem.noise.sigma))
+        for i, sigma_k in enumerate(levels):
+            with torch.no_grad():
+                k, actual = self.level(view, sigma_k)
+                x = op.prox(z, y, actual**2 / (cfg.lam * sigma**2))  # γ = 1/ρ_k
+                z = self.denoise(view, x, k)
+            callback(i + 1, len(levels), view.nfe)
+        return view.to_model(z), {"sigmas": levels}
