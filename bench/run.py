@@ -26,6 +26,7 @@ import torch
 import restore
 from restore.errors import RestoreError
 from restore.metrics import psnr, ssim
+from restore.plan import make_plan
 from restore.tasks import get_task
 
 from . import baselines
@@ -182,15 +183,13 @@ def run_method(case: Case, image: restore.Image, sampler_name: str, steps: int, 
             return {"skipped": f"no {sampler_name} prior for {case.name}"}
     try:
         prior = load_prior(prior_name, channels, task.domain)
-        cfg = dict(task.sampler_defaults.get(sampler_name, {}))
-        cfg.update(setup.sampler_options.get(sampler_name, {}))
-        sampler = restore.sampler(sampler_name, steps=steps, **cfg)
-        padded, crop = restore.api.pad_for(prior, setup.problem)
-        with peak_rss() as mem:
-            result = sampler.run(prior, padded, generator=torch.Generator().manual_seed(seed))
+        layers = (task.sampler_defaults.get(sampler_name, {}), setup.sampler_options.get(sampler_name, {}))
+        sampler = make_plan(sampler_name, steps=steps, option_layers=layers).build_sampler()
+        with peak_rss() as mem:  # the engine pads to the network's size multiple and crops back
+            result = sampler.run(prior, setup.problem, generator=torch.Generator().manual_seed(seed))
     except RestoreError as exc:  # incompatible sampler/prior pairs are skipped, not failures
         return {"skipped": str(exc)}
-    x = result.x if crop is None else result.x[..., : crop[0], : crop[1]]
+    x = result.x
     x = x.reshape(ref.shape) if x.numel() == ref.numel() else x
     return {"prior": prior_name, "psnr": psnr(x.cpu(), ref.cpu()), "ssim": ssim(x.cpu(), ref.cpu()),
             "nfe": result.nfe, "vjp": result.vjp, "seconds": result.seconds, "peak_mb": mem["peak_mb"]}

@@ -12,7 +12,7 @@ from .api import components, default_prior_name, operator, prior, sampler, solve
 from .errors import RestoreError
 from .io import Image, read, write
 from .operators import GaussianNoise, LinearOperator, Operator, PoissonNoise
-from .priors import DiffusionPrior, VPSchedule
+from .priors import DiffusionPrior, Prior, VPSchedule
 from .problem import Problem
 from .samplers.base import Result, Sampler
 
@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "components", "operator", "prior", "sampler", "solve", "default_prior_name", "read", "write", "Image",
-    "Problem", "GaussianNoise", "PoissonNoise", "Operator", "LinearOperator", "DiffusionPrior", "VPSchedule",
+    "Problem", "GaussianNoise", "PoissonNoise", "Operator", "LinearOperator", "DiffusionPrior", "Prior", "VPSchedule",
     "Sampler", "Result", "RestoreError", "__version__",
 ]
 

@@ -8,9 +8,9 @@ import torch
 
 from .devices import resolve_device
 from .errors import InvalidInputError
-from .operators import Crop, GaussianNoise, Operator
+from .operators import GaussianNoise, Operator
 from .plugins import registry
-from .priors.base import DiffusionPrior
+from .priors.base import Prior
 from .problem import Problem
 from .registry import Component
 
@@ -43,7 +43,7 @@ def default_prior_name(channels: int, domain: str = "natural") -> str:
 
 
 def prior(name: str = "default", *, channels: int = 3, domain: str = "natural", device: str = "cpu",
-          **params: Any) -> DiffusionPrior:
+          **params: Any) -> Prior:
     """Build a prior by registered name, by local diffusers folder path, or ``"default"``.
 
     Args:
@@ -75,25 +75,7 @@ def sampler(name: str, **config: Any):
     return registry().get("sampler", name).build(**config)
 
 
-_make_prior, _make_sampler = prior, sampler  # solve() takes arguments with these names
-
-
-def pad_for(prior: DiffusionPrior, problem: Problem) -> tuple[Problem, tuple[int, int] | None]:
-    """Pad the unknown to the network's size multiple by composing the operator with a crop."""
-    multiple = getattr(prior, "multiple", 1)
-    shape = problem.x_shape
-    if multiple <= 1 or len(shape) not in (4, 5):  # images (B, C, H, W) and volumes (B, C, D, H, W)
-        return problem, None
-    H, W = shape[-2:]
-    ph, pw = (-H) % multiple, (-W) % multiple
-    if ph == 0 and pw == 0:
-        return problem, None
-    crop = Crop(H, W, ph, pw)
-    padded = Problem(problem.y, problem.operator @ crop, problem.noise, shape[:-2] + (H + ph, W + pw))
-    return padded, (H, W)
-
-
-def solve(y: torch.Tensor, op: Operator, *, prior: str | DiffusionPrior = "default", sampler: str = "dds",
+def solve(y: torch.Tensor, op: Operator, *, prior: str | Prior = "default", sampler: str = "dds",
           noise_sigma: float = 0.0, seed: int = 0, device: str = "auto", steps: int | None = None,
           domain: str = "natural", **sampler_config: Any) -> torch.Tensor:
     """Restore ``x`` from ``y = op(x) + noise`` in one call.
@@ -105,24 +87,21 @@ def solve(y: torch.Tensor, op: Operator, *, prior: str | DiffusionPrior = "defau
         sampler: sampler name (``restore list samplers``).
         noise_sigma: Gaussian noise std of ``y`` in [0, 1] units.
         seed: the random seed; the same seed gives the same output.
-        steps: override the sampler's number of steps.
+        steps: the sampler's number of steps (ignored, as the CLI does, by samplers without steps).
 
     Returns:
         The estimate ``(B, C, H, W)`` in [0, 1] units.
     """
+    from .plan import execute_plan, make_plan
+
     dev = resolve_device(device)
     if not isinstance(y, torch.Tensor):
         raise InvalidInputError("y must be a torch.Tensor of shape (B, C, H, W)")
     problem = Problem(y.to(dev), op.to(dev), GaussianNoise(noise_sigma))
     x_shape = problem.x_shape
-    p = prior if isinstance(prior, DiffusionPrior) else _make_prior(
-        prior, channels=x_shape[1] if len(x_shape) > 1 else 1, domain=domain, device=str(dev))
-    if steps is not None:
-        sampler_config["steps"] = steps
-    s = _make_sampler(sampler, **sampler_config)
-    padded, crop = pad_for(p, problem)
-    result = s.run(p, padded, generator=torch.Generator().manual_seed(seed))
-    x = result.x
-    if crop is not None:
-        x = x[..., : crop[0], : crop[1]]
-    return x
+    channels = x_shape[1] if len(x_shape) > 1 else 1
+    label = prior if isinstance(prior, str) else getattr(prior, "name", "") or type(prior).__name__
+    plan = make_plan(sampler, prior=label, steps=steps,
+                     option_layers=(sampler_config,), noise=noise_sigma, seed=seed, channels=channels, domain=domain)
+    p = plan.load_prior(channels, domain, str(dev)) if isinstance(prior, str) else prior
+    return execute_plan(plan, problem, p, torch.Generator().manual_seed(seed)).draws[0].to(dev)

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from .errors import IncompatibleError, InvalidInputError, OutputExistsError
-from .priors.base import DiffusionPrior
+from .priors.base import Prior
 from .samplers.base import Callback
 
 FORMAT = "restore-inversion/1"
@@ -33,7 +32,7 @@ def _build_sampler(name: str, config: dict[str, Any]):
     return s
 
 
-def _prior_label(prior: DiffusionPrior | str) -> str:
+def _prior_label(prior: Prior | str) -> str:
     if isinstance(prior, str):
         return os.path.abspath(prior) if os.path.isdir(prior) else prior
     return getattr(prior, "name", "") or type(prior).__name__
@@ -48,7 +47,7 @@ class Inversion:
             in the sampler's latent units (model space; EDM units ``z/a`` for ``bdia-edm``), where
             ``H', W'`` include padding to the network's size multiple.
         sampler: sampler name; ``config``: its full config (steps, gamma, spacing, ...).
-        fingerprint: :meth:`DiffusionPrior.fingerprint` of the prior that made the latents (covers weights
+        fingerprint: :meth:`Prior.fingerprint` of the prior that made the latents (covers weights
             and schedule); ``schedule``: the schedule's own fingerprint.
         prior_name: registered name or folder of that prior (used by ``restore reconstruct`` by default).
         shape: ``(B, C, H, W)`` of the original image; ``dtype``: its dtype name.
@@ -66,7 +65,7 @@ class Inversion:
     dtype: str
     nfe: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
-    prior: DiffusionPrior | None = field(default=None, repr=False)
+    prior: Prior | None = field(default=None, repr=False)
 
     @property
     def steps(self) -> int:
@@ -76,7 +75,7 @@ class Inversion:
     def gamma(self) -> float | None:
         return self.config.get("gamma")
 
-    def check_prior(self, prior: DiffusionPrior) -> None:
+    def check_prior(self, prior: Prior) -> None:
         """Raise :class:`IncompatibleError` unless ``prior`` is the one (weights and schedule) that made the latents."""
         fp = prior.fingerprint()
         if fp != self.fingerprint:
@@ -86,7 +85,7 @@ class Inversion:
                 f"'{self.prior_name}' (fingerprint {self.fingerprint}), given fingerprint {fp}; reconstruct "
                 f"with the same prior (--prior {self.prior_name})")
 
-    def reconstruct(self, prior: DiffusionPrior | str | None = None, callback: Callback | None = None) -> torch.Tensor:
+    def reconstruct(self, prior: Prior | str | None = None, callback: Callback | None = None) -> torch.Tensor:
         """The image ``(B, C, H, W)`` in public [0, 1] units (not clamped), exact for BDIA samplers.
 
         Args:
@@ -104,12 +103,10 @@ class Inversion:
         self.check_prior(prior)
         s = _build_sampler(self.sampler, self.config)
         lat = [self.latents[k].to(prior.device) for k in ("z_top", "z_next") if k in self.latents]
+        view = prior.bind(shape=self.shape)
         with torch.no_grad():
-            z0 = s.reconstruct(prior, *lat, callback=callback)
-        x = prior.from_model(z0)
-        if x.ndim == 4 and tuple(x.shape[-2:]) != tuple(self.shape[-2:]):
-            x = x[..., : self.shape[-2], : self.shape[-1]]
-        return x
+            z0 = s.reconstruct(view, *lat, callback=callback)
+        return view.unpad(view.from_model(z0))
 
     # -- files -----------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> None:
@@ -160,7 +157,7 @@ class Inversion:
                    meta=json.loads(meta.get("image_meta", "{}")))
 
 
-def invert(prior: DiffusionPrior | str, x0: torch.Tensor, sampler: str = "bdia", steps: int | None = None,
+def invert(prior: Prior | str, x0: torch.Tensor, sampler: str = "bdia", steps: int | None = None,
            gamma: float | None = None, callback: Callback | None = None, **config: Any) -> Inversion:
     """Invert an image to latents that reconstruct it (exactly, for ``bdia`` and ``bdia-edm``).
 
@@ -191,15 +188,11 @@ def invert(prior: DiffusionPrior | str, x0: torch.Tensor, sampler: str = "bdia",
     s = _build_sampler(sampler, config)
     if s.config.steps < 2:
         raise InvalidInputError(f"inversion needs steps >= 2, got {s.config.steps}")
-    x = x0.to(prior.device)
-    multiple = getattr(prior, "multiple", 1)
-    if multiple > 1 and x.ndim == 4:
-        ph, pw = (-x.shape[-2]) % multiple, (-x.shape[-1]) % multiple
-        if ph or pw:  # the network needs a size multiple; padding is cropped again on reconstruction
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    # the view pads to the network's size multiple; reconstruction crops the padding again
+    view = prior.bind(shape=tuple(x0.shape), x_init=None)
     with torch.no_grad():
-        out = s.invert(prior, prior.to_model(x), callback=callback)
+        out = s.invert(view, view.to_model(view.pad(x0.to(prior.device))), callback=callback)
     latents = {"z_top": out[0], "z_next": out[1]} if isinstance(out, tuple) else {"z_top": out}
     return Inversion(latents=latents, sampler=sampler, config=dataclasses.asdict(s.config),
                      fingerprint=prior.fingerprint(), schedule=prior.schedule.fingerprint(), prior_name=label,
-                     shape=tuple(x0.shape), dtype=str(x0.dtype).removeprefix("torch."), nfe=s.nfe, prior=prior)
+                     shape=tuple(x0.shape), dtype=str(x0.dtype).removeprefix("torch."), nfe=view.nfe, prior=prior)

@@ -5,7 +5,7 @@ import hashlib
 import json
 import os
 import platform
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -13,6 +13,7 @@ import torch
 from .devices import resolve_device
 from .errors import InvalidInputError, OutputExistsError
 from .io import Image, read, write
+from .plan import execute_plan, plan_task
 from .problem import Problem
 
 
@@ -95,6 +96,7 @@ class RunReport:
     seconds: float
     metrics: dict[str, float] = field(default_factory=dict)
     extra_outputs: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # one-line remarks, e.g. an option the sampler does not have
 
 
 def get_task(name: str) -> Task:
@@ -121,30 +123,8 @@ def _sibling(path: str, tag: str) -> str:
     return f"{stem}_{tag}{ext}"
 
 
-def config_dict(task: Task, settings: RunSettings, options: dict[str, Any], sampler_obj, prior_name: str) -> dict:
-    cfg = sampler_obj.config
-    return {
-        "task": task.name, "options": {k: (str(v) if not isinstance(v, (int, float, bool, type(None))) else v)
-                                       for k, v in options.items()},
-        "prior": prior_name, "sampler": settings.sampler or task.default_sampler,
-        "sampler_config": asdict(cfg) if is_dataclass(cfg) else dict(cfg),
-        "noise": settings.noise if settings.noise is not None else task.default_noise,
-        "seed": settings.seed, "samples": settings.samples, "simulate": settings.simulate,
-    }
-
-
 def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def batch_parts(problem: Problem, chunk: int | None) -> list[Problem]:
-    """``problem`` split into problems of at most ``chunk`` batch entries (in order), when its operator
-    can be restricted to a batch slice; otherwise ``[problem]``."""
-    size = problem.y.shape[0]
-    if not chunk or size <= chunk or problem.operator.batch_slice(0, chunk) is None:
-        return [problem]
-    return [Problem(problem.y[a:a + chunk], problem.operator.batch_slice(a, min(a + chunk, size)), problem.noise)
-            for a in range(0, size, chunk)]
 
 
 def run_task(task: Task | str, input_path: str, output_path: str | None, settings: RunSettings,
@@ -155,7 +135,6 @@ def run_task(task: Task | str, input_path: str, output_path: str | None, setting
     The output is checked before any work (exists without ``overwrite`` -> error) and written only when
     complete, so a failure never leaves a partial file.
     """
-    from . import api
     from .metrics import psnr, ssim
 
     task = get_task(task) if isinstance(task, str) else task
@@ -176,38 +155,13 @@ def run_task(task: Task | str, input_path: str, output_path: str | None, setting
     problem.y = problem.y.to(device)
     problem.operator = problem.operator.to(device)
     channels = problem.x_shape[1] if len(problem.x_shape) > 1 else 1
-    prior_name = settings.prior
-    if prior_name == "default":
-        prior_name = api.default_prior_name(channels, task.domain)
-    prior = api.prior(prior_name, channels=channels, domain=task.domain, device=str(device))
-    sampler_name = setup.sampler or settings.sampler or task.default_sampler
-    sampler_cfg = dict(task.sampler_defaults.get(sampler_name, {}))
-    sampler_cfg.update(setup.sampler_options.get(sampler_name, {}))
-    sampler_cfg.update(settings.sampler_options)
-    if settings.steps is not None:
-        sampler_cfg["steps"] = settings.steps
-    sampler = api.sampler(sampler_name, **sampler_cfg)
-    parts = batch_parts(problem, setup.batch_chunk)
-    runs = settings.samples * len(parts)
-    draws, nfe, seconds = [], 0, 0.0
-    for i in range(settings.samples):
-        pieces = []
-        for j, part in enumerate(parts):
-            def step_progress(step: int, total: int, n: int, run: int = i * len(parts) + j) -> None:
-                if progress:
-                    progress(run * total + step, runs * total, nfe + n)
-
-            padded, crop = api.pad_for(prior, part)
-            result = sampler.run(prior, padded, generator=generator, callback=step_progress)
-            x = result.x if crop is None else result.x[..., : crop[0], : crop[1]]
-            pieces.append(x.detach().cpu())
-            nfe += result.nfe
-            seconds += result.seconds
-        draws.append(torch.cat(pieces) if len(pieces) > 1 else pieces[0])
-    stack = torch.stack(draws)
+    plan = plan_task(task, settings, options, setup, channels)
+    prior = plan.load_prior(channels, task.domain, str(device))
+    run = execute_plan(plan, problem, prior, generator, setup.batch_chunk, progress)
+    stack = run.draws
     mean = stack.mean(0)
     meta = {k: v for k, v in image.meta.items()}
-    report = RunReport(output_path, prior_name, sampler_name, nfe, seconds)
+    report = RunReport(output_path, plan.prior or "none", plan.sampler, run.nfe, run.seconds, notes=list(plan.notes))
     if setup.reference is not None:
         ref = setup.reference.cpu()
         if ref.shape == mean.shape:
@@ -226,8 +180,8 @@ def run_task(task: Task | str, input_path: str, output_path: str | None, setting
     for path, data in outputs:
         write(path, Image(data, meta), overwrite=True)
     if settings.save_config:
-        cfg = config_dict(task, settings, options, sampler, prior_name)
-        cfg.update({"input": os.path.abspath(input_path), "nfe": nfe, "seconds": round(seconds, 3),
+        cfg = plan.record()
+        cfg.update({"input": os.path.abspath(input_path), "nfe": run.nfe, "seconds": round(run.seconds, 3),
                     "metrics": report.metrics, "torch": torch.__version__, "python": platform.python_version()})
         cfg_path = output_path + ".config.json"
         tmp = cfg_path + ".partial"

@@ -50,21 +50,24 @@ def test_bdia_round_trip_float64_exact(gamma, steps):
     # The inverse map amplifies the parasitic mode by ~(1/γ) per step, hence fewer steps for γ = 0.5.
     prior, z0 = RandomNetPrior(), _image()
     s = BDIA(steps=steps, gamma=gamma)
-    top, nxt = s.invert(prior, z0)
-    assert s.nfe == steps
-    rec = s.reconstruct(prior, top, nxt)
+    view = prior.bind(shape=z0.shape)
+    top, nxt = s.invert(view, z0)
+    assert view.nfe == steps
+    rec = s.reconstruct(view, top, nxt)
     assert float((rec - z0).abs().max()) < 1e-10
 
 
 def test_bdia_round_trip_float32_and_ddim_inversion_is_not_exact():
     prior32, z32 = RandomNetPrior(dtype=torch.float32), _image(torch.float32)
     s = BDIA(steps=20, gamma=1.0)
-    rec = s.reconstruct(prior32, *s.invert(prior32, z32))
+    view32 = prior32.bind(shape=z32.shape)
+    rec = s.reconstruct(view32, *s.invert(view32, z32))
     assert _rel(rec, z32) < 1e-5
     # Contrast: the naive DDIM inversion on the same network (float64, so round-off is not the cause).
     prior, z0 = RandomNetPrior(), _image()
     naive = DDIMInversion(steps=20)
-    err = _rel(naive.reconstruct(prior, naive.invert(prior, z0)), z0)
+    view = prior.bind(shape=z0.shape)
+    err = _rel(naive.reconstruct(view, naive.invert(view, z0)), z0)
     assert err > 1e-3
 
 
@@ -76,7 +79,7 @@ def test_bdia_gamma_zero_is_ddim():
     near = BDIA(steps=10, gamma=1e-7).run(prior, shape=zT.shape, x_init=zT).x_model
     assert float((near - ddim).abs().max()) < 1e-5
     with pytest.raises(InvalidInputError, match="gamma > 0"):
-        BDIA(gamma=0.0).invert(prior, zT)
+        BDIA(gamma=0.0).invert(prior.bind(shape=zT.shape), zT)
 
 
 def test_bdia_converges_to_exact_pf_map_on_gaussian():
@@ -98,12 +101,14 @@ def test_bdia_edm_round_trip_float64_exact():
     prior, z0 = RandomNetPrior(), _image()
     for gamma in (0.5, 1.0):
         s = BDIAEDM(steps=12, gamma=gamma)
-        rec = s.reconstruct(prior, *s.invert(prior, z0))
+        view = prior.bind(shape=z0.shape)
+        rec = s.reconstruct(view, *s.invert(view, z0))
         assert float((rec - z0).abs().max()) < 1e-10
     # gamma -> 0 is the plain deterministic Heun sampler, which does not reproduce the input
     plain = BDIAEDM(steps=12, gamma=0.0)
-    top = BDIAEDM(steps=12, gamma=1.0).invert(prior, z0)[0]
-    assert _rel(plain.run(prior, shape=z0.shape, x_init=top * float(prior.schedule.a(plain.levels(prior)[-1]))).x_model, z0) > 1e-3
+    view = prior.bind(shape=z0.shape)
+    top = BDIAEDM(steps=12, gamma=1.0).invert(view, z0)[0]
+    assert _rel(plain.run(prior, shape=z0.shape, x_init=top * float(prior.schedule.a(plain.levels(view)[-1]))).x_model, z0) > 1e-3
 
 
 def test_invert_api_save_load_and_refuses_other_prior(tmp_path):

@@ -24,17 +24,18 @@ def _gaussian_prior():
 def test_langevin_leaves_the_gaussian_marginal_invariant():
     prior = _gaussian_prior()
     code = CODE(steps=20, langevin_steps=40, annealing=1, cbc=False, dynamic_threshold=False)
-    code.setup_levels(prior)
+    view = prior.bind(shape=(1, 4))
+    levels = code.levels(view)
     i = 10
-    a, s = code.coeffs(prior, i)
+    a, s = view.coefficients(levels[i])
     C = a * a * prior.cov + s * s * torch.eye(4, dtype=torch.float64)
     mu = a * prior.mean
     n = 20000
     g = torch.Generator().manual_seed(1)
     x = a * prior.sample(n, g) + s * torch.randn(n, 4, generator=g, dtype=torch.float64)
     step = 0.02 * float(torch.linalg.eigvalsh(C).min())
-    out = code.langevin(prior, x, i, step, g)
-    assert code.nfe == 41
+    out = code.langevin(view, levels, x, i, step, g)
+    assert view.nfe == 41
     # Exact moments of the discretised chain (affine-Gaussian oracle, SAMPLERS.md §1.6(5)) ...
     M = torch.eye(4, dtype=torch.float64) - step * torch.linalg.inv(C)
     m_or, P_or = mu.clone(), C.clone()

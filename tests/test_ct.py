@@ -11,7 +11,7 @@ from restore.metrics import psnr
 from restore.phantoms import random_ellipses_2d, random_ellipses_3d, shepp_logan_2d, shepp_logan_3d
 from restore_ct.fbp import FILTERS, fbp, fourier_filter
 from restore_ct.radon import make_angles
-from restore.samplers.classical import grad2d, grad2d_adjoint, tv_admm, tv_objective
+from restore.operators.tv import grad2d, grad2d_adjoint, tv_admm, tv_objective
 
 
 def _adjoint_error(op, shape, seed=0):

@@ -11,12 +11,10 @@ import torch
 import restore
 from restore.errors import IncompatibleError, InvalidInputError, ShapeError
 from restore.operators import Identity
-from restore.operators.base import Crop
 from restore.priors.mean_reverting import (
     ConditionalUNetPrior, MeanRevertingGaussianPrior, MRSchedule, mr_to_eps, mr_to_v, mr_to_x0,
 )
 from restore.samplers.ir_sde import IRSDE
-from restore.samplers.mean_reverting_base import condition_from_problem
 from restore.samplers.mrs import MRS, time_grid
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -166,13 +164,16 @@ def test_time_grids():
 
 def test_mu_from_problem_resize_and_padding():
     y = torch.rand(1, 3, 8, 8)
-    p = restore.Problem(y, Identity(), x_shape=(1, 3, 16, 16))
-    assert condition_from_problem(p).shape == (1, 3, 16, 16)
-    padded = restore.Problem(y, Identity() @ Crop(8, 8, 0, 8))
-    mu = condition_from_problem(padded)
-    assert mu.shape == (1, 3, 8, 16) and torch.equal(mu[..., :8], y) and torch.equal(mu[..., 8], y[..., 7])
+    prior = MeanRevertingGaussianPrior()
+    assert prior.bind(restore.Problem(y, Identity(), x_shape=(1, 3, 16, 16))).mu.shape == (1, 3, 16, 16)
+    prior.multiple = 16  # the view pads x (and μ) to the network's size multiple
+    view = prior.bind(restore.Problem(y, Identity()))
+    mu = view.mu
+    assert view.x_shape == (1, 3, 16, 16) and mu.shape == (1, 3, 16, 16)
+    assert torch.equal(mu[..., :8, :8], y) and torch.equal(mu[..., 8, :8], y[..., 7, :])
+    assert torch.equal(mu[..., :8, 8], y[..., :, 7])
     with pytest.raises(ShapeError, match="channels"):
-        condition_from_problem(restore.Problem(y, Identity(), x_shape=(1, 1, 8, 8)))
+        prior.bind(restore.Problem(y, Identity(), x_shape=(1, 1, 8, 8)))
 
 
 def test_bad_inputs_give_clear_errors():

@@ -18,7 +18,7 @@ from restore_mri.fastmri import ismrmrd_header, parse_header, read_fastmri, writ
 from restore_mri.fft import fft2c, ifft2c
 from restore_mri.masks import acceleration_of, center_columns, column_mask, make_mask
 from restore_mri.operators import MultiCoilMRI, PhaseMagnitude, RealImagView, SingleCoilMRI
-from restore.samplers.classical import grad2d, grad2d_adjoint, tv_admm
+from restore.operators.tv import grad2d, grad2d_adjoint, tv_admm
 from restore_mri.recon import sense, zero_filled
 
 pytest.importorskip("h5py")
@@ -263,7 +263,7 @@ def test_multi_slice_files_are_reconstructed_in_chunks(tmp_path):
     import h5py
 
     from restore.problem import Problem
-    from restore.tasks import batch_parts
+    from restore.plan import batch_parts
 
     maps = birdcage_maps(4, (16, 16), dtype=torch.complex128)[None] * torch.exp(1j * torch.arange(5.0))[:, None, None, None]
     op = PhaseMagnitude(MultiCoilMRI(maps, make_mask("random", (16, 16), 4, 0.25, 0)), torch.rand(5, 1, 16, 16, generator=G))

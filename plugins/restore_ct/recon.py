@@ -1,19 +1,20 @@
 """Classical CT reconstructions (baselines) behind the sampler interface for ``restore ct --method``.
 
 * FBP: filtered back-projection (:mod:`restore_ct.fbp`) with a selectable filter.
-* TV: ``argmin_x ½||A x - y||²/||A||² + λ TV(x)`` by the ADMM solver the MRI baseline shares
-  (:func:`restore.samplers.classical.tv_admm`); works on any linear operator, volumes included (TV in the
-  last two axes).
+* TV: the engine's TV baseline (:class:`restore.samplers.classical.TV`, registered as ``ct-tv``); works on
+  any linear operator, volumes included (TV in the last two axes).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from restore.errors import IncompatibleError, InvalidInputError
-from restore.samplers.classical import ClassicalSampler, tv_admm
+from restore.samplers.classical import TV, ClassicalSampler
 
 from .fbp import FILTERS, fbp
 from .radon import Radon
+
+__all__ = ["FBP", "TV"]  # TV: the engine's baseline, registered by this plugin as ct-tv
 
 
 def _radon_of(problem) -> Radon:
@@ -29,18 +30,15 @@ def _radon_of(problem) -> Radon:
 class FBPConfig:
     """Attributes:
         filter: ramp, shepp-logan, cosine, hamming or hann.
-        steps: unused (lets the shared ``--steps`` flag pass).
     """
 
     filter: str = "ramp"
-    steps: int = 1
 
 
 class FBP(ClassicalSampler):
     Config = FBPConfig
 
     def validate(self) -> None:
-        super().validate()
         if self.config.filter not in FILTERS:
             raise InvalidInputError(f"unknown FBP filter '{self.config.filter}'; choose {', '.join(FILTERS)}")
 
@@ -51,24 +49,3 @@ class FBP(ClassicalSampler):
         if isinstance(op, Radon):
             return fbp(op, y, self.config.filter)
         return op.map_slices(lambda o, s: fbp(o, s, self.config.filter), y)
-
-
-@dataclass(frozen=True)
-class TVConfig:
-    """Attributes:
-        steps: ADMM iterations; lam: TV weight; rho: ADMM penalty (image units, data term normalised by
-        ``||A||²``); cg_iters: CG steps per x-update.
-    """
-
-    steps: int = 50
-    lam: float = 0.001
-    rho: float = 0.01
-    cg_iters: int = 5
-
-
-class TV(ClassicalSampler):
-    Config = TVConfig
-
-    def reconstruct(self, op, y):
-        c = self.config
-        return tv_admm(op, y, c.lam, c.rho, c.steps, c.cg_iters)

@@ -2,8 +2,8 @@
 
 * zero-filled: root-sum-of-squares of the zero-filled coil images (single-coil: ``|F⁻¹ M y|``);
 * SENSE: CG on ``AᴴA x = Aᴴy`` from zero with the Hermitian inner product (early stopping regularises);
-* TV: ``argmin_x ½||A x - y||² + λ TV(x)``, isotropic TV of the complex image, by the ADMM solver the CT
-  baseline shares (:func:`restore.samplers.classical.tv_admm`; ``||A||² ≈ 1`` here).
+* TV: ``argmin_x ½||A x - y||² + λ TV(x)``, isotropic TV of the complex image: the engine's TV baseline
+  (:mod:`restore.operators.tv`; ``||A||² ≈ 1`` here) with MRI defaults.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 
 from restore.errors import IncompatibleError
 from restore.operators import LinearOperator, conjugate_gradient
-from restore.samplers.classical import ClassicalSampler, tv_admm
+from restore.samplers import classical
 
 from .operators import MultiCoilMRI, PhaseMagnitude
 
@@ -39,7 +39,7 @@ def _mri_of(problem) -> MultiCoilMRI:
     return op
 
 
-class _Baseline(ClassicalSampler):
+class _Baseline(classical.ClassicalSampler):
     """MRI baselines take the multi-coil operator behind a real/magnitude view."""
 
     def operator_for(self, problem):
@@ -48,9 +48,7 @@ class _Baseline(ClassicalSampler):
 
 @dataclass(frozen=True)
 class ZeroFilledConfig:
-    """No options (``steps`` only satisfies the shared ``--steps`` flag)."""
-
-    steps: int = 1
+    """No options."""
 
 
 class ZeroFilled(_Baseline):
@@ -77,21 +75,13 @@ class Sense(_Baseline):
 
 
 @dataclass(frozen=True)
-class TVConfig:
-    """Attributes:
-        steps: ADMM iterations; lam: TV weight in [0, 1] image units; rho: ADMM penalty;
-        cg_iters: CG steps per x-update.
-    """
+class TVConfig(classical.TVConfig):
+    """MRI defaults of the TV baseline (``lam`` in [0, 1] image units)."""
 
     steps: int = 40
     lam: float = 0.002
     rho: float = 0.05
-    cg_iters: int = 5
 
 
-class TV(_Baseline):
+class TV(_Baseline, classical.TV):
     Config = TVConfig
-
-    def reconstruct(self, op, y):
-        c = self.config
-        return tv_admm(op, y, c.lam, c.rho, c.steps, c.cg_iters)

@@ -5,10 +5,11 @@ import glob
 import os
 import time
 import uuid
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from ..errors import InvalidInputError, OutputExistsError
+from ..plan import plan_task
 from ..tasks import RunSettings, Task, config_hash, default_output, get_task
 from .executors import Job, check_engine, make_executor
 from .inputs import expand_inputs, select_part
@@ -86,23 +87,9 @@ def task_options(task: Task, given: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def batch_config(task: Task, settings: RunSettings, options: dict[str, Any]) -> dict[str, Any]:
-    """Everything that determines an output except the input and its seed (the config-hash basis)."""
-    from .. import api
-
-    sampler_name = settings.sampler or task.default_sampler
-    cfg = dict(task.sampler_defaults.get(sampler_name, {}))
-    cfg.update(settings.sampler_options)
-    if settings.steps is not None:
-        cfg["steps"] = settings.steps
-    sampler = api.sampler(sampler_name, **cfg)  # also validates the sampler name and options up front
-    sampler_cfg = asdict(sampler.config) if is_dataclass(sampler.config) else dict(sampler.config)
-    return {
-        "task": task.name, "sampler": sampler_name, "sampler_config": sampler_cfg, "prior": settings.prior,
-        "options": {k: (v if isinstance(v, (int, float, bool, str, type(None))) else str(v))
-                    for k, v in sorted(options.items())},
-        "noise": settings.noise if settings.noise is not None else task.default_noise,
-        "samples": settings.samples, "simulate": settings.simulate, "device": settings.device,
-    }
+    """Everything that determines an output except the input and its seed (the config-hash basis): the run
+    plan's record (built up front, so bad sampler names and options fail before any input is read)."""
+    return {**plan_task(task, settings, options).record(), "device": settings.device}
 
 
 def item_config_hash(base: dict[str, Any], seed: int, input_sha256: str, threads: int | None) -> str:

@@ -64,6 +64,8 @@ def make_command(task_name: str, task):
                 report, _ = run_with_preview(task_name, input_path, output, settings, kwargs, progress=update)
             else:
                 report = run_task(task_name, input_path, output, settings, kwargs, progress=update)
+        for note in report.notes:
+            print(f"note: {note}", file=sys.stderr)
         if not quiet:
             parts = [f"wrote {report.output}", f"prior {report.prior}", f"sampler {report.sampler}",
                      f"NFE {report.nfe}", f"{report.seconds:.1f} s"]

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InvalidInputError, ShapeError
-from .base import DiffusionPrior
+from .base import LatentFamily
 from .diffusers_prior import _scheduler_betas
 from .schedules import VPSchedule
 
@@ -34,7 +34,7 @@ VAE_CLASSES = ("AutoencoderKL", "VQModel")
 UNET_CLASSES = ("UNet2DModel", "UNet2DConditionModel")
 
 
-class LatentPrior(DiffusionPrior):
+class LatentPrior(LatentFamily):
     """A VP eps/x0/v prior on VAE latents, with the VAE as encoder/decoder.
 
     Samplers keep their state in latent space; :meth:`to_model` encodes and :meth:`from_model` decodes,
@@ -48,7 +48,6 @@ class LatentPrior(DiffusionPrior):
         scaling_factor, shift_factor: ``z = scaling_factor · (Enc(x) - shift_factor)``.
     """
 
-    kind = "latent"
 
     def __init__(self, vae, unet, schedule: VPSchedule, scaling_factor: float, shift_factor: float = 0.0,
                  prediction_type: str = "epsilon", conditioning: torch.Tensor | None = None, name: str = "",

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InvalidInputError, ShapeError
-from .base import DiffusionPrior
+from .base import MeanRevertingFamily
 
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 
@@ -168,7 +168,7 @@ def mr_to_v(out, x, mu, alpha, sigma, lam: float, kind: str) -> torch.Tensor:
     return alpha * lam * eps - (sigma / lam) * (x0 - mu)
 
 
-class MeanRevertingPrior(DiffusionPrior):
+class MeanRevertingPrior(MeanRevertingFamily):
     """A mean-reverting (IR-SDE) prior ``p(x_0 | μ)``: kind ``"mean-reverting"``, data range ``[0, 1]``.
 
     Subclasses implement :meth:`model_output` ``(x, t, mu)``; ``x`` and ``mu`` are ``(B, C, H, W)`` in
@@ -177,15 +177,12 @@ class MeanRevertingPrior(DiffusionPrior):
     (shared by the batch).
     """
 
-    kind = "mean-reverting"
     prediction_type = "epsilon"
     multiple = 1
 
     def __init__(self, schedule: MRSchedule, channels: int | None) -> None:
-        torch.nn.Module.__init__(self)  # the VP schedule of DiffusionPrior does not apply
+        super().__init__(channels, data_range=(0.0, 1.0))
         self.schedule = schedule
-        self.channels = channels
-        self.data_range = (0.0, 1.0)
 
     def model_output(self, x: torch.Tensor, t: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -221,13 +218,6 @@ class MeanRevertingPrior(DiffusionPrior):
     def score(self, x: torch.Tensor, t, mu: torch.Tensor) -> torch.Tensor:
         """``∇ log p_t(x | μ) ≈ -ε̂ / σ̄_t``."""
         return -self.eps(x, t, mu) / bcast(self.schedule.sigma_bar(self._times(x, t)), x)
-
-    def fingerprint(self) -> str:
-        h = hashlib.sha256(type(self).__name__.encode())
-        h.update(self.schedule.fingerprint().encode())
-        for t in list(self.state_dict().values())[:64]:
-            h.update(t.detach().cpu().contiguous().numpy().tobytes()[:4096])
-        return h.hexdigest()[:16]
 
 
 class MeanRevertingGaussianPrior(MeanRevertingPrior):

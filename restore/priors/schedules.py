@@ -5,13 +5,15 @@ Index convention: ``k = 0 .. T-1`` are noisy levels, ``k = -1`` is clean (``abar
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import numpy as np
 import torch
 
 from ..errors import InvalidInputError
 
-SPACINGS = ("uniform", "guided", "quad", "trailing")
+Spacing = Literal["uniform", "guided", "quad", "trailing"]
+SPACINGS = get_args(Spacing)
 
 
 class VPSchedule:

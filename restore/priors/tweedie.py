@@ -12,7 +12,7 @@ of derivatives are taken.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from typing import Callable, Literal, get_args
 
 import torch
 
@@ -20,7 +20,8 @@ from ..errors import InvalidInputError
 from .base import DiffusionPrior
 
 JVP_METHODS = ("backward", "forward")
-PROBES = ("rademacher", "gaussian")
+Probe = Literal["rademacher", "gaussian"]
+PROBES = get_args(Probe)
 
 
 def second_order_context():

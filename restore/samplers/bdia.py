@@ -15,8 +15,10 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InvalidInputError
-from ..priors.base import DiffusionPrior
-from .base import Callback, Sampler, randn
+from ..priors.schedules import Spacing
+from ..priors.view import ModelView
+from .base import Callback, Sampler, _noop
+from .steps import ddim_step
 
 
 @dataclass(frozen=True)
@@ -30,12 +32,12 @@ class BDIAConfig:
 
     steps: int = 50
     gamma: float = 1.0
-    spacing: str = "uniform"
+    spacing: Spacing = "uniform"
 
 
-def level_list(prior: DiffusionPrior, steps: int, spacing: str) -> list[int]:
+def level_list(view: ModelView, steps: int, spacing: str) -> list[int]:
     """Training indices of states ``n = 0 .. N`` (``-1`` = clean first, noisiest last)."""
-    return [-1] + prior.schedule.timesteps(steps, spacing)[::-1]
+    return [-1] + view.schedule.timesteps(steps, spacing)[::-1]
 
 
 class BDIA(Sampler):
@@ -44,48 +46,42 @@ class BDIA(Sampler):
     Config = BDIAConfig
 
     def validate(self) -> None:
-        super().validate()
         if not 0.0 <= self.config.gamma <= 1.0:
             raise InvalidInputError(f"gamma must be in [0, 1] (0 = DDIM), got {self.config.gamma}")
 
     # -- the two DDIM maps sharing one eps ---------------------------------------------------------------
-    def _maps(self, prior: DiffusionPrior, z: torch.Tensor, levels: list[int], n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _maps(self, view: ModelView, z: torch.Tensor, levels: list[int], n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(D_{n+1}(z_n), D_{n-1}(z_n))``: DDIM maps of the state at ``levels[n]`` up and down one level."""
-        sched = prior.schedule
         k = levels[n]
-        eps = self.eps(prior, z, k)
-        x0 = (z - float(sched.s(k)) * eps) / float(sched.a(k))
-        up, down = levels[n + 1], levels[n - 1]
-        return (float(sched.a(up)) * x0 + float(sched.s(up)) * eps,
-                float(sched.a(down)) * x0 + float(sched.s(down)) * eps)
+        eps, x0 = view.predict(z, k)
+        return (ddim_step(view.schedule, x0, eps, k, levels[n + 1]),
+                ddim_step(view.schedule, x0, eps, k, levels[n - 1]))
 
-    def _step_down(self, prior, levels, n, z_above, z) -> torch.Tensor:
-        up, down = self._maps(prior, z, levels, n)
+    def _step_down(self, view, levels, n, z_above, z) -> torch.Tensor:
         g = self.config.gamma
-        return g * z_above - g * up + down if g > 0 else down
+        if g == 0:
+            eps, x0 = view.predict(z, levels[n])
+            return ddim_step(view.schedule, x0, eps, levels[n], levels[n - 1])
+        up, down = self._maps(view, z, levels, n)
+        return g * z_above - g * up + down
 
     # -- sampling --------------------------------------------------------------------------------------
-    def _sample(self, prior, problem, shape, generator, callback, x_init):
-        cfg = self.config
-        levels = level_list(prior, cfg.steps, cfg.spacing)
+    def sample(self, view, generator, callback):
+        levels = level_list(view, self.config.steps, self.config.spacing)
         N = len(levels) - 1
-        sched = prior.schedule
-        z_above = x_init if x_init is not None else randn(shape, generator, dtype=self.dtype_for(prior, problem),
-                                                           device=prior.device)
+        z_above = view.initial_state(generator)
         # First step: plain DDIM from z_N to z_{N-1}, as in the official sampler.
-        k, j = levels[N], levels[N - 1]
-        eps = self.eps(prior, z_above, k)
-        x0 = (z_above - float(sched.s(k)) * eps) / float(sched.a(k))
-        z = float(sched.a(j)) * x0 + float(sched.s(j)) * eps
-        callback(1, N, self.nfe)
+        eps, x0 = view.predict(z_above, levels[N])
+        z = ddim_step(view.schedule, x0, eps, levels[N], levels[N - 1])
+        callback(1, N, view.nfe)
         for i, n in enumerate(range(N - 1, 0, -1)):
-            z_above, z = z, self._step_down(prior, levels, n, z_above, z)
-            callback(i + 2, N, self.nfe)
+            z_above, z = z, self._step_down(view, levels, n, z_above, z)
+            callback(i + 2, N, view.nfe)
         return z, {}
 
     # -- exact inversion -------------------------------------------------------------------------------
     @torch.no_grad()
-    def invert(self, prior: DiffusionPrior, z0: torch.Tensor, callback: Callback | None = None
+    def invert(self, view: ModelView, z0: torch.Tensor, callback: Callback | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Invert a clean state ``z0`` (model space, ``(B, C, H, W)``) to the pair ``(z_N, z_{N-1})``.
 
@@ -95,31 +91,27 @@ class BDIA(Sampler):
         cfg = self.config
         if cfg.gamma <= 0:
             raise InvalidInputError("BDIA inversion needs gamma > 0 (gamma = 0 is DDIM, which is not invertible)")
-        callback = callback or (lambda *a: None)
-        self.nfe = 0
-        sched = prior.schedule
-        levels = level_list(prior, cfg.steps, cfg.spacing)
+        callback = callback or _noop
+        levels = level_list(view, cfg.steps, cfg.spacing)
         N = len(levels) - 1
-        k1 = levels[1]
-        eps = self.eps(prior, z0, k1)
-        z_below, z = z0, float(sched.a(k1)) * z0 + float(sched.s(k1)) * eps
-        callback(1, N, self.nfe)
+        eps = view.eps(z0, levels[1])
+        z_below, z = z0, ddim_step(view.schedule, z0, eps, -1, levels[1])
+        callback(1, N, view.nfe)
         for n in range(1, N):
-            up, down = self._maps(prior, z, levels, n)
+            up, down = self._maps(view, z, levels, n)
             z_below, z = z, (z_below - down) / cfg.gamma + up
-            callback(n + 1, N, self.nfe)
+            callback(n + 1, N, view.nfe)
         return z, z_below
 
     @torch.no_grad()
-    def reconstruct(self, prior: DiffusionPrior, z_top: torch.Tensor, z_next: torch.Tensor,
+    def reconstruct(self, view: ModelView, z_top: torch.Tensor, z_next: torch.Tensor,
                     callback: Callback | None = None) -> torch.Tensor:
         """Recover ``z_0`` (model space) from the pair ``(z_N, z_{N-1})``, applying BDIA at every step."""
-        callback = callback or (lambda *a: None)
-        self.nfe = 0
-        levels = level_list(prior, self.config.steps, self.config.spacing)
+        callback = callback or _noop
+        levels = level_list(view, self.config.steps, self.config.spacing)
         N = len(levels) - 1
         z_above, z = z_top, z_next
         for i, n in enumerate(range(N - 1, 0, -1)):
-            z_above, z = z, self._step_down(prior, levels, n, z_above, z)
-            callback(i + 1, N - 1, self.nfe)
+            z_above, z = z, self._step_down(view, levels, n, z_above, z)
+            callback(i + 1, N - 1, view.nfe)
         return z

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from ..errors import InvalidInputError
-from ..priors.base import DiffusionPrior
-from .base import Callback, Sampler, randn
+from ..priors.view import ModelView
+from .base import Callback, Sampler, _noop
 from .bdia import level_list
 
 
@@ -36,7 +37,7 @@ class BDIAEDMConfig:
 
     steps: int = 18
     gamma: float = 1.0
-    spacing: str = "karras"
+    spacing: Literal["karras", "uniform", "guided", "quad", "trailing"] = "karras"
     rho: float = 7.0
     sigma_min: float = 0.002
     sigma_max: float = 80.0
@@ -48,19 +49,18 @@ class BDIAEDM(Sampler):
     Config = BDIAEDMConfig
 
     def validate(self) -> None:
-        super().validate()
         cfg = self.config
         if not 0.0 <= cfg.gamma <= 1.0:
             raise InvalidInputError(f"gamma must be in [0, 1] (0 = plain Heun), got {cfg.gamma}")
         if not 0 < cfg.sigma_min < cfg.sigma_max or cfg.rho <= 0:
             raise InvalidInputError("need 0 < sigma_min < sigma_max and rho > 0")
 
-    def levels(self, prior: DiffusionPrior) -> list[int]:
+    def levels(self, view: ModelView) -> list[int]:
         """Training indices of states ``n = 0 .. N`` (``-1`` = clean first)."""
         cfg = self.config
         if cfg.spacing != "karras":
-            return level_list(prior, cfg.steps, cfg.spacing)
-        sched = prior.schedule
+            return level_list(view, cfg.steps, cfg.spacing)
+        sched = view.schedule
         all_sigma = (sched.s(torch.arange(sched.T)) / sched.a(torch.arange(sched.T))).log()
         hi = min(cfg.sigma_max, float(all_sigma[-1].exp()))
         lo = max(cfg.sigma_min, float(all_sigma[0].exp()))
@@ -73,78 +73,74 @@ class BDIAEDM(Sampler):
         return [-1] + sorted(ks)
 
     @staticmethod
-    def sigma(prior: DiffusionPrior, k: int) -> float:
-        return 0.0 if k < 0 else float(prior.schedule.s(k) / prior.schedule.a(k))
+    def sigma(view: ModelView, k: int) -> float:
+        return 0.0 if k < 0 else float(view.schedule.s(k) / view.schedule.a(k))
 
-    def drift(self, prior: DiffusionPrior, x: torch.Tensor, k: int) -> torch.Tensor:
+    def drift(self, view: ModelView, x: torch.Tensor, k: int) -> torch.Tensor:
         """``d(x, σ_k) = eps(a_k x, k)``."""
-        return self.eps(prior, float(prior.schedule.a(k)) * x, k)
+        return view.eps(float(view.schedule.a(k)) * x, k)
 
-    def heun(self, prior, x, k, j, d=None) -> torch.Tensor:
+    def heun(self, view, x, k, j, d=None) -> torch.Tensor:
         """Heun step from level ``k`` to ``j`` (Euler when ``j`` is clean); ``d`` reuses ``d(x, σ_k)``."""
-        sk, sj = self.sigma(prior, k), self.sigma(prior, j)
-        d = self.drift(prior, x, k) if d is None else d
+        sk, sj = self.sigma(view, k), self.sigma(view, j)
+        d = self.drift(view, x, k) if d is None else d
         x_euler = x + (sj - sk) * d
         if j < 0:
             return x_euler
-        return x + (sj - sk) * 0.5 * (d + self.drift(prior, x_euler, j))
+        return x + (sj - sk) * 0.5 * (d + self.drift(view, x_euler, j))
 
-    def _parts(self, prior, levels, n, x) -> tuple[torch.Tensor, torch.Tensor]:
+    def _parts(self, view, levels, n, x) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B(x_n), H(x_n))`` sharing ``d_n``."""
         k = levels[n]
-        d = self.drift(prior, x, k)
-        back = x + (self.sigma(prior, levels[n + 1]) - self.sigma(prior, k)) * d
-        return back, self.heun(prior, x, k, levels[n - 1], d)
+        d = self.drift(view, x, k)
+        back = x + (self.sigma(view, levels[n + 1]) - self.sigma(view, k)) * d
+        return back, self.heun(view, x, k, levels[n - 1], d)
 
-    def _step_down(self, prior, levels, n, x_above, x) -> torch.Tensor:
+    def _step_down(self, view, levels, n, x_above, x) -> torch.Tensor:
         g = self.config.gamma
         if g == 0:
-            return self.heun(prior, x, levels[n], levels[n - 1])
-        back, fwd = self._parts(prior, levels, n, x)
+            return self.heun(view, x, levels[n], levels[n - 1])
+        back, fwd = self._parts(view, levels, n, x)
         return fwd + g * (x_above - back)
 
-    def _sample(self, prior, problem, shape, generator, callback, x_init):
-        levels = self.levels(prior)
+    def sample(self, view, generator, callback):
+        levels = self.levels(view)
         N = len(levels) - 1
-        z = x_init if x_init is not None else randn(shape, generator, dtype=self.dtype_for(prior, problem),
-                                                     device=prior.device)
-        x_above = z / float(prior.schedule.a(levels[N]))  # VP state -> EDM units
-        x = self.heun(prior, x_above, levels[N], levels[N - 1])
-        callback(1, N, self.nfe)
+        x_above = view.initial_state(generator) / float(view.schedule.a(levels[N]))  # VP state -> EDM units
+        x = self.heun(view, x_above, levels[N], levels[N - 1])
+        callback(1, N, view.nfe)
         for i, n in enumerate(range(N - 1, 0, -1)):
-            x_above, x = x, self._step_down(prior, levels, n, x_above, x)
-            callback(i + 2, N, self.nfe)
+            x_above, x = x, self._step_down(view, levels, n, x_above, x)
+            callback(i + 2, N, view.nfe)
         return x, {}
 
     @torch.no_grad()
-    def invert(self, prior: DiffusionPrior, x0: torch.Tensor, callback: Callback | None = None
+    def invert(self, view: ModelView, x0: torch.Tensor, callback: Callback | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Invert a clean ``x0`` (model space, ``(B, C, H, W)``) to the pair ``(x_N, x_{N-1})`` in EDM units."""
         cfg = self.config
         if cfg.gamma <= 0:
             raise InvalidInputError("BDIA-EDM inversion needs gamma > 0 (gamma = 0 is Heun, which is not invertible)")
-        callback = callback or (lambda *a: None)
-        self.nfe = 0
-        levels = self.levels(prior)
+        callback = callback or _noop
+        levels = self.levels(view)
         N = len(levels) - 1
-        x_below, x = x0, x0 + self.sigma(prior, levels[1]) * self.drift(prior, x0, levels[1])
-        callback(1, N, self.nfe)
+        x_below, x = x0, x0 + self.sigma(view, levels[1]) * self.drift(view, x0, levels[1])
+        callback(1, N, view.nfe)
         for n in range(1, N):
-            back, fwd = self._parts(prior, levels, n, x)
+            back, fwd = self._parts(view, levels, n, x)
             x_below, x = x, back + (x_below - fwd) / cfg.gamma
-            callback(n + 1, N, self.nfe)
+            callback(n + 1, N, view.nfe)
         return x, x_below
 
     @torch.no_grad()
-    def reconstruct(self, prior: DiffusionPrior, x_top: torch.Tensor, x_next: torch.Tensor,
+    def reconstruct(self, view: ModelView, x_top: torch.Tensor, x_next: torch.Tensor,
                     callback: Callback | None = None) -> torch.Tensor:
         """Recover the clean state (model space) from the pair ``(x_N, x_{N-1})`` in EDM units."""
-        callback = callback or (lambda *a: None)
-        self.nfe = 0
-        levels = self.levels(prior)
+        callback = callback or _noop
+        levels = self.levels(view)
         N = len(levels) - 1
         x_above, x = x_top, x_next
         for i, n in enumerate(range(N - 1, 0, -1)):
-            x_above, x = x, self._step_down(prior, levels, n, x_above, x)
-            callback(i + 1, N - 1, self.nfe)
+            x_above, x = x, self._step_down(view, levels, n, x_above, x)
+            callback(i + 1, N - 1, view.nfe)
         return x

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError
-from .base import Sampler, randn
+from ..priors.view import ModelView
+from .base import Sampler
+from .steps import ddim_step
 
 
 @dataclass(frozen=True)
@@ -98,13 +100,15 @@ def confidence_clip(x: torch.Tensor, a: float, s: float, eta: float, lo: float, 
 
 
 class CODE(Sampler):
-    """CODE blind restoration of ``problem.y`` (Identity operator); ``Result.x`` is the restored image."""
+    """CODE blind restoration of ``problem.y`` (Identity operator); ``Result.x`` is the restored image.
+
+    Level index ``i`` maps to the training level ``levels[i]`` of :meth:`levels` (ascending).
+    """
 
     Config = CODEConfig
     requires = ("operator",)
 
     def validate(self) -> None:
-        super().validate()
         c = self.config
         if not 0 < c.strength <= 1:
             raise InvalidInputError(f"strength must be in (0, 1], got {c.strength}")
@@ -116,47 +120,44 @@ class CODE(Sampler):
             raise InvalidInputError("need 0 < annealing_factor <= 1, cbc_eta > 0, 0 < dt_ratio <= 1, dt_max >= 1")
 
     # -- pieces ------------------------------------------------------------------------------------------
-    def setup_levels(self, prior) -> None:
-        self._levels = prior.schedule.timesteps(self.config.steps)[::-1]  # ascending: index i -> training k
-        self._lo, self._hi = prior.data_range
+    def levels(self, view: ModelView) -> list[int]:
+        """Training levels of the level indices ``0 .. N_s - 1`` (ascending)."""
+        return view.schedule.timesteps(self.config.steps)[::-1]
 
-    def coeffs(self, prior, i: int) -> tuple[float, float]:
-        k = self._levels[i]
-        return float(prior.schedule.a(k)), float(prior.schedule.s(k))
-
-    def clip(self, prior, x: torch.Tensor, i: int) -> torch.Tensor:
+    def clip(self, view: ModelView, levels: list[int], x: torch.Tensor, i: int) -> torch.Tensor:
         c = self.config
         if not c.cbc or i <= c.cbc_stop:
             return x
-        a, s = self.coeffs(prior, i)
-        return confidence_clip(x, a, s, c.cbc_eta, self._lo, self._hi)
+        a, s = view.coefficients(levels[i])
+        lo, hi = view.data_range
+        return confidence_clip(x, a, s, c.cbc_eta, lo, hi)
 
-    def denoise(self, prior, x: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def denoise(self, view: ModelView, levels: list[int], x: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x0̂, epŝ)`` at level index ``i``, with DynThresh on x0̂ and eps made consistent with it."""
         c = self.config
-        a, s = self.coeffs(prior, i)
-        eps = self.eps(prior, x, self._levels[i])
-        x0 = (x - s * eps) / a
+        eps, x0 = view.predict(x, levels[i])
         if c.dynamic_threshold:
-            x0 = dynamic_threshold(x0, c.dt_ratio, c.dt_max, self._lo, self._hi)
+            a, s = view.coefficients(levels[i])
+            x0 = dynamic_threshold(x0, c.dt_ratio, c.dt_max, *view.data_range)
             eps = (x - a * x0) / s
         return x0, eps
 
-    def langevin(self, prior, x: torch.Tensor, i: int, step: float, generator) -> torch.Tensor:
+    def langevin(self, view: ModelView, levels: list[int], x: torch.Tensor, i: int, step: float,
+                 generator) -> torch.Tensor:
         """Annealed ULA at level ``i``: ``x ← x + a_j ∇log p + sqrt(2 a_j) z`` with ``a_j = step · factor^j``
         over ``annealing`` stages of ``S / annealing`` steps, then one noise-free step (SAMPLERS.md §7(b))."""
         c = self.config
-        _, s = self.coeffs(prior, i)
+        _, s = view.coefficients(levels[i])
         per_stage = c.langevin_steps // c.annealing
         a_j = step
         for j in range(c.annealing):
             a_j = step * c.annealing_factor**j
             for _ in range(per_stage):
-                x = self.clip(prior, x, i)
-                score = -self.denoise(prior, x, i)[1] / s
-                x = x + a_j * score + (2 * a_j) ** 0.5 * randn(x.shape, generator, like=x)
-        x = self.clip(prior, x, i)
-        return x - a_j * self.denoise(prior, x, i)[1] / s
+                x = self.clip(view, levels, x, i)
+                score = -self.denoise(view, levels, x, i)[1] / s
+                x = x + a_j * score + (2 * a_j) ** 0.5 * view.noise_like(x, generator)
+        x = self.clip(view, levels, x, i)
+        return x - a_j * self.denoise(view, levels, x, i)[1] / s
 
     def correction_levels(self, K: int) -> list[int]:
         c = self.config
@@ -174,48 +175,37 @@ class CODE(Sampler):
         return self.config.step_size * 100.0 ** ((N - 1 - i) / max(N - 1, 1))
 
     # -- the algorithm -------------------------------------------------------------------------------------
-    def _sample(self, prior, problem, shape, generator, callback, x_init):
+    def sample(self, view, generator, callback):
         c = self.config
-        guide = problem.y
-        pad_h, pad_w = shape[-2] - guide.shape[-2], shape[-1] - guide.shape[-1]
-        if guide.ndim == 4 and guide.shape[:2] == tuple(shape[:2]) and pad_h >= 0 and pad_w >= 0:
-            # the engine pads x to the network's size multiple (Identity @ Crop, top-left): extend the guide alike
-            guide = torch.nn.functional.pad(guide, (0, pad_w, 0, pad_h), mode="replicate")
-        if tuple(guide.shape) != tuple(shape):
-            raise InvalidInputError("CODE needs the guidance image itself: use an identity operator "
-                                    f"(y shape {tuple(problem.y.shape)} differs from x shape {tuple(shape)})")
-        self.setup_levels(prior)
+        levels = self.levels(view)
         K = self.start_index()
         corrections = self.correction_levels(K) if c.langevin_steps > 0 else []
         total = (K - 1) + len(corrections) + K
         done = 0
-        x = prior.to_model(guide.to(prior.device, self.dtype_for(prior, problem)))
+        x = view.to_model(view.y_image().to(view.device, view.dtype))
         if c.jitter > 0:
-            x = x + c.jitter * randn(x.shape, generator, like=x)
+            x = x + c.jitter * view.noise_like(x, generator)
         with torch.no_grad():
             for i in range(K - 1):  # encode: DDIM inversion from level 0 to level K-1
-                x = self.clip(prior, x, i)
-                x0, eps = self.denoise(prior, x, i)
-                a, s = self.coeffs(prior, i + 1)
-                x = a * x0 + s * eps
+                x = self.clip(view, levels, x, i)
+                x0, eps = self.denoise(view, levels, x, i)
+                x = ddim_step(view.schedule, x0, eps, levels[i], levels[i + 1])
                 done += 1
-                callback(done, total, self.nfe)
+                callback(done, total, view.nfe)
             latent = x
             for i in range(K - 1, -1, -1):  # decode with Langevin corrections
                 if i in corrections:
-                    x = self.langevin(prior, x, i, self.step_size_at(i), generator)
+                    x = self.langevin(view, levels, x, i, self.step_size_at(i), generator)
                     done += 1
-                    callback(done, total, self.nfe)
-                x = self.clip(prior, x, i)
-                x0, eps = self.denoise(prior, x, i)
+                    callback(done, total, view.nfe)
+                x = self.clip(view, levels, x, i)
+                x0, eps = self.denoise(view, levels, x, i)
                 if i > 0:
-                    a, s = self.coeffs(prior, i - 1)
-                    x = a * x0 + s * eps
+                    x = ddim_step(view.schedule, x0, eps, levels[i], levels[i - 1])
                 elif c.official_decode and c.steps > 1:
-                    a, s = self.coeffs(prior, 1)
-                    x = a * x0 + s * eps
+                    x = ddim_step(view.schedule, x0, eps, levels[i], levels[1])
                 else:
                     x = x0
                 done += 1
-                callback(done, total, self.nfe)
+                callback(done, total, view.nfe)
         return x, {"latent": latent, "correction_levels": corrections}

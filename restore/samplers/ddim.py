@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Sampler, randn
+from ..priors.schedules import Spacing
+from .base import Sampler
 from .steps import ddim_step
 
 
@@ -18,28 +19,24 @@ class DDIMConfig:
 
     steps: int = 50
     eta: float = 0.0
-    spacing: str = "uniform"
+    spacing: Spacing = "uniform"
     clip: bool = False
 
 
 class DDIM(Sampler):
     Config = DDIMConfig
 
-    def _sample(self, prior, problem, shape, generator, callback, x_init):
+    def sample(self, view, generator, callback):
         cfg = self.config
-        dtype = self.dtype_for(prior, problem)
-        sched = prior.schedule
-        pairs = sched.pairs(cfg.steps, cfg.spacing)
-        x = x_init if x_init is not None else randn(shape, generator, dtype=dtype, device=prior.device)
-        lo, hi = prior.data_range
+        pairs = view.schedule.pairs(cfg.steps, cfg.spacing)
+        x = view.initial_state(generator)
         for i, (k, j) in enumerate(pairs):
-            eps = self.eps(prior, x, k)
-            a, s = float(sched.a(k)), float(sched.s(k))
-            x0 = (x - s * eps) / a
+            eps, x0 = view.predict(x, k)
             if cfg.clip:
-                x0 = x0.clamp(lo, hi)
+                a, s = view.coefficients(k)
+                x0 = view.clip(x0)
                 eps = (x - a * x0) / s
-            noise = randn(shape, generator, like=x) if cfg.eta > 0 and j >= 0 else None
-            x = ddim_step(sched, x0, eps, k, j, cfg.eta, noise)
-            callback(i + 1, len(pairs), self.nfe)
+            noise = view.noise_like(x, generator) if cfg.eta > 0 and j >= 0 else None
+            x = ddim_step(view.schedule, x0, eps, k, j, cfg.eta, noise)
+            callback(i + 1, len(pairs), view.nfe)
         return x, {}

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import IncompatibleError
-from ..priors.base import DiffusionPrior
-from .base import Callback, Sampler
+from ..priors.schedules import Spacing
+from ..priors.view import ModelView
+from .base import Callback, Sampler, _noop
 from .bdia import level_list
+from .steps import ddim_step
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class DDIMInversionConfig:
     """
 
     steps: int = 50
-    spacing: str = "uniform"
+    spacing: Spacing = "uniform"
 
 
 class DDIMInversion(Sampler):
@@ -36,43 +37,33 @@ class DDIMInversion(Sampler):
     Config = DDIMInversionConfig
     requires = ("operator",)
 
-    def _ddim(self, prior: DiffusionPrior, z: torch.Tensor, k: int, j: int, k_eps: int) -> torch.Tensor:
-        sched = prior.schedule
-        eps = self.eps(prior, z, k_eps)
-        x0 = (z - float(sched.s(k)) * eps) / float(sched.a(k))
-        return float(sched.a(j)) * x0 + float(sched.s(j)) * eps
+    def _ddim(self, view: ModelView, z: torch.Tensor, k: int, j: int, k_eps: int) -> torch.Tensor:
+        eps = view.eps(z, k_eps)
+        a, s = view.coefficients(k)
+        return ddim_step(view.schedule, (z - s * eps) / a, eps, k, j)
 
     @torch.no_grad()
-    def invert(self, prior: DiffusionPrior, z0: torch.Tensor, callback: Callback | None = None) -> torch.Tensor:
+    def invert(self, view: ModelView, z0: torch.Tensor, callback: Callback | None = None) -> torch.Tensor:
         """``z_N`` (model space) from a clean ``z0`` ``(B, C, H, W)``; the clean level uses the lowest level's eps."""
-        callback = callback or (lambda *a: None)
-        self.nfe = 0
-        levels = level_list(prior, self.config.steps, self.config.spacing)
+        callback = callback or _noop
+        levels = level_list(view, self.config.steps, self.config.spacing)
         z = z0
         for n in range(len(levels) - 1):
-            z = self._ddim(prior, z, levels[n], levels[n + 1], max(levels[n], levels[1]))
-            callback(n + 1, len(levels) - 1, self.nfe)
+            z = self._ddim(view, z, levels[n], levels[n + 1], max(levels[n], levels[1]))
+            callback(n + 1, len(levels) - 1, view.nfe)
         return z
 
     @torch.no_grad()
-    def reconstruct(self, prior: DiffusionPrior, z_top: torch.Tensor, callback: Callback | None = None) -> torch.Tensor:
+    def reconstruct(self, view: ModelView, z_top: torch.Tensor, callback: Callback | None = None) -> torch.Tensor:
         """Plain DDIM decoding of ``z_N`` to the clean level (model space)."""
-        callback = callback or (lambda *a: None)
-        self.nfe = 0
-        levels = level_list(prior, self.config.steps, self.config.spacing)
+        callback = callback or _noop
+        levels = level_list(view, self.config.steps, self.config.spacing)
         z = z_top
         for i, n in enumerate(range(len(levels) - 1, 0, -1)):
-            z = self._ddim(prior, z, levels[n], levels[n - 1], levels[n])
-            callback(i + 1, len(levels) - 1, self.nfe)
+            z = self._ddim(view, z, levels[n], levels[n - 1], levels[n])
+            callback(i + 1, len(levels) - 1, view.nfe)
         return z
 
-    def _sample(self, prior, problem, shape, generator, callback, x_init):
-        if tuple(problem.y.shape) != tuple(shape):
-            raise IncompatibleError("ddim-inversion round-trips the input itself; use it with an identity "
-                                    "operator (restore.invert for latents)")
-        nfe = 0
-        z_top = self.invert(prior, prior.to_model(problem.y), callback)
-        nfe += self.nfe
-        x = self.reconstruct(prior, z_top, callback)
-        self.nfe += nfe
-        return x, {"latent": z_top}
+    def sample(self, view, generator, callback):
+        z_top = self.invert(view, view.to_model(view.y_image()), callback)
+        return self.reconstruct(view, z_top, callback), {"latent": z_top}

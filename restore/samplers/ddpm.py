@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Sampler, randn
-from .steps import ddpm_coefficients
+from ..priors.schedules import Spacing
+from .base import Sampler
+from .steps import Variance, ddpm_step
 
 
 @dataclass(frozen=True)
@@ -17,29 +18,20 @@ class DDPMConfig:
     """
 
     steps: int = 1000
-    spacing: str = "guided"
-    variance: str = "fixed-small"
+    spacing: Spacing = "guided"
+    variance: Variance = "fixed-small"
     clip: bool = True
 
 
 class DDPM(Sampler):
     Config = DDPMConfig
 
-    def _sample(self, prior, problem, shape, generator, callback, x_init):
+    def sample(self, view, generator, callback):
         cfg = self.config
-        sched = prior.schedule
-        pairs = sched.pairs(cfg.steps, cfg.spacing)
-        x = x_init if x_init is not None else randn(shape, generator, dtype=self.dtype_for(prior, problem),
-                                                     device=prior.device)
-        lo, hi = prior.data_range
+        pairs = view.schedule.pairs(cfg.steps, cfg.spacing)
+        x = view.initial_state(generator)
         for i, (k, j) in enumerate(pairs):
-            eps = self.eps(prior, x, k)
-            x0 = (x - float(sched.s(k)) * eps) / float(sched.a(k))
-            if cfg.clip:
-                x0 = x0.clamp(lo, hi)
-            c1, c2, std = ddpm_coefficients(sched, k, j, cfg.variance)
-            x = c1 * x0 + c2 * x
-            if std > 0:
-                x = x + std * randn(shape, generator, like=x)
-            callback(i + 1, len(pairs), self.nfe)
+            _, x0 = view.predict(x, k)
+            x = ddpm_step(view, view.clip(x0) if cfg.clip else x0, x, k, j, cfg.variance, generator)
+            callback(i + 1, len(pairs), view.nfe)
         return x, {}

@@ -7,13 +7,17 @@ subspace), then re-noise. Code-default re-noising uses the noise fraction η′ 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from ..errors import InvalidInputError
 from ..operators.cg import conjugate_gradient
-from .base import Sampler, randn
+from ..priors.schedules import Spacing
+from .base import Sampler
 from .steps import dds_renoise
+
+Renoise = Literal["code", "paper"]
 
 
 @dataclass(frozen=True)
@@ -37,10 +41,10 @@ class DDSConfig:
     cg_iters: int = 5
     eta: float = 0.85
     gamma: float = 1.0
-    gamma_rule: str = "constant"
-    noisy: str = "auto"
-    renoise: str = "code"
-    spacing: str = "uniform"
+    gamma_rule: Literal["constant", "snr"] = "constant"
+    noisy: Literal["auto", "yes", "no"] = "auto"
+    renoise: Renoise = "code"
+    spacing: Spacing = "uniform"
 
 
 class DDS(Sampler):
@@ -48,47 +52,39 @@ class DDS(Sampler):
     requires = ("operator", "linear")
 
     def validate(self) -> None:
-        super().validate()
         cfg = self.config
-        if cfg.noisy not in ("auto", "yes", "no") or cfg.renoise not in ("code", "paper"):
-            raise InvalidInputError("noisy must be auto|yes|no and renoise code|paper")
-        if cfg.gamma_rule not in ("constant", "snr"):
-            raise InvalidInputError(f"gamma_rule must be constant or snr, got '{cfg.gamma_rule}'")
         if not 0 <= cfg.eta <= 1 or cfg.gamma <= 0 or cfg.cg_iters < 0:
             raise InvalidInputError("need 0 <= eta <= 1, gamma > 0 and cg_iters >= 0")
 
-    def data_weight(self, prior, problem, k: int) -> float:
+    def data_weight(self, view, k: int) -> float:
         cfg = self.config
         if cfg.gamma_rule == "constant":
             return cfg.gamma
-        r = float(prior.schedule.s(k) / prior.schedule.a(k)) / prior.model_scale
-        return cfg.gamma * r * r / max(problem.noise.sigma, 1e-6) ** 2
+        a, s = view.coefficients(k)
+        r = s / a / view.prior.model_scale
+        return cfg.gamma * r * r / max(view.problem.noise.sigma, 1e-6) ** 2
 
-    def data_step(self, prior, problem, x0_model: torch.Tensor, k: int = 0) -> torch.Tensor:
+    def data_step(self, view, x0_model: torch.Tensor, k: int = 0) -> torch.Tensor:
         """CG on the data term started at x0̂, in public units; returns model units."""
-        cfg, op, y = self.config, problem.operator, problem.y
-        x0 = prior.from_model(x0_model)
-        noisy = cfg.noisy == "yes" or (cfg.noisy == "auto" and problem.noise.sigma > 0)
+        cfg, op, y = self.config, view.problem.operator, view.problem.y
+        x0 = view.from_model(x0_model)
+        noisy = cfg.noisy == "yes" or (cfg.noisy == "auto" and view.problem.noise.sigma > 0)
         if noisy:
-            gamma = self.data_weight(prior, problem, k)
+            gamma = self.data_weight(view, k)
             x, _ = conjugate_gradient(lambda v: v + gamma * op.normal(v), x0 + gamma * op.adjoint(y),
                                       x0=x0, max_iter=cfg.cg_iters)
         else:
             x, _ = conjugate_gradient(op.normal, op.adjoint(y), x0=x0, max_iter=cfg.cg_iters)
-        return prior.to_model(x.real if not x0.is_complex() and x.is_complex() else x)
+        return view.to_model(x.real if not x0.is_complex() and x.is_complex() else x)
 
-    def _sample(self, prior, problem, shape, generator, callback, x_init):
+    def sample(self, view, generator, callback):
         cfg = self.config
-        sched = prior.schedule
-        pairs = sched.pairs(cfg.steps, cfg.spacing)
-        x = x_init if x_init is not None else randn(shape, generator, dtype=self.dtype_for(prior, problem),
-                                                     device=prior.device)
+        pairs = view.schedule.pairs(cfg.steps, cfg.spacing)
+        x = view.initial_state(generator)
         for i, (k, j) in enumerate(pairs):
             with torch.no_grad():
-                eps = self.eps(prior, x, k)
-                x0 = (x - float(sched.s(k)) * eps) / float(sched.a(k))
-                x_tilde = self.data_step(prior, problem, x0, k)
-                x = dds_renoise(sched, x_tilde, eps, k, j, cfg.eta, cfg.renoise,
-                                 lambda: randn(shape, generator, like=x))
-            callback(i + 1, len(pairs), self.nfe)
+                eps, x0 = view.predict(x, k)
+                x = dds_renoise(view.schedule, self.data_step(view, x0, k), eps, k, j, cfg.eta, cfg.renoise,
+                                lambda: view.noise_like(x, generator))
+            callback(i + 1, len(pairs), view.nfe)
         return x, {}

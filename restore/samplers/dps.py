@@ -12,10 +12,9 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InvalidInputError
-from .base import Sampler, randn
-from .steps import ddpm_coefficients
-
-NORMS = ("code", "paper", "squared")
+from ..priors.schedules import Spacing
+from .base import Sampler
+from .steps import Norm, Variance, ddpm_step, dps_gradient, per_step
 
 
 @dataclass(frozen=True)
@@ -33,11 +32,11 @@ class DPSConfig:
 
     steps: int = 1000
     zeta: float = 0.3
-    norm: str = "code"
+    norm: Norm = "code"
     clip: bool = True
     zeta_reference_steps: int | None = 1000
-    spacing: str = "guided"
-    variance: str = "fixed-small"
+    spacing: Spacing = "guided"
+    variance: Variance = "fixed-small"
 
 
 class DPS(Sampler):
@@ -45,48 +44,23 @@ class DPS(Sampler):
     requires = ("operator",)
 
     def validate(self) -> None:
-        super().validate()
-        if self.config.norm not in NORMS:
-            raise InvalidInputError(f"norm must be one of {', '.join(NORMS)}, got '{self.config.norm}'")
         if self.config.zeta < 0:
             raise InvalidInputError(f"zeta must be >= 0, got {self.config.zeta}")
 
-    def guidance(self, prior, problem, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        """Gradient of the data term w.r.t. ``x`` (which ``x0`` depends on); one VJP."""
-        misfit = problem.noise.data_misfit(problem.y, problem.operator(prior.from_model(x0)))
-        misfit = misfit * prior.model_scale**2  # residual in model units, as the published ζ assume
-        loss = misfit.sqrt() if self.config.norm == "code" else misfit
-        if self.config.norm == "paper":
-            loss = loss / misfit.detach().sqrt().clamp_min(1e-12)
-        (grad,) = torch.autograd.grad(loss.sum(), x)
-        self.vjp += 1
-        return grad
-
-    @property
-    def step_zeta(self) -> float:
+    def sample(self, view, generator, callback):
         cfg = self.config
-        return cfg.zeta if cfg.zeta_reference_steps is None else cfg.zeta * cfg.zeta_reference_steps / cfg.steps
-
-    def _sample(self, prior, problem, shape, generator, callback, x_init):
-        cfg = self.config
-        sched = prior.schedule
-        pairs = sched.pairs(cfg.steps, cfg.spacing)
-        x = x_init if x_init is not None else randn(shape, generator, dtype=self.dtype_for(prior, problem),
-                                                     device=prior.device)
-        lo, hi = prior.data_range
+        pairs = view.schedule.pairs(cfg.steps, cfg.spacing)
+        zeta = per_step(cfg.zeta, cfg.zeta_reference_steps, cfg.steps)
+        x = view.initial_state(generator)
         for i, (k, j) in enumerate(pairs):
             x = x.detach().requires_grad_(cfg.zeta > 0)
             with torch.set_grad_enabled(cfg.zeta > 0):
-                eps = self.eps(prior, x, k)
-                x0 = (x - float(sched.s(k)) * eps) / float(sched.a(k))
+                _, x0 = view.predict(x, k)
                 if cfg.clip:
-                    x0 = x0.clamp(lo, hi)
-                c1, c2, std = ddpm_coefficients(sched, k, j, cfg.variance)
-                x_next = c1 * x0.detach() + c2 * x.detach()
-                if std > 0:
-                    x_next = x_next + std * randn(shape, generator, like=x_next)
+                    x0 = view.clip(x0)
+                x_next = ddpm_step(view, x0.detach(), x.detach(), k, j, cfg.variance, generator)
                 if cfg.zeta > 0:
-                    x_next = x_next - self.step_zeta * self.guidance(prior, problem, x, x0)
+                    x_next = x_next - zeta * dps_gradient(view, x, x0, cfg.norm)
             x = x_next.detach()
-            callback(i + 1, len(pairs), self.nfe)
+            callback(i + 1, len(pairs), view.nfe)
         return x, {}

@@ -10,15 +10,13 @@ With ``steps = T`` the grid is every training index; fewer steps use ``round(lin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..priors.mean_reverting import bcast, mr_to_x0
-from .base import randn
-from .mean_reverting_base import MeanRevertingSampler, condition_from_problem
-
-METHODS = ("posterior", "euler")
+from ..priors.base import MeanRevertingFamily
+from .base import Sampler
 
 
 @dataclass(frozen=True)
@@ -29,7 +27,7 @@ class IRSDEConfig:
     """
 
     steps: int = 100
-    method: str = "posterior"
+    method: Literal["posterior", "euler"] = "posterior"
 
 
 def time_grid(T: int, steps: int) -> list[int]:
@@ -37,33 +35,25 @@ def time_grid(T: int, steps: int) -> list[int]:
     return [int(v) for v in np.round(np.linspace(T, 0, steps + 1))]
 
 
-class IRSDE(MeanRevertingSampler):
+class IRSDE(Sampler):
     Config = IRSDEConfig
-    name = "ir-sde"
+    requires = ("operator",)
+    families = (MeanRevertingFamily,)
 
-    def validate(self) -> None:
-        super().validate()
-        self.check_choice("method", self.config.method, METHODS)
-
-    def _sample(self, prior, problem, shape, generator, callback, x_init):
-        cfg, sched = self.config, prior.schedule
+    def sample(self, view, generator, callback):
+        cfg, sched = self.config, view.schedule
         if cfg.steps > sched.T:
             raise InvalidInputError(f"steps must be at most the prior's T = {sched.T} for ir-sde, got {cfg.steps}")
-        mu = condition_from_problem(problem).to(prior.device)
-        dtype = self.dtype_for(prior, problem)
-        mu = mu.to(dtype)
-        x = x_init if x_init is not None else mu + sched.lam * randn(shape, generator, like=mu)
+        x = view.initial_state(generator)
         grid = time_grid(sched.T, cfg.steps)
         for i, (t, s) in enumerate(zip(grid[:-1], grid[1:])):
-            eps = self.eps(prior, x, t, mu)
             if cfg.method == "posterior":
-                a, sb = bcast(sched.alpha(t), x), bcast(sched.sigma_bar(t), x)
-                x0 = mr_to_x0(eps, x, mu, a, sb, sched.lam, "epsilon")
-                mean, std = sched.posterior(x, x0, mu, t, s)
-                x = mean + std * randn(shape, generator, like=x) if s > 0 else mean
+                _, x0 = view.predict(x, t)
+                mean, std = sched.posterior(x, x0, view.mu, t, s)
+                x = mean + std * view.noise_like(x, generator) if s > 0 else mean
             else:
                 g = float(sched.sigma(t))
-                x = sched.reverse_sde_mean(x, eps, mu, t, steps=t - s) \
-                    + g * ((t - s) * sched.dt) ** 0.5 * randn(shape, generator, like=x)
-            callback(i + 1, len(grid) - 1, self.nfe)
+                x = sched.reverse_sde_mean(x, view.eps(x, t), view.mu, t, steps=t - s) \
+                    + g * ((t - s) * sched.dt) ** 0.5 * view.noise_like(x, generator)
+            callback(i + 1, len(grid) - 1, view.nfe)
         return x, {"times": grid}

@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 
 from ..errors import InvalidInputError
-from ..priors.mean_reverting import MRSchedule, mr_to_x0
-from .base import randn
-from .mean_reverting_base import MeanRevertingSampler, condition_from_problem
-
-SCHEDULES = ("linspace", "linear-lambda")
+from ..priors.base import MeanRevertingFamily
+from ..priors.mean_reverting import MRSchedule
+from .base import Sampler
 
 
 @dataclass(frozen=True)
@@ -50,11 +49,11 @@ class MRSConfig:
     """
 
     steps: int = 20
-    solver: str = "ode"
-    parameterization: str = "data"
-    order: int = 2
+    solver: Literal["ode", "sde"] = "ode"
+    parameterization: Literal["data", "noise"] = "data"
+    order: Literal[1, 2] = 2
     lambda_min: float = -5.0
-    time_schedule: str = "linspace"
+    time_schedule: Literal["linspace", "linear-lambda"] = "linspace"
     t_min: float = 0.0
 
 
@@ -80,46 +79,39 @@ def time_grid(sched: MRSchedule, steps: int, lambda_min: float, schedule: str, t
     return [float(v) for v in ts] + ([] if t_min > 0 else [0.0])
 
 
-class MRS(MeanRevertingSampler):
+class MRS(Sampler):
     Config = MRSConfig
-    name = "mrs"
+    requires = ("operator",)
+    families = (MeanRevertingFamily,)
 
-    def validate(self) -> None:
-        super().validate()
-        cfg = self.config
-        self.check_choice("solver", cfg.solver, ("ode", "sde"))
-        self.check_choice("parameterization", cfg.parameterization, ("data", "noise"))
-        self.check_choice("order", cfg.order, (1, 2))
-        self.check_choice("time_schedule", cfg.time_schedule, SCHEDULES)
-
-    def _sample(self, prior, problem, shape, generator, callback, x_init):
-        cfg, sched = self.config, prior.schedule
-        mu = condition_from_problem(problem).to(prior.device, self.dtype_for(prior, problem))
-        x = x_init if x_init is not None else mu + sched.lam * randn(shape, generator, like=mu)
+    def sample(self, view, generator, callback):
+        cfg, sched = self.config, view.schedule
+        mu = view.mu
+        x = view.initial_state(generator)
         grid = time_grid(sched, cfg.steps, cfg.lambda_min, cfg.time_schedule, cfg.t_min)
         M = len(grid) - 1
         q_prev, h_prev = None, None
         for i in range(1, M + 1):
             s, t = grid[i - 1], grid[i]
-            eps = self.eps(prior, x, s, mu)
-            a_s, sb_s = float(sched.alpha(s)), float(sched.sigma_bar(s))
+            eps, x0 = view.predict(x, s)
+            a_s, sb_s = view.coefficients(s)
             if t == 0:
-                x = mr_to_x0(eps, x, mu, a_s, sb_s, sched.lam, "epsilon")
-                callback(i, M, self.nfe)
+                x = x0
+                callback(i, M, view.nfe)
                 break
             u = x - mu
-            q = (mr_to_x0(eps, x, mu, a_s, sb_s, sched.lam, "epsilon") - mu) if cfg.parameterization == "data" else eps
-            a_t, sb_t = float(sched.alpha(t)), float(sched.sigma_bar(t))
+            q = x0 - mu if cfg.parameterization == "data" else eps
+            a_t, sb_t = view.coefficients(t)
             h = float(sched.log_snr(t) - sched.log_snr(s))
             order = min(cfg.order, i)
             if M < 10:
                 order = min(order, M - i)
             d1 = (q - q_prev) * (h / h_prev) if order == 2 else None
-            z = randn(shape, generator, like=x) if cfg.solver == "sde" else None
+            z = view.noise_like(x, generator) if cfg.solver == "sde" else None
             u = self._update(u, q, d1, z, a_s, sb_s, a_t, sb_t, h)
             x = mu + u
             q_prev, h_prev = q, h
-            callback(i, M, self.nfe)
+            callback(i, M, view.nfe)
         return x, {"times": grid}
 
     def _update(self, u, q, d1, z, a_s, sb_s, a_t, sb_t, h):

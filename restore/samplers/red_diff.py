@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 
 from ..errors import IncompatibleError, InvalidInputError
-from .base import Sampler, randn
+from ..priors.schedules import Spacing
+from .base import Sampler
 
-WEIGHTINGS = ("linear", "sqrt", "square", "log", "trunc_linear", "power2over3", "const")
-ORDERS = ("descending", "ascending", "random")
-OPTIMIZERS = ("adam", "sgd")
+Weighting = Literal["linear", "sqrt", "square", "log", "trunc_linear", "power2over3", "const"]
 
 
 def snr_weight(a: float, s: float, weighting: str) -> float:
@@ -42,7 +42,7 @@ def snr_weight(a: float, s: float, weighting: str) -> float:
         return r ** (2 / 3)
     if weighting == "const":
         return 1.0
-    raise InvalidInputError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got '{weighting}'")
+    raise InvalidInputError(f"weighting must be one of {', '.join(get_args(Weighting))}, got '{weighting}'")
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,11 @@ class REDDiffConfig:
     lam: float = 0.25
     lr: float = 0.5
     obs_weight: float = 1.0
-    weighting: str = "linear"
-    order: str = "descending"
+    weighting: Weighting = "linear"
+    order: Literal["descending", "ascending", "random"] = "descending"
     betas: tuple[float, float] = (0.9, 0.99)
-    optimizer: str = "adam"
-    spacing: str = "uniform"
+    optimizer: Literal["adam", "sgd"] = "adam"
+    spacing: Spacing = "uniform"
     fixed_t: int | None = None
 
 
@@ -81,18 +81,11 @@ class REDDiff(Sampler):
     requires = ("operator",)
 
     def validate(self) -> None:
-        super().validate()
         cfg = self.config
-        snr_weight(1.0, 1.0, cfg.weighting)
-        if cfg.order not in ORDERS:
-            raise InvalidInputError(f"order must be one of {', '.join(ORDERS)}, got '{cfg.order}'")
-        if cfg.optimizer not in OPTIMIZERS:
-            raise InvalidInputError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{cfg.optimizer}'")
         if not (cfg.lr > 0 and cfg.lam >= 0 and cfg.obs_weight >= 0):
             raise InvalidInputError(f"need lr > 0, lam >= 0 and obs_weight >= 0, got lr={cfg.lr}, lam={cfg.lam}, "
                                     f"obs_weight={cfg.obs_weight}")
-        betas = tuple(cfg.betas) if isinstance(cfg.betas, (tuple, list)) else ()
-        if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
+        if not all(0 <= b < 1 for b in cfg.betas):
             raise InvalidInputError(f"betas must be two numbers in [0, 1), got {cfg.betas!r}; "
                                     f"e.g. --set betas=[0.9,0.99]")
 
@@ -111,38 +104,37 @@ class REDDiff(Sampler):
             return [ts[i] for i in torch.randperm(len(ts), generator=generator).tolist()]
         return ts
 
-    def initial(self, prior, problem, shape) -> torch.Tensor:
+    def initial(self, view) -> torch.Tensor:
         """Pseudo-inverse start ``A⁺y`` (the operator's ``initial_estimate``) in model units."""
+        problem = view.problem
         x0 = problem.operator.initial_estimate(problem.y)
-        if tuple(x0.shape) != tuple(shape):
+        if tuple(x0.shape) != tuple(view.x_shape):
             raise IncompatibleError(
                 f"operator {type(problem.operator).__name__}.initial_estimate returns shape {tuple(x0.shape)}, "
-                f"but x has shape {tuple(shape)}; implement initial_estimate for it or pass x_init")
-        return prior.to_model(x0.detach())
+                f"but x has shape {tuple(view.x_shape)}; implement initial_estimate for it or pass x_init")
+        return view.to_model(x0.detach())
 
-    def _sample(self, prior, problem, shape, generator, callback, x_init):
+    def sample(self, view, generator, callback):
         cfg = self.config
-        sched = prior.schedule
-        ts = self.timesteps(prior, generator)
-        dtype = self.dtype_for(prior, problem)
-        mu0 = x_init if x_init is not None else self.initial(prior, problem, shape)
-        mu = mu0.detach().to(prior.device, dtype).clone().requires_grad_(True)
+        ts = self.timesteps(view.prior, generator)
+        mu0 = view.x_init if view.x_init is not None else self.initial(view)
+        mu = mu0.detach().to(view.device, view.dtype).clone().requires_grad_(True)
         # Adam written out (same update as torch.optim.Adam): constructing a torch optimiser imports
         # torch._dynamo, which costs seconds per run.
         beta1, beta2 = (float(b) for b in cfg.betas)
         exp_avg, exp_avg_sq = torch.zeros_like(mu), torch.zeros_like(mu)
-        y, op = problem.y, problem.operator
+        y, op = view.problem.y, view.problem.operator
         m = y[0].numel()
         d = mu[0].numel()
-        scale2 = prior.model_scale**2  # residuals in model units, as the published λ assume
+        scale2 = view.prior.model_scale**2  # residuals in model units, as the published λ assume
         for i, k in enumerate(ts):
-            a, s = float(sched.a(k)), float(sched.s(k))
-            noise = randn(shape, generator, like=mu)
+            a, s = view.coefficients(k)
+            noise = view.noise_like(mu, generator)
             with torch.no_grad():
-                eps_hat = self.eps(prior, a * mu + s * noise, k)
+                eps_hat = view.eps(a * mu + s * noise, k)
             with torch.enable_grad():
                 loss_noise = ((eps_hat - noise) * mu).reshape(mu.shape[0], -1).sum(dim=1) / d
-                misfit = problem.noise.data_misfit(y, op(prior.from_model(mu))) * scale2 / m
+                misfit = view.problem.noise.data_misfit(y, op(view.from_model(mu))) * scale2 / m
                 loss = (cfg.lam * snr_weight(a, s, cfg.weighting) * loss_noise + cfg.obs_weight * misfit / 2).sum()
                 (grad,) = torch.autograd.grad(loss, mu)
             with torch.no_grad():
@@ -154,5 +146,5 @@ class REDDiff(Sampler):
                     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
                     denom = (exp_avg_sq.sqrt() / (1 - beta2**n) ** 0.5).add_(1e-8)
                     mu.addcdiv_(exp_avg, denom, value=-cfg.lr / (1 - beta1**n))
-            callback(i + 1, len(ts), self.nfe)
+            callback(i + 1, len(ts), view.nfe)
         return mu.detach(), {"timesteps": ts}

@@ -17,17 +17,22 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from ..errors import InvalidInputError
-from ..priors.tweedie import PROBES, probes, score_trace, second_order_context
-from .base import Sampler, randn
-from .dps import NORMS
-from .psld import ADJOINTS, check_latent_guidance, latent_guidance_loss
-from .steps import ddim_step, ddpm_coefficients
+from ..priors.base import DiffusionPrior, LatentFamily
+from ..priors.schedules import Spacing
+from ..priors.tweedie import Probe, probes, score_trace, second_order_context
+from .base import Sampler
+from .dps import DPSConfig
+from .psld import PSLDConfig
+from .steps import (
+    Adjoint, Norm, Variance, check_latent_guidance, ddim_step, ddpm_step, latent_guidance_loss, measurement_loss,
+    per_step,
+)
 
-UPDATES = ("auto", "ddpm", "ddim")
 _GOLDEN = 0x9E3779B97F4A7C15  # decorrelates the probe stream from a main stream with the same seed
 
 
@@ -68,49 +73,40 @@ class STSLConfig:
     omega_reference_steps: int | None = 1000
     gamma: float = 0.1
     beta: float = 1.0
-    beta_weight: str = "derived"
-    trace_mode: str = "fd"
+    beta_weight: Literal["derived", "constant"] = "derived"
+    trace_mode: Literal["fd", "jvp"] = "fd"
     delta: float = 1e-3
     n_probes: int = 1
-    probe: str = "rademacher"
+    probe: Probe = "rademacher"
     probe_seed: int | None = None
-    update: str = "auto"
+    update: Literal["auto", "ddpm", "ddim"] = "auto"
     eta: float = 0.0
-    norm: str = "code"
+    norm: Norm = "code"
     clip: bool = True
-    spacing: str = "uniform"
-    variance: str = "fixed-small"
-    adjoint: str = "true"
+    spacing: Spacing = "uniform"
+    variance: Variance = "fixed-small"
+    adjoint: Adjoint = "true"
     noisy_pred: bool = False
 
 
 class STSL(Sampler):
     Config = STSLConfig
     requires = ("operator",)
-    prior_kinds = ("vp", "analytic", "latent")
+    families = (DiffusionPrior, LatentFamily)
 
     def validate(self) -> None:
-        super().validate()
         cfg = self.config
-        if cfg.trace_mode not in ("fd", "jvp"):
-            raise InvalidInputError(f"trace_mode must be 'fd' or 'jvp', got '{cfg.trace_mode}'")
-        for key, allowed in (("probe", PROBES), ("update", UPDATES), ("norm", NORMS), ("adjoint", ADJOINTS),
-                             ("variance", ("fixed-small", "fixed-large"))):
-            if getattr(cfg, key) not in allowed:
-                raise InvalidInputError(f"{key} must be one of {', '.join(allowed)}, got '{getattr(cfg, key)}'")
-        if cfg.beta_weight not in ("derived", "constant"):
-            raise InvalidInputError(f"beta_weight must be 'derived' or 'constant', got '{cfg.beta_weight}'")
         if cfg.omega is not None and cfg.omega < 0:
             raise InvalidInputError(f"omega must be >= 0, got {cfg.omega}")
         if not (cfg.gamma >= 0 and cfg.beta >= 0 and cfg.delta > 0 and 0 <= cfg.eta <= 1):
             raise InvalidInputError("need gamma, beta >= 0, delta > 0 and 0 <= eta <= 1")
-        if not (isinstance(cfg.n_probes, int) and cfg.n_probes >= 1):
+        if cfg.n_probes < 1:
             raise InvalidInputError(f"n_probes must be a positive integer, got {cfg.n_probes!r}")
 
     def check(self, prior, problem) -> None:
         super().check(prior, problem)
-        if prior.kind == "latent":
-            check_latent_guidance("stsl", self.config, problem)
+        if isinstance(prior, LatentFamily):
+            check_latent_guidance("stsl", self.config.gamma, problem)
 
     def probe_generator(self, generator: torch.Generator | None) -> torch.Generator:
         """The probes' own generator: ``probe_seed``, else a mix of the main generator's seed (not a draw)."""
@@ -120,72 +116,59 @@ class STSL(Sampler):
         seed = generator.initial_seed() if generator is not None else torch.initial_seed()
         return torch.Generator().manual_seed((seed * _GOLDEN + 1) % 2**63)
 
-    def omega_for(self, prior) -> float:
-        """The measurement weight of one step."""
+    def omega_for(self, latent: bool) -> float:
+        """The measurement weight of one step: by default DPS's ζ on pixel priors, PSLD's ω on latent ones."""
         cfg = self.config
-        if prior.kind == "latent":
-            return 1.0 if cfg.omega is None else cfg.omega
-        omega = 0.3 if cfg.omega is None else cfg.omega
-        return omega if cfg.omega_reference_steps is None else omega * cfg.omega_reference_steps / cfg.steps
+        if latent:
+            return PSLDConfig.omega if cfg.omega is None else cfg.omega
+        omega = DPSConfig.zeta if cfg.omega is None else cfg.omega
+        return per_step(omega, cfg.omega_reference_steps, cfg.steps)
 
-    def data_loss(self, prior, problem, x0: torch.Tensor, generator) -> torch.Tensor:
+    def data_loss(self, view, x0: torch.Tensor, latent: bool, generator) -> torch.Tensor:
         """Per-sample ``ω``-weighted data term (plus gluing on latent priors), ``(B,)``."""
         cfg = self.config
-        if prior.kind == "latent":
-            return latent_guidance_loss(prior, problem, x0, self.omega_for(prior), cfg.gamma, cfg.adjoint,
-                                        cfg.noisy_pred, generator)
-        misfit = problem.noise.data_misfit(problem.y, problem.operator(prior.from_model(x0)))
-        misfit = misfit * prior.model_scale**2  # residual in model units, as DPS
-        loss = misfit.sqrt() if cfg.norm == "code" else misfit
-        if cfg.norm == "paper":
-            loss = loss / misfit.detach().sqrt().clamp_min(1e-12)
-        return self.omega_for(prior) * loss
+        if latent:
+            return latent_guidance_loss(view, x0, self.omega_for(True), cfg.gamma, cfg.adjoint, cfg.noisy_pred,
+                                        generator)
+        return self.omega_for(False) * measurement_loss(view, x0, cfg.norm)
 
-    def _sample(self, prior, problem, shape, generator, callback, x_init):
+    def sample(self, view, generator, callback):
         cfg = self.config
-        sched = prior.schedule
-        latent = prior.kind == "latent"
+        latent = isinstance(view.prior, LatentFamily)
         update = cfg.update if cfg.update != "auto" else ("ddim" if latent else "ddpm")
-        pairs = sched.pairs(cfg.steps, cfg.spacing)
-        state_shape = prior.latent_shape(shape) if latent and x_init is None else shape
-        x = x_init if x_init is not None else randn(state_shape, generator, dtype=self.dtype_for(prior, problem),
-                                                     device=prior.device)
+        pairs = view.schedule.pairs(cfg.steps, cfg.spacing)
+        x = view.initial_state(generator)
         probe_gen = self.probe_generator(generator)
-        lo, hi = prior.data_range
         d = x[0].numel()
         # the jvp trace differentiates a derivative: every network call of the step must support that
         second_order = cfg.beta > 0 and cfg.trace_mode == "jvp"
         for i, (k, j) in enumerate(pairs):
-            a, s = float(sched.a(k)), float(sched.s(k))
+            a, s = view.coefficients(k)
             x = x.detach().requires_grad_(True)
             with torch.enable_grad(), second_order_context() if second_order else contextlib.nullcontext():
-                eps = self.eps(prior, x, k)
-                x0 = (x - s * eps) / a
+                eps, x0 = view.predict(x, k)
                 if cfg.clip and not latent:
-                    x0 = x0.clamp(lo, hi)
+                    x0 = view.clip(x0)
                 if update == "ddpm":
-                    c1, c2, std = ddpm_coefficients(sched, k, j, cfg.variance)
-                    x_next = c1 * x0.detach() + c2 * x.detach()
-                    if std > 0:
-                        x_next = x_next + std * randn(x.shape, generator, like=x_next)
+                    x_next = ddpm_step(view, x0.detach(), x.detach(), k, j, cfg.variance, generator)
                 else:
-                    noise = randn(x.shape, generator, like=x) if cfg.eta > 0 and j >= 0 else None
-                    x_next = ddim_step(sched, x0.detach(), eps.detach(), k, j, cfg.eta, noise)
-                loss = self.data_loss(prior, problem, x0, generator)
+                    noise = view.noise_like(x, generator) if cfg.eta > 0 and j >= 0 else None
+                    x_next = ddim_step(view.schedule, x0.detach(), eps.detach(), k, j, cfg.eta, noise)
+                loss = self.data_loss(view, x0, latent, generator)
                 if cfg.beta > 0:
-                    trace = sum(score_trace(prior, x, k, probes(x.shape, probe_gen, x, cfg.probe), cfg.trace_mode,
+                    trace = sum(score_trace(view.prior, x, k, probes(x.shape, probe_gen, x, cfg.probe), cfg.trace_mode,
                                             cfg.delta, score_x=-eps / s, create_graph=True)
                                 for _ in range(cfg.n_probes)) / cfg.n_probes
                     kappa = s**4 / a**2 if cfg.beta_weight == "derived" else 1.0
                     loss = loss + cfg.beta * kappa * trace / d
                 (grad,) = torch.autograd.grad(loss.sum(), x)
             if cfg.beta > 0 and cfg.trace_mode == "fd":
-                self.nfe += cfg.n_probes
-                self.vjp += 1 + cfg.n_probes
+                view.nfe += cfg.n_probes
+                view.count_vjp(1 + cfg.n_probes)
             elif cfg.beta > 0:
-                self.vjp += 1 + 2 * cfg.n_probes  # a VJP kept in the graph, then a double backward
+                view.count_vjp(1 + 2 * cfg.n_probes)  # a VJP kept in the graph, then a double backward
             else:
-                self.vjp += 1
+                view.count_vjp()
             x = (x_next - grad).detach()
-            callback(i + 1, len(pairs), self.nfe)
+            callback(i + 1, len(pairs), view.nfe)
         return x, {}

@@ -17,9 +17,11 @@ import torch
 
 from ..errors import InvalidInputError, ShapeError
 from ..operators import operator_norm_sq
-from ..samplers.base import Sampler, randn
+from ..operators.tv import ADMMState, admm_tv_step
+from ..priors.schedules import Spacing
+from ..samplers.base import Sampler
+from ..samplers.dds import Renoise
 from ..samplers.steps import dds_renoise
-from .tv import ADMMState, admm_tv_step
 
 
 @dataclass(frozen=True)
@@ -49,10 +51,10 @@ class DDS3DConfig:
     rho: float = 0.01
     lam: float = 0.001
     eta: float = 0.85
-    renoise: str = "code"
+    renoise: Renoise = "code"
     chunk: int = 8
     slicewise: bool = False
-    spacing: str = "uniform"
+    spacing: Spacing = "uniform"
 
 
 class DDS3D(Sampler):
@@ -60,48 +62,47 @@ class DDS3D(Sampler):
     requires = ("operator", "linear")
 
     def validate(self) -> None:
-        super().validate()
         c = self.config
         if c.chunk < 1 or c.cg_iters < 1 or c.admm_iters < 1:
             raise InvalidInputError(f"dds-3d needs chunk, cg_iters, admm_iters >= 1; got {c.chunk}, {c.cg_iters}, "
                                     f"{c.admm_iters}")
-        if c.rho < 0 or c.lam < 0 or not 0 <= c.eta <= 1 or c.renoise not in ("code", "paper"):
-            raise InvalidInputError("dds-3d needs rho >= 0, lam >= 0, 0 <= eta <= 1 and renoise code|paper")
+        if c.rho < 0 or c.lam < 0 or not 0 <= c.eta <= 1:
+            raise InvalidInputError("dds-3d needs rho >= 0, lam >= 0 and 0 <= eta <= 1")
 
-    def _eps_volume(self, prior, x: torch.Tensor, k: int) -> torch.Tensor:
-        """The 2D prior's eps on every slice, ``chunk`` slices per call: ``(B, C, D, H, W)``."""
+    def check_view(self, view) -> None:
+        if len(view.x_shape) != 5:
+            raise ShapeError(f"dds-3d reconstructs volumes (B, C, D, H, W), got x shape {tuple(view.image_shape)}; "
+                             f"use dds for 2D images")
+
+    def predict_volume(self, view, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(eps, x0)`` of the 2D prior on every slice, ``chunk`` slices per network call: ``(B, C, D, H, W)``."""
         b, c, d, h, w = x.shape
-        out = torch.empty_like(x)
+        eps = torch.empty_like(x)
         for lo in range(0, d, self.config.chunk):
             hi = min(d, lo + self.config.chunk)
             part = x[:, :, lo:hi].transpose(1, 2).reshape(b * (hi - lo), c, h, w)
-            e = self.eps(prior, part, k)
-            out[:, :, lo:hi] = e.reshape(b, hi - lo, c, h, w).transpose(1, 2)
-        return out
+            eps[:, :, lo:hi] = view.eps(part, k).reshape(b, hi - lo, c, h, w).transpose(1, 2)
+        a, s = view.coefficients(k)
+        return eps, (x - s * eps) / a
 
-    def _sample(self, prior, problem, shape, generator, callback, x_init):
-        if len(shape) != 5:
-            raise ShapeError(f"dds-3d reconstructs volumes (B, C, D, H, W), got x shape {tuple(shape)}; use dds "
-                             f"for 2D images")
+    def sample(self, view, generator, callback):
         cfg = self.config
-        sched = prior.schedule
-        op, y = problem.operator, problem.y
-        pairs = sched.pairs(cfg.steps, cfg.spacing)
-        x = x_init if x_init is not None else randn(shape, generator, dtype=self.dtype_for(prior, problem),
-                                                     device=prior.device)
+        op, y = view.problem.operator, view.problem.y
+        pairs = view.schedule.pairs(cfg.steps, cfg.spacing)
+        x = view.initial_state(generator)
         with torch.no_grad():
             aty = op.adjoint(y)
             scale = 0.0 if cfg.slicewise else operator_norm_sq(op, aty)
             rho, lam = cfg.rho * scale, cfg.lam * scale
             state = ADMMState.zeros_like(aty)
             for i, (k, j) in enumerate(pairs):
-                eps = self._eps_volume(prior, x, k)
-                x0 = prior.from_model((x - float(sched.s(k)) * eps) / float(sched.a(k)))
+                eps, x0 = self.predict_volume(view, x, k)
+                x0 = view.from_model(x0)
                 for _ in range(cfg.admm_iters):
                     x0 = admm_tv_step(op, y, x0, state, rho, lam, cfg.cg_iters, aty=aty)
-                x_tilde = prior.to_model(x0)
+                x_tilde = view.to_model(x0)
                 del x0
-                x = dds_renoise(sched, x_tilde, eps, k, j, cfg.eta, cfg.renoise,
-                                 lambda: randn(shape, generator, like=x))
-                callback(i + 1, len(pairs), self.nfe)
+                x = dds_renoise(view.schedule, x_tilde, eps, k, j, cfg.eta, cfg.renoise,
+                                lambda: view.noise_like(x, generator))
+                callback(i + 1, len(pairs), view.nfe)
         return x, {"z_aux": state.z, "u": state.u}
