@@ -121,6 +121,9 @@ class MatrixOperator(LinearOperator):
     def pinv(self, y: torch.Tensor) -> torch.Tensor:
         return (y @ torch.linalg.pinv(self.matrix.to(y.dtype)).T).reshape((y.shape[0],) + self._in_shape)
 
+    def batch_slice(self, start: int, stop: int) -> "MatrixOperator":
+        return self
+
 
 class Crop(LinearOperator):
     """Crop ``(..., H_pad, W_pad)`` to its top-left ``(H, W)``; the adjoint zero-pads.
