@@ -100,9 +100,14 @@ def make_plan(sampler: str, *, prior: str = "default", steps: int | None = None,
     for layer in option_layers:
         merged.update(layer)
     notes = []
+    config_cls = getattr(factory, "Config", None)
+    fields = {f.name for f in dataclasses.fields(config_cls)} if dataclasses.is_dataclass(config_cls) else {"steps"}
+    if samples > 1 and getattr(factory, "weighted", False) and "particles" in fields:
+        # a particle sampler draws all its samples in one run: --samples N is N weighted particles
+        if merged.get("particles", samples) != samples:
+            notes.append(f"--samples {samples} sets particles={samples} (was {merged['particles']})")
+        merged["particles"] = samples
     if steps is not None:
-        config_cls = getattr(factory, "Config", None)
-        fields = {f.name for f in dataclasses.fields(config_cls)} if dataclasses.is_dataclass(config_cls) else {"steps"}
         if "steps" in fields:
             merged["steps"] = steps
         else:
@@ -144,11 +149,26 @@ def batch_parts(problem: Problem, chunk: int | None) -> list[Problem]:
 
 @dataclass
 class Execution:
-    """What :func:`execute_plan` produced: ``draws`` ``(samples, B, C, H, W)`` on the CPU, counts and time."""
+    """What :func:`execute_plan` produced: ``draws`` ``(samples, B, C, H, W)`` on the CPU, counts and time.
+
+    A particle sampler (``weighted = True``) runs once and its particles are the draws, with normalised
+    ``weights`` ``(samples, B)`` and its ``diagnostics`` (ESS per step, resampling steps, log Ẑ) per batch part.
+    """
 
     draws: torch.Tensor
     nfe: int
     seconds: float
+    weights: torch.Tensor | None = None
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)
+
+    def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and per-pixel std of the draws (weighted for particle samplers), ``(B, C, H, W)``."""
+        if self.weights is None:
+            std = self.draws.std(0) if self.draws.shape[0] > 1 else torch.zeros_like(self.draws[0])
+            return self.draws.mean(0), std
+        from .samplers.particles import weighted_moments
+
+        return weighted_moments(self.draws, self.weights)
 
 
 def execute_plan(plan: RunPlan, problem: Problem, prior: Prior | None, generator: torch.Generator,
@@ -156,9 +176,12 @@ def execute_plan(plan: RunPlan, problem: Problem, prior: Prior | None, generator
     """Run the plan's sampler ``plan.samples`` times on ``problem`` (split into ``batch_chunk`` parts)."""
     sampler = plan.build_sampler()
     parts = batch_parts(problem, batch_chunk)
-    runs = plan.samples * len(parts)
+    weighted = getattr(sampler, "weighted", False)
+    repeats = 1 if weighted else plan.samples
+    runs = repeats * len(parts)
     draws, nfe, seconds = [], 0, 0.0
-    for i in range(plan.samples):
+    weights, diagnostics = [], []
+    for i in range(repeats):
         pieces = []
         for j, part in enumerate(parts):
             def step_progress(step: int, total: int, n: int, run: int = i * len(parts) + j) -> None:
@@ -166,9 +189,16 @@ def execute_plan(plan: RunPlan, problem: Problem, prior: Prior | None, generator
                     progress(run * total + step, runs * total, nfe + n)
 
             result = sampler.run(prior, part, generator=generator, callback=step_progress)
-            pieces.append(result.x.detach().cpu())
+            if weighted:
+                pieces.append(result.extras["particles"].detach().cpu())
+                weights.append(result.extras["weights"].detach().cpu())
+                diagnostics.append(result.extras["diagnostics"])
+            else:
+                pieces.append(result.x.detach().cpu())
             nfe += result.nfe
             seconds += result.seconds
+        if weighted:  # particles (N, B_part, ...) of every part side by side
+            return Execution(torch.cat(pieces, 1), nfe, seconds, torch.cat(weights, 1), diagnostics)
         draws.append(torch.cat(pieces) if len(pieces) > 1 else pieces[0])
     if not draws:
         raise InvalidInputError("samples must be >= 1")

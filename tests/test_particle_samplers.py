@@ -206,7 +206,7 @@ def test_fkc_product_of_experts_matches_the_closed_form_product():
 def test_dmcmc_on_the_gaussian_prior_has_the_prior_as_stationary_law(kernel):
     fx = make_gaussian_fixture(torch.Generator().manual_seed(2), d=3, m=2, scale=0.5)
     prior, n = fx.prior, 3000
-    r = DMCMC(mcmc=kernel, mcmc_steps=60, reverse_steps=40, step_size=0.05).run(
+    r = DMCMC(mcmc=kernel, mcmc_steps=150, reverse_steps=40).run(
         prior, shape=(n, 3), generator=torch.Generator().manual_seed(0))
     x = r.x
     sd = prior.cov.diag().sqrt()
@@ -222,6 +222,26 @@ def test_dmcmc_on_the_gaussian_prior_has_the_prior_as_stationary_law(kernel):
 def test_dmcmc_posterior_moves_towards_the_measurement():
     fx = make_gaussian_fixture(torch.Generator().manual_seed(2), d=3, m=2, scale=0.5, sigma_y=0.1)
     problem = Problem(fx.batch_y(500), fx.operator, GaussianNoise(fx.sigma_y))
-    x = DMCMC(mcmc_steps=30, reverse_steps=20).run(fx.prior, problem, generator=torch.Generator().manual_seed(0)).x
+    x = DMCMC(mcmc_steps=60, reverse_steps=20).run(fx.prior, problem, generator=torch.Generator().manual_seed(0)).x
     prior_gap = float((fx.prior.mean - fx.post_mean).norm())
     assert float((x.mean(0) - fx.post_mean).norm()) < 0.5 * prior_gap
+
+
+# -- the run plan and the CLI ---------------------------------------------------------------------------------
+def test_smc_on_the_shipped_prior_records_finite_diagnostics(tmp_path):
+    import json
+
+    from restore.io import Image, write
+    from restore.tasks import RunSettings, run_task
+
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 16), torch.linspace(0, 1, 16), indexing="ij")
+    write(str(tmp_path / "in.png"), Image((0.2 + 0.6 * xx * yy).reshape(1, 1, 16, 16), {}))
+    settings = RunSettings(sampler="smc", steps=4, samples=3, simulate=True, save_config=True, device="cpu")
+    report = run_task("deblur", str(tmp_path / "in.png"), str(tmp_path / "out.png"), settings,
+                      {"kernel": "gaussian:1.0"})
+    cfg = json.loads((tmp_path / "out.png.config.json").read_text())
+    diag = cfg["diagnostics"][0]
+    assert cfg["sampler_config"]["particles"] == 3 and diag["particles"] == 3
+    assert len(diag["ess"]) == 4 and all(1 - 1e-9 <= e[0] <= 3 + 1e-9 for e in diag["ess"])
+    assert all(math.isfinite(v) for v in diag["log_z"])
+    assert (tmp_path / "out_std.png").exists() and report.nfe == 3 * 4

@@ -60,13 +60,12 @@ class GaussianPrior(DiffusionPrior):
 
     def model_output(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        out = torch.empty_like(_flat(x))
-        for level in torch.unique(k):
-            rows = k == level
-            a, s = float(self.schedule.a(int(level))), float(self.schedule.s(int(level)))
-            u = _flat(x[rows]) - a * self.mean.flatten().to(x.dtype)
-            out[rows] = s * self._ck_apply(u.to(self.evecs.dtype), a, s, -1.0).to(x.dtype)
-        return out.reshape(x.shape)
+        k = k.to("cpu")
+        a = self.schedule.a(k).to(self.evecs.dtype).unsqueeze(1)  # (B, 1): every sample at its own level
+        s = self.schedule.s(k).to(self.evecs.dtype).unsqueeze(1)
+        u = _flat(x).to(self.evecs.dtype) - a * self.mean.flatten().to(self.evecs.dtype)
+        out = s * (((u @ self.evecs) / (a * a * self.evals + s * s)) @ self.evecs.T)
+        return out.to(x.dtype).reshape(x.shape)
 
     # -- exact references -----------------------------------------------------------------------------
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
