@@ -54,11 +54,6 @@ def gather_particles(x: torch.Tensor, ancestors: torch.Tensor) -> torch.Tensor:
     return x[rows.to(x.device)]
 
 
-def to_particles(values: torch.Tensor, n: int) -> torch.Tensor:
-    """A per-particle ``(N * B,)`` quantity as ``(N, B)``."""
-    return values.reshape(n, -1)
-
-
 @dataclass
 class ParticleWeights:
     """Log-weights of ``N`` particles for ``B`` problems with adaptive resampling and ``log Ẑ``.
