@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 
-from ..errors import IncompatibleError, InvalidInputError
+from ..errors import IncompatibleError, InvalidInputError, RestoreError
 from ..operators.noise import GaussianNoise
 from ..priors.schedules import Spacing
 from .base import Sampler
@@ -93,6 +93,9 @@ def twist_terms(view, x: torch.Tensor, k: int, n: int, var: float, particle_batc
 
 def choose(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """One particle index per problem drawn from normalised ``(N, B)`` weights, ``(B,)``."""
+    if not bool(torch.isfinite(weights).all()):
+        raise RestoreError("every particle's weight vanished (the state diverged); use more steps or a "
+                             "larger --noise")
     return torch.multinomial(weights.T.double(), 1, generator=generator).reshape(-1)
 
 
@@ -136,7 +139,10 @@ class SMC(Sampler):
             c1, c2, std = ddpm_coefficients(view.schedule, k, j, cfg.variance)
             mean = c1 * x0 + c2 * x
             if std > 0 and j >= 0:
-                shift = std**2 * grad
+                # damped towards the twist's curvature 1/(a_k² var scale²) (operators of norm <= 1): the plain
+                # step std² ∇log p̃ overshoots once std² exceeds the twist's width; the weights correct any shift
+                curvature = 1.0 / (view.coefficients(k)[0] ** 2 * var * view.prior.model_scale**2)
+                shift = std**2 * grad / (1 + std**2 * curvature)
                 noise = std * view.noise_like(mean, generator)
                 x = mean + shift + noise
                 # log p(x_j | x_k) - log q(x_j | x_k, y) for x_j = mean + shift + noise
