@@ -6,49 +6,49 @@ from .hookspecs import hookimpl
 
 @hookimpl
 def restore_register_samplers(register):
-    register("ddim", "restore.samplers.ddim:DDIM", requires=(), summary="unconditional DDIM (eta)",
+    register("ddim", "restore.samplers.ddim:DDIM", summary="unconditional DDIM (eta)",
              cost="1 NFE")
-    register("ddpm", "restore.samplers.ddpm:DDPM", requires=(), summary="unconditional DDPM ancestral sampling",
+    register("ddpm", "restore.samplers.ddpm:DDPM", summary="unconditional DDPM ancestral sampling",
              cost="1 NFE")
-    register("dps", "restore.samplers.dps:DPS", requires=("operator",),
+    register("dps", "restore.samplers.dps:DPS",
              summary="diffusion posterior sampling (Chung et al. 2023); any differentiable operator",
              cost="1 NFE + 1 VJP")
-    register("dds", "restore.samplers.dds:DDS", requires=("operator", "linear"),
+    register("dds", "restore.samplers.dds:DDS",
              summary="decomposed diffusion sampler: Tweedie + CG in the Krylov subspace (Chung et al. 2024)",
              cost="1 NFE + M CG (A, Aᴴ)")
-    register("tweedie", "restore.samplers.tweedie:Tweedie", requires=("operator", "linear"),
+    register("tweedie", "restore.samplers.tweedie:Tweedie",
              summary="one-step Tweedie posterior mean for denoising (the PSNR-optimal prior estimate)",
              cost="1 NFE")
     # -- variational and second-order samplers (issue 5) --
-    register("red-diff", "restore.samplers.red_diff:REDDiff", requires=("operator",),
+    register("red-diff", "restore.samplers.red_diff:REDDiff",
              summary="RED-diff variational optimiser (Mardani et al. 2024): Adam on data fit + denoiser "
                      "regulariser from the pseudo-inverse; any differentiable operator",
              cost="1 NFE, 0 VJP (backprop through the operator only)")
-    register("psld", "restore.samplers.psld:PSLD", requires=("operator",),
+    register("psld", "restore.samplers.psld:PSLD",
              summary="latent DPS with the gluing term (Rout et al. 2023); needs a latent prior",
              cost="1 NFE + 1 VJP (UNet + decoder + encoder)")
-    register("stsl", "restore.samplers.stsl:STSL", requires=("operator",),
+    register("stsl", "restore.samplers.stsl:STSL",
              summary="second-order Tweedie surrogate (Rout et al. 2024): DPS/PSLD guidance + Hutchinson "
                      "Hessian-trace term; latent or pixel priors",
              cost="fd: 2 NFE + 2 VJP; jvp: 1 NFE + 3 VJP (double backward)")
     # -- inversion and blind restoration (issue 6) --
-    register("bdia", "restore.samplers.bdia:BDIA", requires=(),
+    register("bdia", "restore.samplers.bdia:BDIA",
              summary="BDIA-DDIM: time-reversible DDIM (gamma); exact inversion via restore.invert (Zhang et al. 2024)",
              cost="1 NFE")
-    register("bdia-edm", "restore.samplers.bdia_edm:BDIAEDM", requires=(),
+    register("bdia-edm", "restore.samplers.bdia_edm:BDIAEDM",
              summary="BDIA on the deterministic EDM/Heun sampler (VP prior viewed as EDM); exact inversion",
              cost="2 NFE")
-    register("ddim-inversion", "restore.samplers.ddim_inversion:DDIMInversion", requires=("operator",),
+    register("ddim-inversion", "restore.samplers.ddim_inversion:DDIMInversion",
              summary="naive DDIM inversion + DDIM decoding of the input (inexact baseline for BDIA)",
              cost="2 NFE (invert + decode)")
-    register("code", "restore.samplers.code:CODE", requires=("operator",),
+    register("code", "restore.samplers.code:CODE",
              summary="CODE blind restoration: ODE inversion, Langevin with confidence clipping, decoding",
              cost="1 NFE (+ Langevin steps)")
     # -- mean-reverting samplers (issue 7) --
-    register("ir-sde", "restore.samplers.ir_sde:IRSDE", requires=("operator",), prior_kinds=("mean-reverting",),
+    register("ir-sde", "restore.samplers.ir_sde:IRSDE",
              summary="IR-SDE reverse sampling (posterior or Euler-Maruyama) for mean-reverting priors (Luo et al. 2023)",
              cost="1 NFE")
-    register("mrs", "restore.samplers.mrs:MRS", requires=("operator",), prior_kinds=("mean-reverting",),
+    register("mrs", "restore.samplers.mrs:MRS",
              summary="MRS fast ODE/SDE solvers (orders 1-2, data/noise forms) for mean-reverting priors (Li et al. 2025)",
              cost="1 NFE")
     # -- asymptotically exact particle and MCMC samplers (issue 19) --
@@ -64,7 +64,7 @@ def restore_register_samplers(register):
                      "diffusion; posterior with a measurement",
              cost="1 NFE (+1 VJP for the level) per MCMC step, then 1 NFE per reverse step")
     # -- volume samplers (issue 8) --
-    register("dds-3d", "restore.volumes.dds3d:DDS3D", requires=("operator", "linear"),
+    register("dds-3d", "restore.volumes.dds3d:DDS3D",
              summary="DDS on volumes (B, C, D, H, W) with a 2D prior, slices chunked, TV along z by ADMM "
                      "(DiffusionMBIR/DDS 3D); slicewise=True drops the coupling",
              cost="D/chunk NFE calls + M CG (A, Aᵀ, D_z) per step")

@@ -49,10 +49,13 @@ def restore_register_priors(register) -> None:
     """Register priors.
 
     ``register(name, factory, *, kind: str, channels: int | None, summary: str = "",
-    default_for: tuple[str, ...] = (), rank: int = 0)``. ``kind`` is ``"vp"``, ``"mean-reverting"``,
-    ``"latent"`` or ``"analytic"``; ``channels=None`` means any. ``default_for`` lists domains
-    (``"natural"``, ``"medical"``) for which the prior may be picked as the default; the highest
-    ``rank`` whose channels match wins. ``factory(**params)`` returns a :class:`restore.DiffusionPrior`.
+    default_for: tuple[str, ...] = (), rank: int = 0, per_channel_factory: bool = False, path: str = "")``
+    (the fields of :class:`restore.registry.PriorRecord`, checked at ``register``). ``kind`` is ``"vp"``,
+    ``"mean-reverting"``, ``"latent"`` or ``"analytic"``; ``channels=None`` means any. ``default_for`` lists
+    domains (``"natural"``, ``"medical"``) for which the prior may be picked as the default; the highest
+    ``rank`` whose channels match wins. ``factory(**params)`` returns a :class:`restore.Prior` of one of the
+    families (:class:`restore.DiffusionPrior`, :class:`restore.priors.LatentFamily`,
+    :class:`restore.priors.MeanRevertingFamily`).
     """
 
 
@@ -60,10 +63,11 @@ def restore_register_priors(register) -> None:
 def restore_register_samplers(register) -> None:
     """Register samplers.
 
-    ``register(name, factory, *, requires: tuple[str, ...] = (), summary: str = "", cost: str = "")``.
-    ``factory(**config_fields)`` returns a :class:`restore.Sampler`. ``requires`` may contain
-    ``"linear"`` (a linear operator), ``"vp"``, ``"latent"`` or ``"mean-reverting"`` (a prior kind),
-    ``"operator"`` (any measurement). ``cost`` is a short per-step cost, e.g. ``"1 NFE + 1 VJP"``.
+    ``register(name, factory, *, summary: str = "", cost: str = "")`` (:class:`restore.registry.SamplerRecord`,
+    checked at ``register``). ``factory(**config_fields)`` returns a :class:`restore.Sampler`; what it
+    accepts is declared once, on the class: ``families`` (prior family types) and ``requires``
+    (``"operator"``: a measurement, ``"linear"``: a linear operator). ``restore list samplers`` and the
+    engine's mismatch errors read that declaration. ``cost`` is a short per-step cost, e.g. ``"1 NFE + 1 VJP"``.
     """
 
 

@@ -1,6 +1,7 @@
 """Named components registered by plugins: lookup, lazy factories and helpful errors."""
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 from dataclasses import dataclass, field
@@ -9,6 +10,81 @@ from typing import Any, Callable
 from .errors import DuplicateComponentError, InvalidInputError, UnknownComponentError
 
 KINDS = ("operator", "prior", "sampler", "task", "reader", "writer")
+
+
+# -- one typed registration record per component kind ------------------------------------------------------
+@dataclass(frozen=True)
+class OperatorRecord:
+    """``linear``: whether the operator is linear; ``domain``: e.g. ``image``, ``mri``, ``ct``."""
+
+    summary: str = ""
+    linear: bool | None = None
+    domain: str = ""
+
+
+@dataclass(frozen=True)
+class PriorRecord:
+    """``kind``: the prior family's name; ``channels``: ``C`` or ``None`` for any; ``default_for``: domains
+    this prior is the default of (highest ``rank`` wins); ``per_channel_factory``: the factory takes
+    ``channels=``; ``path``: the folder an on-disk prior loads from."""
+
+    summary: str = ""
+    kind: str = "vp"
+    channels: int | None = None
+    default_for: tuple[str, ...] = ()
+    rank: int = 0
+    per_channel_factory: bool = False
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class SamplerRecord:
+    """``cost``: network calls per step, for ``restore list samplers``. What a sampler accepts (prior
+    families, ``requires``) is declared once, on its class; ``requires`` and ``prior_kinds`` are accepted
+    here so that plugins written for the first registration API keep loading, and are not used."""
+
+    summary: str = ""
+    cost: str = ""
+    requires: tuple[str, ...] = ()
+    prior_kinds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class IORecord:
+    """``extensions``: file name endings (``.png``) this reader/writer handles."""
+
+    summary: str = ""
+    extensions: tuple[str, ...] = ()
+
+
+RECORDS: dict[str, type] = {"operator": OperatorRecord, "prior": PriorRecord, "sampler": SamplerRecord,
+                            "task": TaskRecord, "reader": IORecord, "writer": IORecord}
+
+
+def check_record(kind: str, name: str, plugin: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """The registration metadata of a ``kind`` checked against its record: unknown keys and values of the
+    wrong type are one-line errors naming the plugin."""
+    from .samplers.options import allowed, coerce, field_types
+
+    record = RECORDS[kind]
+    types = field_types(record)
+    unknown = sorted(set(metadata) - set(types))
+    if unknown:
+        raise InvalidInputError(f"plugin '{plugin}' registered {kind} '{name}' with unknown field(s) "
+                                f"{', '.join(unknown)}; a {kind} takes {', '.join(types)}")
+    out = {}
+    for key, value in metadata.items():
+        ok, value = coerce(types[key], tuple(value) if isinstance(value, list) else value)
+        if not ok:
+            raise InvalidInputError(f"plugin '{plugin}' registered {kind} '{name}' with {key}={metadata[key]!r}; "
+                                    f"{key} takes {allowed(types[key])}")
+        out[key] = value
+    return dataclasses.asdict(record(**out))
 
 
 def resolve_factory(factory: str | Callable) -> Callable:
@@ -53,7 +129,7 @@ class Registry:
         """The ``register`` callable handed to a plugin's hook, remembering which plugin calls it."""
 
         def register(name: str, factory: str | Callable, **metadata: Any) -> None:
-            self.add(Component(kind, name, factory, plugin, metadata))
+            self.add(Component(kind, name, factory, plugin, check_record(kind, name, plugin, metadata)))
 
         return register
 

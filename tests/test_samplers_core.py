@@ -15,6 +15,7 @@ from restore.samplers.ddpm import DDPM
 from restore.samplers.dds import DDS
 from restore.samplers.dps import DPS
 from restore.samplers.steps import ddpm_coefficients, dps_gradient
+from restore.testing import affine_moments, check_moments, tweedie_affine
 
 
 def test_ddim_converges_at_first_order_to_the_exact_pf_ode_map(gaussian_problem):
@@ -30,42 +31,12 @@ def test_ddim_converges_at_first_order_to_the_exact_pf_ode_map(gaussian_problem)
     assert -1.25 < slope < -0.8, (errors, slope)
 
 
-def test_dps_with_zero_guidance_is_bit_identical_to_ddpm(gaussian_problem):
+def test_dps_with_zero_guidance_equals_ddpm(gaussian_problem):
     prior, op, _, y = gaussian_problem
     problem = restore.Problem(y.expand(5, -1), op, GaussianNoise(0.05))
     ref = DDPM(steps=25, clip=False).run(prior, shape=(5, 4), generator=torch.Generator().manual_seed(3)).x
     out = DPS(steps=25, zeta=0.0, clip=False).run(prior, problem, generator=torch.Generator().manual_seed(3)).x
-    assert torch.equal(ref, out)
-
-
-def _affine_moments(steps):
-    """Propagate mean/cov through x' = M x + b + L z from x_T ~ N(0, I)."""
-    d = steps[0][0].shape[0]
-    mu, P = torch.zeros(d, dtype=torch.float64), torch.eye(d, dtype=torch.float64)
-    for M, b, L in steps:
-        mu, P = M @ mu + b, M @ P @ M.T + L @ L.T
-    return mu, P
-
-
-def _check_moments(samples, mu, P, n_se=4.5):
-    n = samples.shape[0]
-    mean = samples.mean(0)
-    se = (P.diagonal() / n).sqrt()
-    assert bool(((mean - mu).abs() < n_se * se + 1e-12).all()), (mean, mu, se)
-    cov = torch.cov(samples.T)
-    se_cov = ((P.diagonal()[:, None] * P.diagonal()[None, :] + P**2) / n).sqrt()
-    assert bool(((cov - P).abs() < n_se * se_cov + 1e-12).all()), (cov, P)
-
-
-def _tweedie_affine(prior, k):
-    a, s = float(prior.schedule.a(k)), float(prior.schedule.s(k))
-    d = prior.cov.shape[0]
-    cinv = torch.linalg.inv(a * a * prior.cov + s * s * torch.eye(d, dtype=torch.float64))
-    J = a * prior.cov @ cinv                          # x0̂ = J x + h
-    h = prior.mean - a * J @ prior.mean
-    E = s * cinv                                      # eps = E x + e
-    e = -a * s * cinv @ prior.mean
-    return J, h, E, e
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)  # two samplers, one update: float64 round-off only
 
 
 def test_dps_squared_variant_matches_the_affine_moment_oracle(gaussian_problem):
@@ -77,12 +48,12 @@ def test_dps_squared_variant_matches_the_affine_moment_oracle(gaussian_problem):
     steps = []
     eye = torch.eye(4, dtype=torch.float64)
     for k, j in prior.schedule.pairs(n_steps, "guided"):
-        J, h, _, _ = _tweedie_affine(prior, k)
+        J, h, _, _ = tweedie_affine(prior, k)
         c1, c2, std = ddpm_coefficients(prior.schedule, k, j)
         M = c1 * J + c2 * eye - 2 * zeta * J.T @ A.T @ A @ J
         b = c1 * h + 2 * zeta * J.T @ A.T @ (y[0] - A @ h)
         steps.append((M, b, std * eye))
-    _check_moments(out, *_affine_moments(steps))
+    check_moments(out, *affine_moments(steps))
 
 
 def test_dds_with_an_exact_solve_matches_the_affine_moment_oracle(gaussian_problem):
@@ -95,7 +66,7 @@ def test_dds_with_an_exact_solve_matches_the_affine_moment_oracle(gaussian_probl
     proj = eye - pinv @ A
     steps = []
     for k, j in prior.schedule.pairs(n_steps, "uniform"):
-        J, h, E, e = _tweedie_affine(prior, k)
+        J, h, E, e = tweedie_affine(prior, k)
         Mt, bt = proj @ J, proj @ h + pinv @ y[0]     # x̃ = x0̂ + A⁺(y - A x0̂)
         if j <= 0:
             steps.append((Mt, bt, 0 * eye))
@@ -103,7 +74,7 @@ def test_dds_with_an_exact_solve_matches_the_affine_moment_oracle(gaussian_probl
             aj, sj = float(prior.schedule.a(j)), float(prior.schedule.s(j))
             c = sj * (1 - eta**2) ** 0.5
             steps.append((aj * Mt + c * E, aj * bt + c * e, sj * eta * eye))
-    _check_moments(out, *_affine_moments(steps))
+    check_moments(out, *affine_moments(steps))
 
 
 def test_dds_noiseless_output_is_consistent_with_the_measurement(gaussian_problem):
@@ -130,7 +101,7 @@ def test_dps_gradient_matches_the_closed_form(gaussian_problem):
     x = torch.randn(1, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64).requires_grad_(True)
     x0 = prior.x0(x, k)
     grad = dps_gradient(prior.bind(problem), x, x0, "code")
-    J, h, _, _ = _tweedie_affine(prior, k)
+    J, h, _, _ = tweedie_affine(prior, k)
     r = y[0] - A @ (J @ x.detach()[0] + h)
     expected = -(J.T @ A.T @ r) / r.norm()
     assert torch.allclose(grad[0], expected, atol=1e-10)

@@ -1,6 +1,8 @@
 """``restore plugins`` and ``restore list KIND``."""
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from ..errors import InvalidInputError
@@ -38,11 +40,13 @@ def list_components(kind: str = typer.Argument(..., help="operators | priors | s
     if key not in KIND_ALIASES.values():
         raise InvalidInputError(f"unknown kind '{kind}'; choose one of {', '.join(KIND_ALIASES)}")
     columns = ["name", "plugin", "summary"]
-    extra = {"operator": ["linear", "domain"], "prior": ["kind", "channels"], "sampler": ["requires", "cost"],
+    extra = {"operator": ["linear", "domain"], "prior": ["kind", "channels"], "sampler": ["priors", "requires", "cost"],
              "reader": ["extensions"], "writer": ["extensions"], "task": []}[key]
     table = Table(*(columns[:2] + extra + columns[2:]), box=None)
     for comp in registry().all(key):
         meta = comp.metadata
+        if key == "sampler":  # what a sampler accepts is declared once, on its class
+            meta = {**meta, **sampler_declaration(comp)}
         values = [meta.get(e, "") for e in extra]
         values = [", ".join(v) if isinstance(v, (tuple, list)) else ("any" if v is None else str(v)) for v in values]
         summary = comp.summary
@@ -50,6 +54,22 @@ def list_components(kind: str = typer.Argument(..., help="operators | priors | s
             summary = comp.build().summary
         table.add_row(comp.name, comp.plugin, *values, summary)
     Console(width=160).print(table)
+
+
+def sampler_declaration(comp) -> dict[str, Any]:
+    """``priors`` (the prior families it accepts) and ``requires`` as the sampler class declares them."""
+    from ..priors.base import Prior
+
+    try:
+        cls = comp.load()
+    except Exception as exc:  # noqa: BLE001 - a broken plugin shows as such, the listing goes on
+        return {"priors": f"(failed to load: {type(exc).__name__})", "requires": ""}
+    families = getattr(cls, "families", ())
+    if not getattr(cls, "uses_prior", True):
+        names = "none"
+    else:
+        names = "any" if Prior in families else ", ".join(f.family_label for f in families)
+    return {"priors": names, "requires": getattr(cls, "requires", ())}
 
 
 def register(app: typer.Typer) -> None:

@@ -18,7 +18,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..errors import ShapeError
+from ..errors import InvalidInputError, ShapeError
 from .parameterization import to_eps, to_v, to_x0
 from .schedules import VPSchedule
 from .view import LatentView, MeanRevertingView, ModelView
@@ -54,11 +54,17 @@ class Prior(nn.Module):
         return self.view_class(self, problem, shape, x_init)
 
     def check_input(self, x: torch.Tensor) -> None:
+        """Channels as declared, and sizes that are multiples of the network's ``multiple`` (if it has one)."""
         if self.channels is not None and (x.ndim != 4 or x.shape[1] != self.channels):
             raise ShapeError(
                 f"this prior expects images of shape (B, {self.channels}, H, W), got {tuple(x.shape)}; "
                 f"pick a prior with {x.shape[1] if x.ndim == 4 else '?'} channels with --prior"
             )
+        multiple = getattr(self, "multiple", 1)
+        if multiple > 1 and (x.shape[-1] % multiple or x.shape[-2] % multiple):
+            raise InvalidInputError(
+                f"image size {tuple(x.shape[-2:])} must be a multiple of {multiple} for this network; "
+                f"the engine pads inputs automatically (Sampler.run, restore.solve, the CLI)")
 
     def to_model(self, x01: torch.Tensor) -> torch.Tensor:
         lo, hi = self.data_range

@@ -78,13 +78,6 @@ class DiffusersPrior(DiffusionPrior):
                     name=metadata.get("name", folder.name), metadata=metadata)
         return prior.to(device)
 
-    def check_input(self, x: torch.Tensor) -> None:
-        super().check_input(x)
-        if x.shape[-1] % self.multiple or x.shape[-2] % self.multiple:
-            raise InvalidInputError(
-                f"image size {tuple(x.shape[-2:])} must be a multiple of {self.multiple} for this network; "
-                f"the engine pads inputs automatically when called through restore.solve or the CLI")
-
     def model_output(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         if self.tile and max(x.shape[-2:]) > self.tile:

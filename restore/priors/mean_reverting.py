@@ -279,13 +279,6 @@ class ConditionalUNetPrior(MeanRevertingPrior):
         self.metadata = metadata or {}
         self.multiple = 2 ** (len(unet.config.block_out_channels) - 1)
 
-    def check_input(self, x: torch.Tensor) -> None:
-        super().check_input(x)
-        if x.shape[-1] % self.multiple or x.shape[-2] % self.multiple:
-            raise InvalidInputError(
-                f"image size {tuple(x.shape[-2:])} must be a multiple of {self.multiple} for this network; "
-                f"the engine pads inputs automatically when called through restore.solve or the CLI")
-
     def model_output(self, x, t, mu):
         self.check_input(x)
         dtype = next(self.unet.parameters()).dtype

@@ -20,8 +20,7 @@ import torch
 
 from ..errors import InvalidInputError
 from ..priors.view import ModelView
-from .base import Callback, Sampler, _noop
-from .bdia import level_list
+from .bdia import BDIA, level_list
 
 
 @dataclass(frozen=True)
@@ -43,15 +42,19 @@ class BDIAEDMConfig:
     sigma_max: float = 80.0
 
 
-class BDIAEDM(Sampler):
-    """BDIA on EDM's Heun sampler for VP priors: sampling, exact inversion and reconstruction from the pair."""
+class BDIAEDM(BDIA):
+    """BDIA on EDM's Heun sampler for VP priors: sampling, exact inversion and reconstruction from the pair.
+
+    States are in EDM units ``x = z / a``; the maps sharing ``d_n`` are the backward Euler step ``B`` and the
+    Heun step ``H`` (:meth:`maps`), plugged into BDIA's update and inverse.
+    """
 
     Config = BDIAEDMConfig
+    base = "plain Heun"
 
     def validate(self) -> None:
+        super().validate()
         cfg = self.config
-        if not 0.0 <= cfg.gamma <= 1.0:
-            raise InvalidInputError(f"gamma must be in [0, 1] (0 = plain Heun), got {cfg.gamma}")
         if not 0 < cfg.sigma_min < cfg.sigma_max or cfg.rho <= 0:
             raise InvalidInputError("need 0 < sigma_min < sigma_max and rho > 0")
 
@@ -89,58 +92,17 @@ class BDIAEDM(Sampler):
             return x_euler
         return x + (sj - sk) * 0.5 * (d + self.drift(view, x_euler, j))
 
-    def _parts(self, view, levels, n, x) -> tuple[torch.Tensor, torch.Tensor]:
+    def maps(self, view, x, levels, n) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B(x_n), H(x_n))`` sharing ``d_n``."""
         k = levels[n]
         d = self.drift(view, x, k)
         back = x + (self.sigma(view, levels[n + 1]) - self.sigma(view, k)) * d
         return back, self.heun(view, x, k, levels[n - 1], d)
 
-    def _step_down(self, view, levels, n, x_above, x) -> torch.Tensor:
-        g = self.config.gamma
-        if g == 0:
-            return self.heun(view, x, levels[n], levels[n - 1])
-        back, fwd = self._parts(view, levels, n, x)
-        return fwd + g * (x_above - back)
-
-    def sample(self, view, generator, callback):
-        levels = self.levels(view)
+    def first_step(self, view, levels, generator):
         N = len(levels) - 1
-        x_above = view.initial_state(generator) / float(view.schedule.a(levels[N]))  # VP state -> EDM units
-        x = self.heun(view, x_above, levels[N], levels[N - 1])
-        callback(1, N, view.nfe)
-        for i, n in enumerate(range(N - 1, 0, -1)):
-            x_above, x = x, self._step_down(view, levels, n, x_above, x)
-            callback(i + 2, N, view.nfe)
-        return x, {}
+        x_top = view.initial_state(generator) / float(view.schedule.a(levels[N]))  # VP state -> EDM units
+        return x_top, self.heun(view, x_top, levels[N], levels[N - 1])
 
-    @torch.no_grad()
-    def invert(self, view: ModelView, x0: torch.Tensor, callback: Callback | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Invert a clean ``x0`` (model space, ``(B, C, H, W)``) to the pair ``(x_N, x_{N-1})`` in EDM units."""
-        cfg = self.config
-        if cfg.gamma <= 0:
-            raise InvalidInputError("BDIA-EDM inversion needs gamma > 0 (gamma = 0 is Heun, which is not invertible)")
-        callback = callback or _noop
-        levels = self.levels(view)
-        N = len(levels) - 1
-        x_below, x = x0, x0 + self.sigma(view, levels[1]) * self.drift(view, x0, levels[1])
-        callback(1, N, view.nfe)
-        for n in range(1, N):
-            back, fwd = self._parts(view, levels, n, x)
-            x_below, x = x, back + (x_below - fwd) / cfg.gamma
-            callback(n + 1, N, view.nfe)
-        return x, x_below
-
-    @torch.no_grad()
-    def reconstruct(self, view: ModelView, x_top: torch.Tensor, x_next: torch.Tensor,
-                    callback: Callback | None = None) -> torch.Tensor:
-        """Recover the clean state (model space) from the pair ``(x_N, x_{N-1})`` in EDM units."""
-        callback = callback or _noop
-        levels = self.levels(view)
-        N = len(levels) - 1
-        x_above, x = x_top, x_next
-        for i, n in enumerate(range(N - 1, 0, -1)):
-            x_above, x = x, self._step_down(view, levels, n, x_above, x)
-            callback(i + 1, N - 1, view.nfe)
-        return x
+    def first_inversion(self, view, x0, levels):
+        return x0 + self.sigma(view, levels[1]) * self.drift(view, x0, levels[1])

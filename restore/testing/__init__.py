@@ -20,7 +20,8 @@ _EXPORTS = {
     "OperatorContract": "contracts", "PriorContract": "contracts", "SamplerContract": "contracts",
     "IOContract": "contracts", "ContractError": "checks", "check_adjoint": "checks",
     "check_pinv_on_range": "checks", "GaussianFixture": "fixtures", "make_gaussian_fixture": "fixtures",
-    "make_distribution": "distributions",
+    "make_distribution": "distributions", "tweedie_affine": "oracles", "affine_moments": "oracles",
+    "check_moments": "oracles",
 }
 
 __all__ = sorted(_EXPORTS)

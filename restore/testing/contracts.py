@@ -22,10 +22,17 @@ import torch
 
 from ..errors import InvalidInputError, RestoreError
 from ..operators.base import Operator
-from ..priors.base import DiffusionPrior
+from ..priors.base import DiffusionPrior, MeanRevertingFamily, Prior
 from ..samplers.base import Sampler
 from . import checks, model_checks
 from .fixtures import GaussianFixture
+
+
+def _checked(obj: Any, cls: type) -> Any:
+    """``obj`` if it is a ``cls``; otherwise the contract fails naming what the factory returned."""
+    if not isinstance(obj, cls):
+        pytest.fail(f"the factory returned {type(obj).__name__}, not a restore.{cls.__name__}")
+    return obj
 
 
 def _component(kind: str, spec: Any, params: dict[str, Any]) -> Any:
@@ -63,10 +70,7 @@ class OperatorContract:
 
     @pytest.fixture
     def op(self) -> Operator:
-        op = self.make_operator()
-        if not isinstance(op, Operator):
-            pytest.fail(f"the factory returned {type(op).__name__}, not a restore.Operator")
-        return op
+        return _checked(self.make_operator(), Operator)
 
     def _linear_only(self, op: Operator) -> None:
         if not op.linear:
@@ -130,7 +134,7 @@ class PriorContract:
     :meth:`draw` to expose the prior's own sampler to the determinism check.
     """
 
-    prior: ClassVar[str | Callable[..., DiffusionPrior] | None] = None
+    prior: ClassVar[str | Callable[..., Prior] | None] = None
     params: ClassVar[dict[str, Any]] = {}
     x_shape: ClassVar[tuple[int, ...]] = (2, 3, 16, 16)
     tol: ClassVar[float] = 1e-4
@@ -149,47 +153,63 @@ class PriorContract:
         return None
 
     @pytest.fixture
-    def prior_under_test(self) -> DiffusionPrior:
-        prior = self.make_prior()
-        if not isinstance(prior, DiffusionPrior):
-            pytest.fail(f"the factory returned {type(prior).__name__}, not a restore.DiffusionPrior")
-        return prior
+    def prior_under_test(self) -> Prior:
+        return _checked(self.make_prior(), Prior)
 
-    def test_schedule(self, prior_under_test: DiffusionPrior) -> None:
-        model_checks.check_schedule(prior_under_test.schedule)
+    def test_schedule(self, prior_under_test: Prior) -> None:
+        if isinstance(prior_under_test, MeanRevertingFamily):
+            model_checks.check_mr_schedule(prior_under_test.schedule)
+        else:
+            model_checks.check_schedule(prior_under_test.schedule)
 
-    def test_range_mapping(self, prior_under_test: DiffusionPrior) -> None:
+    def test_range_mapping(self, prior_under_test: Prior) -> None:
         model_checks.check_range_mapping(prior_under_test)
 
-    def test_prediction_consistency(self, prior_under_test: DiffusionPrior, restore_generator) -> None:
-        model_checks.check_prediction_consistency(prior_under_test, self.x_shape, restore_generator,
-                                                  dtype=self.dtype, tol=self.tol)
+    def test_prediction_consistency(self, prior_under_test: Prior, restore_generator) -> None:
+        if isinstance(prior_under_test, MeanRevertingFamily):
+            model_checks.check_mr_prediction_consistency(prior_under_test, self.x_shape, restore_generator,
+                                                         dtype=self.dtype, tol=self.tol)
+        else:
+            model_checks.check_prediction_consistency(prior_under_test, self.x_shape, restore_generator,
+                                                      dtype=self.dtype, tol=self.tol)
 
-    def test_determinism(self, prior_under_test: DiffusionPrior, restore_generator) -> None:
+    def test_determinism(self, prior_under_test: Prior, restore_generator) -> None:
         prior = prior_under_test
+        if isinstance(prior, MeanRevertingFamily):
+            model_checks.check_mr_determinism(prior, self.x_shape, restore_generator, dtype=self.dtype, tol=self.tol)
+            return
         sample = None
         if self.draw(prior, torch.Generator().manual_seed(0)) is not None:
             sample = lambda g: self.draw(prior, g)  # noqa: E731
         model_checks.check_prior_determinism(prior, self.x_shape, restore_generator, dtype=self.dtype,
                                              tol=self.tol, sample=sample)
 
-    def test_wrong_channels_is_a_shape_error(self, prior_under_test: DiffusionPrior) -> None:
+    def test_wrong_channels_is_a_shape_error(self, prior_under_test: Prior) -> None:
         prior = prior_under_test
         if prior.channels is None:
             pytest.skip("prior accepts any shape")
         x = torch.zeros((1, prior.channels + 1) + tuple(self.x_shape[2:]), dtype=self.dtype)
         with pytest.raises(InvalidInputError):
-            prior.eps(x, 0)
+            if isinstance(prior, MeanRevertingFamily):
+                prior.eps(x, 1, x)
+            else:
+                prior.eps(x, 0)
 
-    def test_denoising(self, prior_under_test: DiffusionPrior, restore_generator) -> None:
+    def test_denoising(self, prior_under_test: Prior, restore_generator) -> None:
         clean = self.clean_images(restore_generator)
         if clean is None:
             pytest.skip("no clean_images() given")
+        if isinstance(prior_under_test, MeanRevertingFamily):
+            pytest.skip("the denoising check is for VP priors")
         model_checks.check_denoising(prior_under_test, clean.to(self.dtype), restore_generator)
 
 
 class SamplerContract:
-    """Contract of a sampler, on the analytic Gaussian fixture (SAMPLERS.md §1.6, §9).
+    """Contract of a sampler, on the analytic fixtures of its prior family (SAMPLERS.md §1.6, §9).
+
+    VP samplers run on the Gaussian fixture (:class:`GaussianFixture`); samplers of the mean-reverting
+    family on the analytic mean-reverting prior ``x0 ~ N(m0, s0² I)`` (independent of ``μ``, so every sampler
+    must reproduce that distribution).
 
     Class attributes:
         sampler: registered name (``restore list samplers``) or factory ``factory(**config)``.
@@ -198,8 +218,11 @@ class SamplerContract:
             ``requires`` contains ``"operator"``.
         n_samples: Monte-Carlo batch for the moment checks.
         moment_bias: allowed discretisation bias of unconditional samples (prior std units).
-        posterior_factor: the samples' mean must end within this fraction of the prior-to-posterior
-            mean distance from the posterior mean (1 = no progress).
+        posterior_factor: without an :meth:`affine_steps` description, the samples' mean must end within
+            this fraction of the prior-to-posterior mean distance from the posterior mean.
+
+    Override :meth:`affine_steps` to hold the sampler to the exact moment oracle, the standard the built-in
+    samplers meet: describe each step as ``x' = M x + b + L z`` with :func:`restore.testing.tweedie_affine`.
     """
 
     sampler: ClassVar[str | Callable[..., Sampler] | None] = None
@@ -212,15 +235,30 @@ class SamplerContract:
     def make_sampler(self) -> Sampler:
         return _component("sampler", type(self).sampler, dict(self.config))
 
+    def affine_steps(self, fixture: GaussianFixture, sampler: Sampler) -> list | None:
+        """The sampler's steps on ``fixture`` as ``[(M, b, L), ...]`` from ``x_T ~ N(0, I)`` (with the
+        measurement ``fixture.y`` when it conditions on one), or ``None`` when they are not affine."""
+        return None
+
     def _is_measurement(self, sampler: Sampler) -> bool:
         if self.measurement is not None:
             return self.measurement
         return "operator" in getattr(sampler, "requires", ())
 
-    def _needs_gaussian(self, sampler: Sampler) -> None:
-        kinds = getattr(sampler, "prior_kinds", ("vp", "analytic"))
-        if "analytic" not in kinds and "vp" not in kinds:
-            pytest.skip(f"the analytic Gaussian fixture is a VP prior; this sampler takes {', '.join(kinds)}")
+    @staticmethod
+    def _family(sampler: Sampler) -> str:
+        families = getattr(sampler, "families", (DiffusionPrior,))
+        if any(issubclass(DiffusionPrior, f) for f in families):
+            return "vp"
+        if any(issubclass(MeanRevertingFamily, f) for f in families):
+            return "mean-reverting"
+        pytest.skip(f"no analytic fixture for the families {families}")
+
+    def _problem(self, y: torch.Tensor, operator, sigma: float):
+        from ..operators.noise import GaussianNoise
+        from ..problem import Problem
+
+        return Problem(y, operator, GaussianNoise(sigma))
 
     def test_config_rejects_unknown_options(self) -> None:
         if not isinstance(self.sampler, str):
@@ -232,19 +270,22 @@ class SamplerContract:
 
     def test_output_shape_dtype_and_seed(self, gaussian_fixture: GaussianFixture) -> None:
         sampler = self.make_sampler()
-        self._needs_gaussian(sampler)
-        fx = gaussian_fixture
-        problem = None
-        if self._is_measurement(sampler):
-            from ..operators.noise import GaussianNoise
-            from ..problem import Problem
+        if self._family(sampler) == "mean-reverting":
+            from ..operators.base import Identity
 
-            problem = Problem(fx.batch_y(3), fx.operator, GaussianNoise(fx.sigma_y))
+            mu = torch.full((3, 1, 2, 2), 0.3, dtype=torch.float64)
+            model_checks.check_sampler_basics(self.make_sampler, model_checks.mr_fixture_prior(),
+                                              self._problem(mu, Identity(), 0.0), mu.shape)
+            return
+        fx = gaussian_fixture
+        problem = self._problem(fx.batch_y(3), fx.operator, fx.sigma_y) if self._is_measurement(sampler) else None
         model_checks.check_sampler_basics(self.make_sampler, fx.prior, problem, (3, fx.d))
 
     def test_unconditional_moments(self, gaussian_fixture: GaussianFixture) -> None:
         sampler = self.make_sampler()
-        self._needs_gaussian(sampler)
+        if self._family(sampler) == "mean-reverting":
+            model_checks.check_mr_moments(self.make_sampler, n=self.n_samples, bias=self.moment_bias)
+            return
         if self._is_measurement(sampler):
             pytest.skip("measurement sampler")
         model_checks.check_unconditional_moments(self.make_sampler, gaussian_fixture, n=self.n_samples,
@@ -252,11 +293,24 @@ class SamplerContract:
 
     def test_moves_toward_posterior_mean(self, gaussian_fixture: GaussianFixture) -> None:
         sampler = self.make_sampler()
-        self._needs_gaussian(sampler)
-        if not self._is_measurement(sampler):
-            pytest.skip("unconditional sampler")
+        if self._family(sampler) != "vp" or not self._is_measurement(sampler):
+            pytest.skip("no measurement on the Gaussian fixture")
         model_checks.check_posterior_shift(self.make_sampler, gaussian_fixture, n=self.n_samples // 4,
                                            factor=self.posterior_factor)
+
+    def test_moment_oracle(self, gaussian_fixture: GaussianFixture) -> None:
+        sampler = self.make_sampler()
+        if self._family(sampler) != "vp":
+            pytest.skip("the affine-Gaussian oracle is for VP samplers")
+        steps = self.affine_steps(gaussian_fixture, sampler)
+        if steps is None:
+            pytest.skip("affine_steps() not given: override it to hold the sampler to the exact moment oracle")
+        from .oracles import affine_moments, check_moments
+
+        fx, n = gaussian_fixture, 3 * self.n_samples
+        problem = self._problem(fx.batch_y(n), fx.operator, fx.sigma_y) if self._is_measurement(sampler) else None
+        x = model_checks.run_sampler(self.make_sampler(), fx.prior, problem, (n, fx.d), seed=0).x
+        check_moments(x, *affine_moments(steps))
 
 
 class IOContract:

@@ -140,6 +140,85 @@ def check_denoising(prior: DiffusionPrior, clean: torch.Tensor, generator: torch
     return worst
 
 
+# -- mean-reverting priors ------------------------------------------------------------------------------
+def check_mr_schedule(schedule) -> None:
+    """``α_t`` decreases from ``α_0 = 1`` and ``σ̄_t² = λ²(1 - α_t²)`` (the IR-SDE stationary variance λ²)."""
+    t = torch.arange(0, schedule.T + 1, dtype=torch.float64)
+    alpha, sb = schedule.alpha(t), schedule.sigma_bar(t)
+    if abs(float(alpha[0]) - 1) > 1e-12 or not bool((alpha[1:] < alpha[:-1]).all()):
+        raise ContractError("mean-reverting schedule: alpha must start at 1 and decrease strictly")
+    _fail_if(float((sb**2 - schedule.lam**2 * (1 - alpha**2)).abs().max()), 1e-12,
+             "mean-reverting schedule: sigma_bar² != lambda²(1 - alpha²)")
+
+
+def _mr_inputs(prior, x_shape, generator, t, dtype):
+    x0 = torch.rand(tuple(x_shape), generator=generator, dtype=dtype)
+    mu = torch.rand(tuple(x_shape), generator=generator, dtype=dtype)
+    noise = torch.randn(tuple(x_shape), generator=generator, dtype=dtype)
+    return mu.to(prior.device), prior.schedule.marginal(x0, mu, t, noise).to(prior.device)
+
+
+def check_mr_prediction_consistency(prior, x_shape: Sequence[int], generator: torch.Generator,
+                                    dtype: torch.dtype = torch.float32, tol: float = 1e-4) -> float:
+    """Through the bound view: ``x_t = μ + α_t (x0̂ - μ) + σ̄_t epŝ`` and ``score = -epŝ / σ̄_t``, finite and
+    ``x``-shaped, at low, middle and high times."""
+    from ..operators.base import Identity
+
+    worst = 0.0
+    T = prior.schedule.T
+    with torch.no_grad():
+        for t in sorted({1, T // 10 or 1, T // 2, T}):
+            mu, x = _mr_inputs(prior, x_shape, generator, t, dtype)
+            view = prior.bind(Problem(mu, Identity()))
+            eps, x0 = view.predict(x, t)
+            a, s = view.coefficients(t)
+            for name, out in (("eps", eps), ("x0", x0)):
+                if tuple(out.shape) != tuple(x.shape) or not bool(torch.isfinite(out).all()):
+                    raise ContractError(f"mean-reverting {name} at t={t}: shape {tuple(out.shape)} or non-finite values")
+            worst = max(worst,
+                        _fail_if(_rel(view.mu + a * (x0 - view.mu) + s * eps, x), tol,
+                                 f"mean-reverting Tweedie mismatch at t={t}: mu + a(x0̂ - mu) + s·epŝ != x_t"),
+                        _fail_if(_rel(prior.score(x, t, view.mu), -eps / s), tol, f"score mismatch at t={t}"))
+    return worst
+
+
+def check_mr_determinism(prior, x_shape: Sequence[int], generator: torch.Generator,
+                         dtype: torch.dtype = torch.float32, tol: float = 1e-5) -> float:
+    """Mean-reverting predictions are deterministic and batch-independent."""
+    t = prior.schedule.T // 2
+    mu, x = _mr_inputs(prior, x_shape, generator, t, dtype)
+    with torch.no_grad():
+        first, second = prior.eps(x, t, mu), prior.eps(x, t, mu)
+        worst = _fail_if(_rel(second, first), tol, "prior.eps is not deterministic (call .eval()?)")
+        if x.shape[0] > 1:
+            singles = torch.cat([prior.eps(x[i: i + 1], t, mu[i: i + 1]) for i in range(x.shape[0])])
+            worst = max(worst, _fail_if(_rel(singles, first), tol, "prior.eps mixes batch samples"))
+    return worst
+
+
+def mr_fixture_prior():
+    """The analytic mean-reverting fixture ``x0 ~ N(0.6, 0.15²)`` (independent of ``μ``), float64."""
+    from ..priors.mean_reverting import MeanRevertingGaussianPrior
+
+    return MeanRevertingGaussianPrior(m0=0.6, s0=0.15, T=100, max_sigma=50)
+
+
+def check_mr_moments(make_sampler: Callable[[], Sampler], n: int = 2000, seed: int = 0,
+                     bias: float = 0.1) -> tuple[float, float]:
+    """From ``μ = 0.2`` the samples reproduce the fixture's ``N(m0, s0²)``: mean within ``4 s0/√n + bias·s0``,
+    standard deviation within ``4·s0/√(2n) + bias·s0``. Returns ``(mean_error, std_error)`` in units of ``s0``."""
+    from ..operators.base import Identity
+
+    prior = mr_fixture_prior()
+    mu = torch.full((n, 1, 1, 1), 0.2, dtype=torch.float64)
+    x = run_sampler(make_sampler(), prior, Problem(mu, Identity()), None, seed).x
+    mean_err = abs(float(x.mean()) - float(prior.m0)) / prior.s0
+    std_err = abs(float(x.std()) - prior.s0) / prior.s0
+    _fail_if(mean_err, 4 / n**0.5 + bias, "mean-reverting samples' mean off m0 (in s0 units)")
+    _fail_if(std_err, 4 / (2 * n) ** 0.5 + bias, "mean-reverting samples' std off s0 (relative)")
+    return mean_err, std_err
+
+
 # -- samplers -------------------------------------------------------------------------------------------
 def run_sampler(sampler: Sampler, prior: DiffusionPrior, problem: Problem | None, shape: Sequence[int] | None,
                 seed: int) -> Result:
@@ -156,13 +235,13 @@ def check_sampler_basics(make_sampler: Callable[[], Sampler], prior: DiffusionPr
     expected = tuple(problem.x_shape) if problem is not None else tuple(shape)
     if tuple(first.x.shape) != expected:
         raise ContractError(f"sampler output has shape {tuple(first.x.shape)}, expected {expected}")
-    dtype = problem.y.real.dtype if problem is not None else torch.float64
+    dtype = problem.y.real.dtype if problem is not None else torch.float64  # the fixtures are float64
     if first.x.real.dtype != dtype:
         raise ContractError(f"sampler output is {first.x.dtype}, expected {dtype} (the measurement's/prior's precision)")
     if not bool(torch.isfinite(first.x).all()):
         raise ContractError("sampler output contains non-finite values")
     if first.nfe < 1:
-        raise ContractError(f"sampler reports nfe={first.nfe}; count network calls with Sampler.eps")
+        raise ContractError(f"sampler reports nfe={first.nfe}; call the network through view.predict / view.eps")
     again = run_sampler(make_sampler(), prior, problem, shape, seed)
     diff = _rel(again.x, first.x)
     _fail_if(diff, 0.0, "same seed, different output")
