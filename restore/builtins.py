@@ -52,14 +52,14 @@ def restore_register_samplers(register):
              summary="MRS fast ODE/SDE solvers (orders 1-2, data/noise forms) for mean-reverting priors (Li et al. 2025)",
              cost="1 NFE")
     # -- asymptotically exact particle and MCMC samplers (issue 19) --
-    register("smc", "restore.samplers.smc:SMC", requires=("operator",),
+    register("smc", "restore.samplers.smc:SMC",
              summary="twisted SMC (Wu et al. 2023): N weighted particles, exact as N grows; --samples N = N particles",
              cost="N NFE + N VJP")
-    register("fkc", "restore.samplers.fkc:FKC", requires=(),
+    register("fkc", "restore.samplers.fkc:FKC",
              summary="Feynman-Kac correctors (Skreta et al. 2025): SMC for p^beta, CFG between two priors, "
                      "product of experts",
              cost="N NFE (two priors: 2N)")
-    register("dmcmc", "restore.samplers.dmcmc:DMCMC", requires=(),
+    register("dmcmc", "restore.samplers.dmcmc:DMCMC",
              summary="Denoising MCMC (Kim & Ye 2022): Langevin/HMC on (x, noise level), then a short reverse "
                      "diffusion; posterior with a measurement",
              cost="1 NFE (+1 VJP for the level) per MCMC step, then 1 NFE per reverse step")

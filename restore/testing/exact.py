@@ -84,17 +84,12 @@ def ddpm_chain_moments(prior, steps: int, spacing: str = "uniform",
     posterior of this prior (its gap to the prior ``N(m, Σ)`` is the chain's discretisation error).
     """
     from ..samplers.steps import ddpm_coefficients
+    from .oracles import affine_moments, tweedie_affine
 
-    schedule = prior.schedule
-    m, cov = prior.mean.flatten(), prior.cov
-    d = m.numel()
-    eye = torch.eye(d, dtype=cov.dtype)
-    mu, p = torch.zeros(d, dtype=cov.dtype), eye.clone()
-    for k, j in schedule.pairs(steps, spacing):
-        a, s = float(schedule.a(k)), float(schedule.s(k))
-        gain = a * cov @ torch.linalg.inv(a * a * cov + s * s * eye)  # x0̂ = m + gain (x - a m)
-        c1, c2, std = ddpm_coefficients(schedule, k, j, variance)
-        mat = c1 * gain + c2 * eye
-        shift = c1 * (m - a * gain @ m)
-        mu, p = mat @ mu + shift, mat @ p @ mat.T + std**2 * eye
-    return mu, p
+    eye = torch.eye(prior.cov.shape[0], dtype=torch.float64)
+    steps_ = []
+    for k, j in prior.schedule.pairs(steps, spacing):
+        J, h, _, _ = tweedie_affine(prior, k)  # x0̂ = J x + h
+        c1, c2, std = ddpm_coefficients(prior.schedule, k, j, variance)
+        steps_.append((c1 * J + c2 * eye, c1 * h, std * eye))
+    return affine_moments(steps_)
