@@ -125,4 +125,6 @@ def solve(y: torch.Tensor, op: Operator, *, prior: str | Prior = "default", samp
                      option_layers=(sampler_config,), noise=noise_sigma, seed=seed, channels=channels, domain=domain,
                      precision=precision)
     p = plan.load_prior(channels, domain, str(dev)) if isinstance(prior, str) else prior
-    return execute_plan(plan, problem, p).draws[0].to(dev)
+    run = execute_plan(plan, problem, p)
+    # a particle sampler's estimate is its weighted posterior mean; others return their one draw
+    return (run.draws[0] if run.weights is None else run.moments()[0]).to(dev)

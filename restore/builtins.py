@@ -68,6 +68,18 @@ def restore_register_samplers(register):
     register("pigdm", "restore.samplers.pigdm:PiGDM",
              summary="ΠGDM (Song et al. 2023): pseudo-inverse guidance through the network (VJP)",
              cost="1 NFE + 1 VJP + 1 prox/pinv")
+    # -- asymptotically exact particle and MCMC samplers (issue 19) --
+    register("smc", "restore.samplers.smc:SMC",
+             summary="twisted SMC (Wu et al. 2023): N weighted particles, exact as N grows; --samples N = N particles",
+             cost="N NFE + N VJP")
+    register("fkc", "restore.samplers.fkc:FKC",
+             summary="Feynman-Kac correctors (Skreta et al. 2025): SMC for p^beta, CFG between two priors, "
+                     "product of experts",
+             cost="N NFE (two priors: 2N)")
+    register("dmcmc", "restore.samplers.dmcmc:DMCMC",
+             summary="Denoising MCMC (Kim & Ye 2022): Langevin/HMC on (x, noise level), then a short reverse "
+                     "diffusion; posterior with a measurement",
+             cost="1 NFE (+1 VJP for the level) per MCMC step, then 1 NFE per reverse step")
     # -- volume samplers (issue 8) --
     register("dds-3d", "restore.volumes.dds3d:DDS3D",
              summary="DDS on volumes (B, C, D, H, W) with a 2D prior, slices chunked, TV along z by ADMM "

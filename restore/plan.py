@@ -107,9 +107,14 @@ def make_plan(sampler: str, *, prior: str = "default", steps: int | None = None,
     for layer in option_layers:
         merged.update(layer)
     notes = []
+    config_cls = getattr(factory, "Config", None)
+    fields = {f.name for f in dataclasses.fields(config_cls)} if dataclasses.is_dataclass(config_cls) else {"steps"}
+    if samples > 1 and getattr(factory, "weighted", False) and "particles" in fields:
+        # a particle sampler draws all its samples in one run: --samples N is N weighted particles
+        if merged.get("particles", samples) != samples:
+            notes.append(f"--samples {samples} sets particles={samples} (was {merged['particles']})")
+        merged["particles"] = samples
     if steps is not None:
-        config_cls = getattr(factory, "Config", None)
-        fields = {f.name for f in dataclasses.fields(config_cls)} if dataclasses.is_dataclass(config_cls) else {"steps"}
         if "steps" in fields:
             merged["steps"] = steps
         else:
@@ -183,11 +188,26 @@ def batch_parts(problem: Problem, chunk: int | None) -> list[Problem]:
 
 @dataclass
 class Execution:
-    """What :func:`execute_plan` produced: ``draws`` ``(samples, B, C, H, W)`` on the CPU, counts and time."""
+    """What :func:`execute_plan` produced: ``draws`` ``(samples, B, C, H, W)`` on the CPU, counts and time.
+
+    A particle sampler (``weighted = True``) runs once and its particles are the draws, with normalised
+    ``weights`` ``(samples, B)`` and its ``diagnostics`` (ESS per step, resampling steps, log Ẑ) per batch part.
+    """
 
     draws: torch.Tensor
     nfe: int
     seconds: float
+    weights: torch.Tensor | None = None
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)
+
+    def moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and per-pixel std of the draws (weighted for particle samplers), ``(B, C, H, W)``."""
+        if self.weights is None:
+            std = self.draws.std(0) if self.draws.shape[0] > 1 else torch.zeros_like(self.draws[0])
+            return self.draws.mean(0), std
+        from .samplers.particles import weighted_moments
+
+        return weighted_moments(self.draws, self.weights)
 
 
 def chain_seed(seed: int, i: int) -> int:
@@ -235,7 +255,29 @@ def _acts_alike(problem: Problem, n: int) -> bool:
         return False
 
 
-def execute_plan(plan: RunPlan, problem: Problem, prior: Prior | None, batch_chunk: int | None = None, progress: Callable[[int, int, int], None] | None = None) -> Execution:
+def _execute_particles(sampler, problem: Problem, prior: Prior | None, seed: int, batch_chunk: int | None,
+                       progress: Callable[[int, int, int], None] | None) -> Execution:
+    """A particle sampler runs once: its N weighted particles are the draws (``--samples`` sets N)."""
+    parts = batch_parts(problem, batch_chunk)
+    generator = torch.Generator().manual_seed(seed)
+    pieces, weights, diagnostics, nfe, seconds = [], [], [], 0, 0.0
+    for j, part in enumerate(parts):
+        def step_progress(step: int, total: int, n: int, run: int = j) -> None:
+            if progress:
+                progress(run * total + step, len(parts) * total, nfe + n)
+
+        result = sampler.run(prior, part, generator=generator, callback=step_progress)
+        pieces.append(result.extras["particles"].detach().cpu())
+        weights.append(result.extras["weights"].detach().cpu())
+        diagnostics.append(result.extras["diagnostics"])
+        nfe += result.nfe
+        seconds += result.seconds
+    # particles (N, B_part, ...) of every part side by side
+    return Execution(torch.cat(pieces, 1), nfe, seconds, torch.cat(weights, 1), diagnostics)
+
+
+def execute_plan(plan: RunPlan, problem: Problem, prior: Prior | None, batch_chunk: int | None = None,
+                 progress: Callable[[int, int, int], None] | None = None) -> Execution:
     """Run the plan's sampler for ``plan.samples`` posterior samples on ``problem`` (split into
     ``batch_chunk`` parts).
 
@@ -247,6 +289,8 @@ def execute_plan(plan: RunPlan, problem: Problem, prior: Prior | None, batch_chu
     if plan.samples < 1:
         raise InvalidInputError("samples must be >= 1")
     sampler = plan.build_sampler()
+    if getattr(sampler, "weighted", False):
+        return _execute_particles(sampler, problem, prior, chain_seed(plan.seed, 0), batch_chunk, progress)
     seeds = [chain_seed(plan.seed, i) for i in range(plan.samples)]
     group = max(1, min(plan.batch_size or plan.samples, plan.samples))
     batched = (plan.samples > 1 and group > 1 and getattr(sampler, "chain_batching", False)

@@ -168,9 +168,9 @@ def run_task(task: Task | str, input_path: str, output_path: str | None, setting
     plan = plan_task(task, settings, options, setup, channels)
     prior = plan.load_prior(channels, task.domain, str(device))
     run = execute_plan(plan, problem, prior, setup.batch_chunk, progress)
-    # A `valid` boundary restores a larger unknown; the task's view crops it back to the input's frame.
-    stack = run.draws if setup.view is None else torch.stack([setup.view(d) for d in run.draws])
-    mean = stack.mean(0)
+    mean, std = run.moments()
+    if setup.view is not None:  # a `valid` boundary restores a larger unknown: crop back to the input's frame
+        mean, std = setup.view(mean), setup.view(std)
     meta = {k: v for k, v in image.meta.items()}
     report = RunReport(output_path, plan.prior or "none", plan.sampler, run.nfe, run.seconds, notes=list(plan.notes))
     if setup.reference is not None:
@@ -186,9 +186,9 @@ def run_task(task: Task | str, input_path: str, output_path: str | None, setting
                 report.metrics["psnr_input"] = psnr(up(y.clamp(0, 1), size=size, mode="nearest"), ref)
                 report.metrics["psnr_bicubic"] = psnr(up(y, size=size, mode="bicubic").clamp(0, 1), ref)
     outputs = [(output_path, mean)]
-    if settings.samples > 1:
+    if run.draws.shape[0] > 1:
         std_path = _sibling(output_path, "std")
-        outputs.append((std_path, stack.std(0).clamp(0, 1)))
+        outputs.append((std_path, std.clamp(0, 1)))
         report.extra_outputs.append(std_path)
     for path, data in outputs:
         if path != output_path and os.path.exists(path) and not settings.overwrite:
@@ -199,6 +199,8 @@ def run_task(task: Task | str, input_path: str, output_path: str | None, setting
         cfg = plan.record()
         cfg.update({"input": os.path.abspath(input_path), "nfe": run.nfe, "seconds": round(run.seconds, 3),
                     "metrics": report.metrics, "torch": torch.__version__, "python": platform.python_version()})
+        if run.diagnostics:  # particle samplers: ESS per step, resampling steps, log Ẑ (one entry per batch part)
+            cfg["diagnostics"] = run.diagnostics
         cfg_path = output_path + ".config.json"
         tmp = cfg_path + ".partial"
         with open(tmp, "w") as f:

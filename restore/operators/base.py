@@ -133,6 +133,9 @@ class MatrixOperator(LinearOperator):
     def svd(self, x_shape):
         return MatrixSVD(x_shape, self.matrix)
 
+    def batch_slice(self, start: int, stop: int) -> "MatrixOperator":
+        return self
+
 
 class Crop(LinearOperator):
     """Crop ``(..., H_pad, W_pad)`` to its top-left ``(H, W)``; the adjoint zero-pads.

@@ -60,13 +60,12 @@ class GaussianPrior(DiffusionPrior):
 
     def model_output(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        out = torch.empty_like(_flat(x))
-        for level in torch.unique(k):
-            rows = k == level
-            a, s = float(self.schedule.a(int(level))), float(self.schedule.s(int(level)))
-            u = _flat(x[rows]) - a * self.mean.flatten().to(x.dtype)
-            out[rows] = s * self._ck_apply(u.to(self.evecs.dtype), a, s, -1.0).to(x.dtype)
-        return out.reshape(x.shape)
+        k = k.to("cpu")
+        a = self.schedule.a(k).to(self.evecs.dtype).unsqueeze(1)  # (B, 1): every sample at its own level
+        s = self.schedule.s(k).to(self.evecs.dtype).unsqueeze(1)
+        u = _flat(x).to(self.evecs.dtype) - a * self.mean.flatten().to(self.evecs.dtype)
+        out = s * (((u @ self.evecs) / (a * a * self.evals + s * s)) @ self.evecs.T)
+        return out.to(x.dtype).reshape(x.shape)
 
     # -- exact references -----------------------------------------------------------------------------
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -137,16 +136,23 @@ class GMMPrior(DiffusionPrior):
         return torch.logsumexp(torch.stack(comps), dim=0)
 
     def model_output(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        out = torch.empty_like(_flat(x))
+        """Exact ``eps* = s_k Σ_i r_i(x) C_ik⁻¹ (x - a_k m_i)``, ``C_ik = a_k² Σ_i + s_k² I``, with responsibilities
+        ``r_i ∝ w_i N(x; a_k m_i, C_ik)``; differentiable in ``x`` (closed form, no autograd inside)."""
+        flat = _flat(x)
+        out = torch.empty_like(flat)
+        d = self.means.shape[1]
+        eye = torch.eye(d, dtype=self.covs.dtype, device=self.covs.device)
         for level in torch.unique(k):
             rows = k == level
-            with torch.enable_grad():
-                xr = _flat(x[rows])
-                if not xr.requires_grad:
-                    xr = xr.detach().requires_grad_(True)
-                (score,) = torch.autograd.grad(self.log_prob(xr, int(level)).sum(), xr,
-                                               create_graph=x.requires_grad)
-            out[rows] = (-float(self.schedule.s(int(level))) * score).to(x.dtype)
+            a, s = float(self.schedule.a(int(level))), float(self.schedule.s(int(level)))
+            chol = torch.linalg.cholesky(a * a * self.covs + s * s * eye)  # (K, d, d)
+            diff = flat[rows].to(chol.dtype).unsqueeze(0) - a * self.means.unsqueeze(1)  # (K, n, d)
+            white = torch.linalg.solve_triangular(chol, diff.transpose(1, 2), upper=False)  # L⁻¹ (x - a m)
+            log_det = 2 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(1)
+            log_r = torch.log(self.weights)[:, None] - 0.5 * (white**2).sum(1) - 0.5 * log_det[:, None]
+            resp = torch.softmax(log_r, dim=0)  # (K, n)
+            cinv_diff = torch.linalg.solve_triangular(chol.transpose(1, 2), white, upper=True)  # (K, d, n)
+            out[rows] = (s * (resp.unsqueeze(1) * cinv_diff).sum(0).T).to(x.dtype)
         return out.reshape(x.shape)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -1,0 +1,131 @@
+"""Sequential Monte Carlo machinery shared by the particle samplers (``smc``, ``fkc``).
+
+Particles are stored particle-major: a state of ``N`` particles for a batch of ``B`` problems is
+``(N * B, ...)`` with particle ``n`` of problem ``b`` at row ``n * B + b``; log-weights are ``(N, B)``.
+
+* :func:`normalise` / :func:`ess` — normalised log-weights and the effective sample size ``1 / Σ w²``;
+* :func:`systematic_resample` — ancestor indices from one uniform per problem (Kitagawa 1996), drawn
+  from an explicit generator;
+* :class:`ParticleWeights` — running log-weights, adaptive resampling when ``ESS < threshold · N``, the
+  log normalising-constant estimate ``log Ẑ`` and the per-step diagnostics a run records.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+
+def normalise(log_w: torch.Tensor) -> torch.Tensor:
+    """Normalised log-weights over the particle axis (dim 0) of ``(N, B)`` log-weights."""
+    return log_w - torch.logsumexp(log_w, dim=0, keepdim=True)
+
+
+def ess(log_w: torch.Tensor) -> torch.Tensor:
+    """Effective sample size ``1 / Σ_n w_n²`` of ``(N, B)`` log-weights, ``(B,)``."""
+    return torch.exp(-torch.logsumexp(2 * normalise(log_w), dim=0))
+
+
+def systematic_resample(log_w: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Systematic resampling: ancestor indices ``(N, B)`` into the particle axis.
+
+    One uniform ``u ~ U[0, 1)`` per problem; particle ``n`` takes the ancestor whose cumulative weight first
+    exceeds ``(n + u) / N``. Each ancestor ``i`` is chosen ``N w_i`` times in expectation (unbiased).
+
+    Args:
+        log_w: ``(N, B)`` log-weights (unnormalised is fine).
+        generator: CPU generator for the uniforms.
+    """
+    n, b = log_w.shape
+    w = normalise(log_w.detach().double().cpu()).exp()
+    cum = torch.cumsum(w, dim=0)
+    cum[-1] = 1.0  # rounding must not leave the last point beyond the total mass
+    u = torch.rand(b, generator=generator, dtype=torch.float64)
+    points = (torch.arange(n, dtype=torch.float64).unsqueeze(1) + u) / n  # (N, B)
+    idx = torch.searchsorted(cum.T.contiguous(), points.T.contiguous(), right=True).T
+    return idx.clamp_max(n - 1).to(log_w.device)
+
+
+def gather_particles(x: torch.Tensor, ancestors: torch.Tensor) -> torch.Tensor:
+    """Rows of a particle-major state ``(N * B, ...)`` picked by ancestor indices ``(N, B)``."""
+    n, b = ancestors.shape
+    rows = (ancestors * b + torch.arange(b, device=ancestors.device)).reshape(-1)
+    return x[rows.to(x.device)]
+
+
+@dataclass
+class ParticleWeights:
+    """Log-weights of ``N`` particles for ``B`` problems with adaptive resampling and ``log Ẑ``.
+
+    ``log Ẑ`` is the standard SMC estimate: the sum over resampling epochs of ``log mean_n w_n`` of the
+    weights accumulated since the previous resampling (unbiased for ``Z`` itself).
+
+    Attributes:
+        n, batch: particles and problems.
+        threshold: resample when ``ESS < threshold · N`` (``0`` never, ``1`` at every step).
+        log_w: ``(N, B)`` current unnormalised log-weights.
+        log_z_resampled: ``(B,)`` ``log Ẑ`` of the finished epochs.
+        ess_history: ESS per step, a list of ``B`` floats per step (before any resampling of that step).
+        resampled: the step numbers at which resampling happened (for any problem).
+    """
+
+    n: int
+    batch: int
+    threshold: float = 0.5
+    log_w: torch.Tensor = None  # type: ignore[assignment]
+    log_z_resampled: torch.Tensor = None  # type: ignore[assignment]
+    ess_history: list[list[float]] = field(default_factory=list)
+    resampled: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.log_w is None:
+            self.log_w = torch.zeros(self.n, self.batch, dtype=torch.float64)
+        if self.log_z_resampled is None:
+            self.log_z_resampled = torch.zeros(self.batch, dtype=torch.float64)
+
+    def add(self, log_increment: torch.Tensor) -> None:
+        """Multiply the weights by ``exp(log_increment)``, ``(N * B,)`` or ``(N, B)``; NaN counts as weight 0."""
+        inc = log_increment.detach().double().cpu().reshape(self.n, self.batch)
+        self.log_w = self.log_w + torch.nan_to_num(inc, nan=-math.inf, posinf=-math.inf)
+
+    def ess(self) -> torch.Tensor:
+        return ess(self.log_w)
+
+    def log_z(self) -> torch.Tensor:
+        """``(B,)`` current ``log Ẑ``."""
+        return self.log_z_resampled + torch.logsumexp(self.log_w, dim=0) - math.log(self.n)
+
+    def normalised(self) -> torch.Tensor:
+        """``(N, B)`` normalised weights."""
+        return normalise(self.log_w).exp()
+
+    def maybe_resample(self, step: int, generator: torch.Generator | None) -> torch.Tensor | None:
+        """Record the ESS of ``step``; when it is below ``threshold · N`` for some problem, resample every
+        problem whose ESS is low and return the ancestors ``(N, B)`` (identity rows for the others), else ``None``."""
+        e = self.ess()
+        self.ess_history.append([round(float(v), 4) for v in e])
+        low = e < self.threshold * self.n
+        if not bool(low.any()):
+            return None
+        ancestors = systematic_resample(self.log_w, generator)
+        keep = torch.arange(self.n).unsqueeze(1).expand(self.n, self.batch)
+        ancestors = torch.where(low.unsqueeze(0), ancestors, keep)
+        epoch = torch.logsumexp(self.log_w, dim=0) - math.log(self.n)
+        self.log_z_resampled = torch.where(low, self.log_z_resampled + epoch, self.log_z_resampled)
+        self.log_w = torch.where(low.unsqueeze(0), torch.zeros_like(self.log_w), self.log_w)
+        self.resampled.append(step)
+        return ancestors
+
+    def diagnostics(self) -> dict:
+        """ESS per step, resampling steps and ``log Ẑ`` per problem, as JSON-able lists."""
+        return {"particles": self.n, "ess": self.ess_history, "resampled_steps": list(self.resampled),
+                "log_z": [float(v) for v in self.log_z()]}
+
+
+def weighted_moments(draws: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted mean and per-entry std of ``draws`` ``(N, B, ...)`` with normalised ``weights`` ``(N, B)``."""
+    w = weights.to(draws.dtype).reshape(weights.shape + (1,) * (draws.ndim - 2))
+    mean = (w * draws).sum(0)
+    var = (w * (draws - mean) ** 2).sum(0)
+    return mean, var.clamp_min(0).sqrt()
