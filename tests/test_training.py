@@ -33,7 +33,7 @@ def test_resumed_run_equals_an_uninterrupted_run(tmp_path, capsys):
     assert main(["train", "prior", "--data", str(tmp_path / "data"), "-o", str(straight), "--steps", "6"]
                 + WIDTHS) == 0, capsys.readouterr().err
     assert main(["train", "prior", "--data", str(data), "-o", str(split), "--steps", "3"] + WIDTHS) == 0
-    assert main(["train", "prior", "--resume", str(split), "-o", str(split), "--steps", "6"]) == 0
+    assert main(["train", "prior", "--resume", str(split), "--steps", "6"]) == 0
     assert torch.load(split / "checkpoint.pt", weights_only=False)["step"] == 6
     a, b = _weights(straight), _weights(split)
     # Same code path, same seeds, one thread, float32: the interrupted run must continue bit for bit.

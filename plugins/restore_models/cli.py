@@ -29,7 +29,8 @@ def parse_widths(text: str, option: str = "--widths") -> tuple[int, ...]:
 
 @train_app.command("prior")
 def train_prior(
-    output: str = typer.Option(..., "-o", "--output", help="run folder (diffusers layout + checkpoint.pt)"),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="run folder (diffusers layout + "
+                                         "checkpoint.pt); not needed with --resume"),
     data: list[str] = typer.Option([], "--data", help="folder of training images, searched recursively "
                                    "(PNG/JPEG/TIFF/BMP/WEBP; repeatable)"),
     val: Optional[str] = typer.Option(None, "--val", help="folder of validation images (never trained on): "
@@ -67,6 +68,8 @@ def train_prior(
         output = os.path.dirname(checkpoint)
         train_warn = warn
     else:
+        if not output:
+            raise InvalidInputError("restore train prior needs -o/--output RUN_FOLDER (or --resume RUN_FOLDER)")
         if precision not in ("bf16", "fp32"):
             raise InvalidInputError(f"--precision must be bf16 or fp32, got '{precision}'")
         if os.path.exists(os.path.join(output, "checkpoint.pt")):

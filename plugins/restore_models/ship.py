@@ -161,8 +161,12 @@ def ship(run_dir: str, evaluate_now: bool = True, force: bool = False, bm3d_cach
         shipped_rows = evaluate(load_prior_folder(str(dest)), images, [25 / 255], use_bm3d=False)
     previous = json.loads((dest / "restore_prior.json").read_text()) if dest.exists() else {}
     init = (meta.get("train_config") or {}).get("init")
-    meta["history"] = (training_history(previous) if init and previous else []) + training_history(
-        {**meta, "history": []})
+    earlier = training_history(previous) if init and previous else []
+    stage = training_history({**meta, "history": []})[-1]
+    if earlier and earlier[-1]["init"] == stage["init"] and earlier[-1]["data"] == stage["data"] \
+            and earlier[-1]["steps"] <= stage["steps"]:
+        earlier = earlier[:-1]  # a re-ship of the same (continued) run replaces its own earlier stage
+    meta["history"] = earlier + [stage]
     tmp = WEIGHTS / f".{meta['name']}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(run / "unet", tmp / "unet")
