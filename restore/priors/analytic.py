@@ -95,6 +95,22 @@ class GaussianPrior(DiffusionPrior):
         return post_mean, post_cov
 
 
+def register_mixture(prior: torch.nn.Module, weights, means, covs) -> None:
+    """Check a Gaussian mixture (weights ``(K,)``, means ``(K, ...)``, covariances ``(K, d, d)``) and store it
+    on ``prior`` as buffers ``weights`` (normalised), ``means`` ``(K, d)``, ``covs`` and ``event_shape``."""
+    means = torch.as_tensor(means)
+    means = means if means.is_floating_point() else means.double()
+    K, d = means.shape[0], means[0].numel()
+    weights = torch.as_tensor(weights, dtype=means.dtype)
+    covs = torch.as_tensor(covs, dtype=means.dtype)
+    if weights.shape != (K,) or covs.shape != (K, d, d):
+        raise ShapeError(f"expected weights (K,), means (K, ...), covs (K, d, d) with K={K}, d={d}")
+    prior.event_shape = tuple(means.shape[1:])
+    prior.register_buffer("weights", weights / weights.sum())
+    prior.register_buffer("means", means.reshape(K, d))
+    prior.register_buffer("covs", covs)
+
+
 class GMMPrior(DiffusionPrior):
     """Gaussian mixture ``sum_i w_i N(m_i, Σ_i)`` on flattened samples of any shape.
 
@@ -109,19 +125,7 @@ class GMMPrior(DiffusionPrior):
 
     def __init__(self, weights, means, covs, schedule: VPSchedule | None = None, data_range=(0.0, 1.0)) -> None:
         super().__init__(schedule or VPSchedule.linear(), channels=None, data_range=data_range)
-        means = torch.as_tensor(means)
-        if not means.is_floating_point():
-            means = means.double()
-        weights = torch.as_tensor(weights, dtype=means.dtype)
-        covs = torch.as_tensor(covs, dtype=means.dtype)
-        K = means.shape[0]
-        d = means[0].numel()
-        if weights.shape != (K,) or covs.shape != (K, d, d):
-            raise ShapeError(f"expected weights (K,), means (K, ...), covs (K, d, d) with K={K}, d={d}")
-        self.event_shape = tuple(means.shape[1:])
-        self.register_buffer("weights", weights / weights.sum())
-        self.register_buffer("means", means.reshape(K, d))
-        self.register_buffer("covs", covs)
+        register_mixture(self, weights, means, covs)
 
     def log_prob(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """``log p_k(x)`` of the diffused mixture, differentiable, ``(B,)``."""

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError, ShapeError
+from .analytic import register_mixture
 from .base import Prior, VPPrior
 from .view import ModelView, randn
 
@@ -171,17 +172,7 @@ class VEGMMPrior(VEPrior):
     def __init__(self, weights, means, covs, sigma_min: float = 0.01, sigma_max: float = 50.0,
                  data_range=(0.0, 1.0)) -> None:
         super().__init__(VESchedule(sigma_min, sigma_max), channels=None, data_range=data_range)
-        means = torch.as_tensor(means)
-        means = means if means.is_floating_point() else means.double()
-        K, d = means.shape[0], means[0].numel()
-        weights = torch.as_tensor(weights, dtype=means.dtype)
-        covs = torch.as_tensor(covs, dtype=means.dtype)
-        if weights.shape != (K,) or covs.shape != (K, d, d):
-            raise ShapeError(f"expected weights (K,), means (K, ...), covs (K, d, d) with K={K}, d={d}")
-        self.event_shape = tuple(means.shape[1:])
-        self.register_buffer("weights", weights / weights.sum())
-        self.register_buffer("means", means.reshape(K, d))
-        self.register_buffer("covs", covs)
+        register_mixture(self, weights, means, covs)
 
     def log_prob(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         eye = torch.eye(self.means.shape[1], dtype=self.covs.dtype)
