@@ -25,7 +25,7 @@ import torch
 from ..errors import IncompatibleError, InvalidInputError
 from ..priors.schedules import Spacing
 from .base import Sampler
-from .particles import ParticleWeights, gather_particles
+from .particles import ParticleWeights, check_particle_options, gather_particles
 from .smc import choose
 from .steps import ddpm_coefficients
 
@@ -67,11 +67,7 @@ class FKC(Sampler):
 
     def validate(self) -> None:
         cfg = self.config
-        if cfg.particles < 1 or not 0 <= cfg.ess_threshold <= 1:
-            raise InvalidInputError(f"fkc needs particles >= 1 and 0 <= ess_threshold <= 1, got particles="
-                                    f"{cfg.particles}, ess_threshold={cfg.ess_threshold}")
-        if cfg.particle_batch is not None and cfg.particle_batch < 1:
-            raise InvalidInputError(f"particle_batch must be >= 1 (or None for all), got {cfg.particle_batch}")
+        check_particle_options("fkc", cfg)
         if cfg.mode == "anneal" and cfg.beta <= 0:
             raise InvalidInputError(f"fkc mode=anneal needs beta > 0, got {cfg.beta}")
         if cfg.mode != "anneal" and cfg.other is None and self.other_prior is None:

@@ -17,6 +17,17 @@ from dataclasses import dataclass, field
 import torch
 
 
+def check_particle_options(name: str, cfg) -> None:
+    """The options every particle sampler shares: ``particles``, ``ess_threshold``, ``particle_batch``."""
+    from ..errors import InvalidInputError
+
+    if cfg.particles < 1 or not 0 <= cfg.ess_threshold <= 1:
+        raise InvalidInputError(f"{name} needs particles >= 1 and 0 <= ess_threshold <= 1, got particles="
+                                f"{cfg.particles}, ess_threshold={cfg.ess_threshold}")
+    if cfg.particle_batch is not None and cfg.particle_batch < 1:
+        raise InvalidInputError(f"particle_batch must be >= 1 (or None for all), got {cfg.particle_batch}")
+
+
 def normalise(log_w: torch.Tensor) -> torch.Tensor:
     """Normalised log-weights over the particle axis (dim 0) of ``(N, B)`` log-weights."""
     return log_w - torch.logsumexp(log_w, dim=0, keepdim=True)

@@ -22,7 +22,7 @@ from ..errors import IncompatibleError, InvalidInputError, RestoreError
 from ..operators.noise import GaussianNoise
 from ..priors.schedules import Spacing
 from .base import Sampler
-from .particles import ParticleWeights, gather_particles
+from .particles import ParticleWeights, check_particle_options, gather_particles
 from .steps import Variance, ddpm_coefficients
 
 #: twist variance: ``dps`` σ_y² (the TDS paper's ``p(y | x0̂)``) or ``pigdm`` σ_y² + s_k²/scale² (ΠGDM's r_k²)
@@ -106,11 +106,7 @@ class SMC(Sampler):
 
     def validate(self) -> None:
         cfg = self.config
-        if cfg.particles < 1 or not 0 <= cfg.ess_threshold <= 1:
-            raise InvalidInputError(f"smc needs particles >= 1 and 0 <= ess_threshold <= 1, got particles="
-                                    f"{cfg.particles}, ess_threshold={cfg.ess_threshold}")
-        if cfg.particle_batch is not None and cfg.particle_batch < 1:
-            raise InvalidInputError(f"particle_batch must be >= 1 (or None for all), got {cfg.particle_batch}")
+        check_particle_options("smc", cfg)
 
     def check_view(self, view) -> None:
         noise = view.problem.noise
