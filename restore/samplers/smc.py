@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 
-from ..errors import IncompatibleError, InvalidInputError, RestoreError
+from ..errors import IncompatibleError, RestoreError
 from ..operators.noise import GaussianNoise
 from ..priors.schedules import Spacing
 from .base import Sampler
