@@ -64,7 +64,7 @@ def training_history(meta: dict) -> list[dict]:
     return list(meta.get("history", [])) + [{
         "steps": meta["training_steps"], "minutes": meta["training_minutes"],
         "init": (meta.get("train_config") or {}).get("init"),
-        "data": list((meta.get("train_config") or {}).get("data", ()))}]
+        "data": [str(d) for d in (meta.get("train_config") or {}).get("data", ())]}]
 
 
 def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> str:
