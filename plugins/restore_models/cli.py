@@ -69,7 +69,8 @@ def train_prior(
         train_warn = warn
     else:
         if not output:
-            raise InvalidInputError("missing option --output: restore train prior needs -o RUN_FOLDER (or --resume RUN_FOLDER)")
+            raise InvalidInputError("missing option --output: restore train prior needs -o RUN_FOLDER (or --resume "
+                                    "RUN_FOLDER); see restore train prior --help")
         if precision not in ("bf16", "fp32"):
             raise InvalidInputError(f"--precision must be bf16 or fp32, got '{precision}'")
         if os.path.exists(os.path.join(output, "checkpoint.pt")):
