@@ -13,7 +13,6 @@ by the prior's name and weight fingerprint.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import time
 
@@ -27,14 +26,6 @@ from .run import write_json
 
 SIGMAS = (15, 25, 50)
 DEFAULT_ROOT = os.environ.get("RESTORE_DATA", "data")
-
-
-def fingerprint(prior) -> str:
-    h = hashlib.sha256()
-    net = getattr(prior, "unet", None) or getattr(prior, "network", None)
-    for p in net.parameters() if net is not None else ():
-        h.update(p.detach().float().numpy().tobytes())
-    return h.hexdigest()[:12]
 
 
 def bm3d_psnr(noisy: torch.Tensor, clean: torch.Tensor, sigma: float) -> float:
@@ -70,7 +61,7 @@ def main() -> None:
     for name in args.prior:
         prior = restore.prior(name, device="cpu")
         label = os.path.basename(os.path.normpath(name))
-        entry = {"prior": name, "fingerprint": fingerprint(prior), "meta": {
+        entry = {"prior": name, "fingerprint": prior.fingerprint(), "meta": {
             k: getattr(prior, "metadata", {}).get(k) for k in ("training_steps", "training_minutes")}, "sets": {}}
         for set_name in args.sets:
             rows = []

@@ -58,15 +58,16 @@ def train_prior(
     """Train or fine-tune an eps-prediction DDPM prior (linear betas, T=1000, EMA, AdamW) on image folders."""
     from restore.cli.progress import progress_bar
 
+    from .data import load_training_folders
     from .training import TrainConfig, resolve_config, train
 
     def warn(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
 
+    images = None  # the folders' images, read once for the checks and the training
     if resume:
         config, checkpoint = resume_config(resume, steps, minutes)
         output = os.path.dirname(checkpoint)
-        train_warn = warn
     else:
         if not output:
             raise InvalidInputError("missing option --output: restore train prior needs -o RUN_FOLDER (or --resume "
@@ -76,17 +77,17 @@ def train_prior(
         if os.path.exists(os.path.join(output, "checkpoint.pt")):
             raise InvalidInputError(f"'{output}' already holds a training run; continue it with --resume {output} "
                                     "or choose another --output")
+        images = load_training_folders(tuple(data), 0, warn)
         config = resolve_config(TrainConfig(
             preset=preset or os.path.basename(os.path.normpath(output)), steps=steps, max_minutes=minutes,
             batch_size=batch_size, crop=crop, block_out_channels=parse_widths(widths), data=tuple(data),
             val=val, builtin_sources=preset is not None, channels=channels, init=init, precision=precision,
             procedural_fraction=procedural_fraction, checkpoint_minutes=checkpoint_minutes, threads=threads,
-            seed=seed), warn=warn)
+            seed=seed), warn=warn, images=images)
         checkpoint = None
-        train_warn = lambda message: None  # noqa: E731 - resolve_config has warned about these files once
     with progress_bar(f"train {config.preset}") as update:
         summary = train(config, output, resume=checkpoint, progress=lambda s, n, loss: update(s, n, 0),
-                        warn=train_warn)
+                        warn=warn, images=images)
     loss = "-" if summary["loss"] is None else f"{summary['loss']:.4f}"
     print(f"trained {summary['steps']} steps in {summary['minutes']} min, loss {loss}; "
           f"prior saved to {output} (use --prior {output})", file=sys.stderr)

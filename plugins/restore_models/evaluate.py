@@ -43,6 +43,17 @@ def centre_crop(im: np.ndarray, side: int) -> np.ndarray:
     return im[top:top + s, left:left + s]
 
 
+def validation_crop(im: np.ndarray, channels: int, side: int) -> torch.Tensor:
+    """``(1, C, s, s)`` float32 centre crop (``s`` = ``side`` or less, a multiple of 8) of an ``(H, W, C)``
+    image, converted to ``channels`` (alpha dropped, luma for gray, gray repeated for colour)."""
+    im = centre_crop(im[..., :3], side)
+    if channels == 1 and im.shape[2] == 3:
+        im = im @ np.array([[0.299], [0.587], [0.114]], np.float32)
+    elif channels == 3 and im.shape[2] == 1:
+        im = np.repeat(im, 3, axis=2)
+    return torch.from_numpy(np.ascontiguousarray(im, dtype=np.float32)).permute(2, 0, 1)[None]
+
+
 def validation_set(name: str, channels: int, root: str, side: int = 256) -> list[tuple[str, torch.Tensor]]:
     """``(name, (1, C, H, W) in [0, 1])`` centre crops of a validation set, converted to ``channels``.
 
@@ -59,15 +70,7 @@ def validation_set(name: str, channels: int, root: str, side: int = 256) -> list
             raise InvalidInputError(f"validation folder '{folder}' does not exist; prepare it with "
                                     f"`python -m restore_models.prepare {name.removesuffix('-val')}` or set RESTORE_DATA")
         images = [(os.path.basename(p), read_image_file(p)) for p in scan_folder(folder)]
-    out = []
-    for key, im in images:
-        im = centre_crop(im[..., :3], side)
-        if channels == 1 and im.shape[2] == 3:
-            im = im @ np.array([[0.299], [0.587], [0.114]], np.float32)
-        elif channels == 3 and im.shape[2] == 1:
-            im = np.repeat(im, 3, axis=2)
-        out.append((key, torch.from_numpy(np.ascontiguousarray(im, dtype=np.float32)).permute(2, 0, 1)[None]))
-    return out
+    return [(key, validation_crop(im, channels, side)) for key, im in images]
 
 
 def load_folder(folder: str, channels: int, max_side: int = 512) -> list[tuple[str, torch.Tensor]]:

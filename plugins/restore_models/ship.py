@@ -18,7 +18,7 @@ import torch
 from restore.errors import InvalidInputError
 
 from .data import PRESETS, SOURCES_AND_LICENCES, data_root, load_medical, load_natural
-from .evaluate import centre_crop, validation_set
+from .evaluate import validation_crop, validation_set
 from .plugin import WEIGHTS
 
 SIGMAS = (15 / 255, 25 / 255, 50 / 255)
@@ -37,10 +37,8 @@ def validation_images(preset_name: str, side: int = 256) -> list[tuple[str, torc
     for key in preset.validation:
         ims = load_medical(key) if preset.domain == "medical" else [load_natural(key)]
         for i, im in enumerate(ims[:2]):
-            if preset.channels == 1 and im.shape[2] == 3:
-                im = im @ np.array([[0.299], [0.587], [0.114]], np.float32)
-            crop = torch.from_numpy(np.ascontiguousarray(centre_crop(im, side))).permute(2, 0, 1)[None]
-            out.append((f"wheels-val|{key}#{i}" if len(ims) > 1 else f"wheels-val|{key}", crop.float()))
+            out.append((f"wheels-val|{key}#{i}" if len(ims) > 1 else f"wheels-val|{key}",
+                        validation_crop(im, preset.channels, side)))
     return out
 
 

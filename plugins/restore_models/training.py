@@ -55,7 +55,8 @@ def effective_preset(config: TrainConfig) -> Preset:
                   0.0, lambda s, r: None)
 
 
-def resolve_config(config: TrainConfig, warn: Callable[[str], None]) -> TrainConfig:
+def resolve_config(config: TrainConfig, warn: Callable[[str], None],
+                   images: list[np.ndarray] | None = None) -> TrainConfig:
     """Check the data of a new run before anything is written; fill in the channel count.
 
     Raises ``InvalidInputError`` (one line) for a missing or empty folder, images all smaller than the crop,
@@ -71,20 +72,17 @@ def resolve_config(config: TrainConfig, warn: Callable[[str], None]) -> TrainCon
         raise InvalidInputError(f"nothing to train on: give --data FOLDER or a --preset ({', '.join(PRESETS)})")
     if config.preset in PRESETS and not config.builtin_sources and not config.data:
         raise InvalidInputError("nothing to train on: give --data FOLDER")
-    if config.init:
-        from .plugin import WEIGHTS
-
-        folder = config.init if os.path.isdir(config.init) else os.path.join(WEIGHTS, config.init)
-        if not os.path.exists(os.path.join(folder, "unet", "diffusion_pytorch_model.safetensors")):
-            raise InvalidInputError(f"--init '{config.init}' is neither a shipped prior nor a prior folder with "
-                                    "unet/ weights; see `restore list priors`")
+    if config.init and init_weights(config.init) is None:
+        raise InvalidInputError(f"--init '{config.init}' is neither a shipped prior nor a prior folder with "
+                                "unet/ weights; see `restore list priors`")
     for folder in config.data + ((config.val,) if config.val else ()):
         if not os.path.isdir(folder):
             raise InvalidInputError(f"--data/--val '{folder}' is not a folder")
         if not scan_folder(folder):
             raise InvalidInputError(f"'{folder}' holds no images (searched recursively for "
                                     f"{', '.join(IMAGE_EXTENSIONS)})")
-    images = load_training_folders(config.data, 0, warn)
+    if images is None:  # the caller may pass the folders' images it has read already (train() reuses them)
+        images = load_training_folders(config.data, 0, warn)
     if config.data and not images:
         raise InvalidInputError(f"no readable images in {', '.join(config.data)}")
     big = [im for im in images if min(im.shape[:2]) >= config.crop]
@@ -104,16 +102,14 @@ def resolve_config(config: TrainConfig, warn: Callable[[str], None]) -> TrainCon
     if config.init:
         from safetensors import safe_open
 
-        from .plugin import WEIGHTS
-
-        folder = config.init if os.path.isdir(config.init) else os.path.join(WEIGHTS, config.init)
-        with safe_open(os.path.join(folder, "unet", "diffusion_pytorch_model.safetensors"), "pt") as f:
+        weights = init_weights(config.init)
+        with safe_open(weights, "pt") as f:
             init_channels = f.get_slice("conv_in.weight").get_shape()[1]
         if init_channels != channels:
             raise InvalidInputError(f"--init '{config.init}' has {init_channels} channel(s) but the run trains "
                                     f"{channels}; pass --channels {init_channels} or another --init")
         # Fine-tuning keeps the starting network's architecture, whatever --widths says.
-        with open(os.path.join(folder, "unet", "config.json")) as f:
+        with open(os.path.join(os.path.dirname(weights), "config.json")) as f:
             arch = json.load(f)
         config = replace(config, block_out_channels=tuple(arch["block_out_channels"]),
                          layers_per_block=arch["layers_per_block"])
@@ -161,15 +157,21 @@ def export(model, out_dir: str, preset: Preset, info: dict) -> None:
     os.replace(tmp, os.path.join(out_dir, "restore_prior.json"))
 
 
-def load_init_weights(model, init: str) -> None:
-    """Start from a shipped prior (by name) or a trained folder: the fine-tuning entry point."""
-    from safetensors.torch import load_file
-
+def init_weights(init: str) -> str | None:
+    """The UNet weights file of ``--init``: a shipped prior's name or a prior folder (``None`` if neither)."""
     from .plugin import WEIGHTS
 
     folder = init if os.path.isdir(init) else os.path.join(WEIGHTS, init)
     path = os.path.join(folder, "unet", "diffusion_pytorch_model.safetensors")
-    if not os.path.exists(path):
+    return path if os.path.exists(path) else None
+
+
+def load_init_weights(model, init: str) -> None:
+    """Start from a shipped prior (by name) or a trained folder: the fine-tuning entry point."""
+    from safetensors.torch import load_file
+
+    path = init_weights(init)
+    if path is None:
         raise FileNotFoundError(f"--init '{init}' is neither a shipped prior nor a prior folder with unet/ weights")
     state = {k: v.float() for k, v in load_file(path).items()}
     model.load_state_dict(state, strict=True)
@@ -178,20 +180,9 @@ def load_init_weights(model, init: str) -> None:
 def validation_crops(folder: str, channels: int, side: int = 128, limit: int = 8) -> list[torch.Tensor]:
     """Centre crops ``(1, C, side, side)`` in [0, 1] of the first ``limit`` validation images."""
     from .data import read_image_file
+    from .evaluate import validation_crop
 
-    crops = []
-    for path in scan_folder(folder)[:limit]:
-        im = read_image_file(path)
-        im = im[..., :3] if im.shape[2] >= 3 else im
-        if channels == 1 and im.shape[2] == 3:
-            im = im @ np.array([[0.299], [0.587], [0.114]], np.float32)
-        elif channels == 3 and im.shape[2] == 1:
-            im = np.repeat(im, 3, axis=2)
-        H, W = im.shape[:2]
-        s = min(side, H, W) // 8 * 8
-        top, left = (H - s) // 2, (W - s) // 2
-        crops.append(torch.from_numpy(np.ascontiguousarray(im[top:top + s, left:left + s])).permute(2, 0, 1)[None])
-    return crops
+    return [validation_crop(read_image_file(path), channels, side) for path in scan_folder(folder)[:limit]]
 
 
 def log_validation(out_dir: str, ema, crops: list[torch.Tensor], step: int, minutes: float,
@@ -266,7 +257,8 @@ class TrainingLog:
 
 def train(config: TrainConfig, out_dir: str, resume: str | None = None,
           progress: Callable[[int, int, float], None] | None = None,
-          warn: Callable[[str], None] = lambda m: print(m, flush=True)) -> dict:
+          warn: Callable[[str], None] = lambda m: print(m, flush=True),
+          images: list[np.ndarray] | None = None) -> dict:
     """Train and export to ``out_dir``; returns a summary (steps, minutes, final loss).
 
     A run resumed from its checkpoint continues exactly: weights, EMA, optimiser, step, noise generator and
@@ -292,7 +284,9 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
         opt.load_state_dict(state["opt"])
         step, elapsed = state["step"], state["elapsed"]
         gen.set_state(state["gen"])
-    folder_images = load_training_folders(config.data, config.crop, warn=warn)
+    if images is None:
+        images = load_training_folders(config.data, 0, warn=warn)
+    folder_images = [im for im in images if min(im.shape[:2]) >= config.crop]
     validation = validation_crops(config.val, preset.channels) if config.val else []
     sampler = PatchSampler(preset, config.crop, seed=config.seed, folder_images=folder_images,
                            procedural_fraction=config.procedural_fraction, builtin_sources=config.builtin_sources)

@@ -5,22 +5,14 @@ executor (in-process, process pool, Dask workers on other machines) runs exactly
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import time
 import traceback
 from typing import Any, Callable
 
+from ..checksums import file_sha256  # noqa: F401 - the manifest's input hash
 from ..errors import RestoreError
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def pin_threads(threads: int | None) -> None:

@@ -12,7 +12,6 @@ by size and modification time). A model card lists its checksums as lines of the
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -20,6 +19,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from ..checksums import file_sha256
 from ..errors import InvalidInputError
 
 PICKLE_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -37,11 +37,7 @@ def sha256(path: Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _hash_cache:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _hash_cache[key] = h.hexdigest()
+        _hash_cache[key] = file_sha256(str(path))
     return _hash_cache[key]
 
 

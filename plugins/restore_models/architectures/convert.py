@@ -7,24 +7,16 @@ folder is written only for weights that load; the folder appears atomically (wri
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 import tempfile
 from pathlib import Path
 
+from restore.checksums import file_sha256
 from restore.errors import InvalidInputError
 
 from .checkpoint import read_checkpoint, split_state
 from .loading import build_prior, merged, resolve_meta
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def convert_checkpoint(checkpoint: str | Path, output: str | Path, preset: str | None = None,
@@ -60,7 +52,7 @@ def convert_checkpoint(checkpoint: str | Path, output: str | Path, preset: str |
         "schedule": dataclasses.asdict(prior.noise),
         "checkpoint": "model.safetensors",
         "source": ckpt.name,
-        "source_sha256": _sha256(ckpt),
+        "source_sha256": file_sha256(str(ckpt)),
         "parameters": prior.parameter_count,
     }
     for key in ("summary", "class_label", "domain"):
