@@ -85,6 +85,23 @@ def restore_register_samplers(register):
              summary="DDS on volumes (B, C, D, H, W) with a 2D prior, slices chunked, TV along z by ADMM "
                      "(DiffusionMBIR/DDS 3D); slicewise=True drops the coupling",
              cost="D/chunk NFE calls + M CG (A, Aᵀ, D_z) per step")
+    # -- fast ODE/SDE solvers and the VE samplers (issue 17) --
+    register("dpm-solver", "restore.samplers.dpm_solver:DPMSolver", requires=(),
+             summary="DPM-Solver-1/2/3 (noise prediction), singlestep or multistep (Lu et al. 2022)",
+             cost="1 NFE per step (multistep) / order NFE per step (singlestep); no VJP")
+    register("dpm-solver++", "restore.samplers.dpm_solver_pp:DPMSolverPP", requires=(),
+             summary="DPM-Solver++ 2M/3M (data prediction), SDE variant, heavy-ball momentum (Lu et al. 2022)",
+             cost="1 NFE per step; no VJP")
+    register("dpm-solver-v3", "restore.samplers.dpm_solver_v3:DPMSolverV3", requires=(),
+             summary="DPM-Solver-v3 with empirical model statistics (`restore ems PRIOR`; Zheng et al. 2023)",
+             cost="1 NFE per step; no VJP")
+    register("ve-pc", "restore.samplers.ve_pc:VEPC", requires=(),
+             summary="VE SDE predictor-corrector: reverse diffusion + annealed Langevin (Song et al. 2021); "
+                     "VP priors converted exactly",
+             cost="(1 + corrector_steps) NFE per level")
+    register("ve-ode", "restore.samplers.ve_ode:VEODE", requires=(),
+             summary="VE probability-flow ODE, Heun (Song et al. 2021); VP priors converted exactly",
+             cost="2 NFE per step (Heun)")
 
 
 @hookimpl
@@ -99,6 +116,17 @@ def restore_register_priors(register):
     register("stationary-gaussian", "restore.priors.stationary:default_stationary_prior", kind="analytic",
              channels=None, per_channel_factory=True, default_for=("natural", "medical"), rank=0,
              summary="Gaussian with a fitted power-law spectrum (FFT-diagonal); no training, any size")
+    register("ve-gaussian", "restore.priors.ve:VEGaussianPrior", kind="analytic-ve", channels=None,
+             summary="analytic Gaussian in VE (score) form, exact scores and marginals (test oracle)")
+    register("ve-gmm", "restore.priors.ve:VEGMMPrior", kind="analytic-ve", channels=None,
+             summary="analytic Gaussian mixture in VE (score) form (test oracle)")
+
+
+@hookimpl
+def restore_register_commands(app):
+    from .cli.ems import register  # `restore ems PRIOR`: statistics for dpm-solver-v3
+
+    register(app)
 
 
 @hookimpl

@@ -19,7 +19,7 @@ from .errors import PluginLoadError
 from .registry import KINDS, Registry
 
 ENTRY_POINT_GROUP = "restore.plugins"
-BUILTIN_MODULES = ("restore.builtins", "restore.solvers_plugin")
+BUILTIN_MODULES = ("restore.builtins",)
 _HOOK_FOR_KIND = {kind: f"restore_register_{kind}s" for kind in KINDS}
 
 

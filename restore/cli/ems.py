@@ -1,6 +1,6 @@
 """``restore ems PRIOR``: compute the empirical model statistics DPM-Solver-v3 needs, next to the prior.
 
-Registered through ``restore_register_commands`` by :mod:`restore.solvers_plugin`.
+Registered through ``restore_register_commands`` by :mod:`restore.builtins`.
 """
 from __future__ import annotations
 
