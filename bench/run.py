@@ -351,6 +351,15 @@ def priors_used(runs: list[dict]) -> dict[str, dict]:
     return out
 
 
+def best_per_case(rows: list[dict]):
+    """``(case, best diffusion row, best classical row)`` for every case that has both (input excluded)."""
+    for case in dict.fromkeys(r["case"] for r in rows):
+        diff = [r for r in rows if r["case"] == case and r["kind"] == "diffusion"]
+        cls = [r for r in rows if r["case"] == case and r["kind"] == "classical" and r["method"] != "input"]
+        if diff and cls:
+            yield case, max(diff, key=lambda r: r["psnr"]), max(cls, key=lambda r: r["psnr"])
+
+
 def summarise(data: dict) -> list[dict]:
     """Mean over images per (case, method, steps); then the best budget per (case, method)."""
     groups: dict[tuple, list[dict]] = {}
@@ -383,13 +392,9 @@ def markdown(data: dict, json_path: str) -> str:
         nfe = str(r["nfe"]) if r["kind"] == "diffusion" else "-"
         lines.append(f"| {r['case']} | {r['method']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {nfe} | {t} |")
     lines += ["", "Margin of the best diffusion sampler over the best classical baseline (dB):", ""]
-    for case in dict.fromkeys(r["case"] for r in rows):
-        diff = [r for r in rows if r["case"] == case and r["kind"] == "diffusion"]
-        cls = [r for r in rows if r["case"] == case and r["kind"] == "classical" and r["method"] != "input"]
-        if diff and cls:
-            d, c = max(diff, key=lambda r: r["psnr"]), max(cls, key=lambda r: r["psnr"])
-            lines.append(f"- {case}: {d['method']} {d['psnr']:.2f} vs {c['method']} {c['psnr']:.2f} → "
-                         f"{d['psnr'] - c['psnr']:+.2f} dB")
+    for case, d, c in best_per_case(rows):
+        lines.append(f"- {case}: {d['method']} {d['psnr']:.2f} vs {c['method']} {c['psnr']:.2f} → "
+                     f"{d['psnr'] - c['psnr']:+.2f} dB")
     over = [o for o in data.get("overhead", []) if o.get("ratio")]
     if over:
         side = SUITES[data["suite"]].overhead_side if data["suite"] in SUITES else 256

@@ -270,19 +270,13 @@ def measurements_page(results: str = RESULTS) -> str:
 
 def summary_table(path: str = os.path.join(RESULTS, "full.json")) -> str:
     """Per task: the best diffusion sampler against the best classical baseline (README summary)."""
-    from bench.run import summarise
+    from bench.run import best_per_case, summarise
 
-    data = load_result(path)
-    rows = summarise(data)
     lines = ["| task | best diffusion sampler | PSNR / SSIM | best classical | PSNR / SSIM | margin |",
              "|---|---|---|---|---|---|"]
-    for case in dict.fromkeys(r["case"] for r in rows):
-        diff = [r for r in rows if r["case"] == case and r["kind"] == "diffusion"]
-        cls = [r for r in rows if r["case"] == case and r["kind"] == "classical" and r["method"] != "input"]
-        if diff and cls:
-            d, c = max(diff, key=lambda r: r["psnr"]), max(cls, key=lambda r: r["psnr"])
-            lines.append(f"| {case} | `{d['method']}` ({d['nfe']} NFE) | {d['psnr']:.2f} / {d['ssim']:.3f} | "
-                         f"{c['method']} | {c['psnr']:.2f} / {c['ssim']:.3f} | {d['psnr'] - c['psnr']:+.2f} dB |")
+    for case, d, c in best_per_case(summarise(load_result(path))):
+        lines.append(f"| {case} | `{d['method']}` ({d['nfe']} NFE) | {d['psnr']:.2f} / {d['ssim']:.3f} | "
+                     f"{c['method']} | {c['psnr']:.2f} / {c['ssim']:.3f} | {d['psnr'] - c['psnr']:+.2f} dB |")
     return "\n".join(lines)
 
 
