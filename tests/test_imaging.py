@@ -156,6 +156,24 @@ def test_random_mask_is_reproducible_and_drops_the_fraction():
     assert int((box == 0).sum()) == 12 and float(box[0, 0, 1:4, 2:6].sum()) == 0
 
 
+@pytest.mark.parametrize("mask", ["random:0.7", "box:4,6,20,30", "box:2,3,28,34"])
+def test_inpainting_initial_estimate_keeps_observed_pixels_and_fills_holes_smoothly(mask):
+    # the push-pull fill is a convex combination of observed pixels: exact on observed pixels, inside their
+    # range, exact for a constant image, and close to a smooth image (a plane) over a large hole
+    H, W = 32, 40
+    rows, cols = torch.meshgrid(torch.linspace(0, 1, H, dtype=F64), torch.linspace(0, 1, W, dtype=F64), indexing="ij")
+    plane = (0.2 + 0.5 * rows + 0.3 * cols).expand(1, 3, H, W)
+    op = parse_mask(mask)
+    m = op.mask_for(plane).expand_as(plane)
+    filled = op.initial_estimate(op(plane))
+    assert torch.equal(filled[m > 0], plane[m > 0])
+    observed = plane[m > 0]
+    assert float(filled.min()) >= float(observed.min()) - 1e-12 and float(filled.max()) <= float(observed.max()) + 1e-12
+    assert float((filled - plane).abs().max()) < 0.06
+    constant = torch.full((1, 1, H, W), 0.37, dtype=F64)
+    assert float((op.initial_estimate(op(constant)) - 0.37).abs().max()) < 1e-12
+
+
 def test_kernel_and_mask_files(tmp_path):
     k = parse_kernel("gaussian:1.5").kernel
     restore.write(tmp_path / "kernel.png", (k / k.max())[None, None].float())

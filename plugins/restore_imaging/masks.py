@@ -16,6 +16,20 @@ from .common import check_image, read_gray
 MASK_FIX = "pass a mask image (white = observed, black = missing), random:FRACTION or box:TOP,LEFT,HEIGHT,WIDTH"
 
 
+def push_pull_fill(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Smooth fill of ``values / weights`` over the pixels where ``weights`` is 0, both ``(B, C, H, W)``
+    with ``values`` already multiplied by ``weights`` (in [0, 1])."""
+    if values.shape[-2] <= 1 and values.shape[-1] <= 1 or bool((weights > 0).all()):
+        return torch.where(weights > 0, values / weights.clamp_min(1e-12), values.new_zeros(()))
+    coarse_v = torch.nn.functional.avg_pool2d(values, 2, ceil_mode=True)
+    coarse_w = torch.nn.functional.avg_pool2d(weights, 2, ceil_mode=True)
+    coarse = push_pull_fill(coarse_v, coarse_w)
+    up = torch.nn.functional.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=False)
+    up = up[..., : values.shape[-2], : values.shape[-1]]
+    w = weights.clamp(0, 1)
+    return torch.where(w > 0, values / weights.clamp_min(1e-12), values.new_zeros(())) * w + (1 - w) * up
+
+
 class Inpainting(LinearOperator):
     """Pixel mask operator (``inpainting``); exactly one of ``mask``, ``fraction``, ``box``.
 
@@ -139,6 +153,14 @@ class Inpainting(LinearOperator):
         m = self.mask_for(y)
         observed = m > 0
         return torch.where(observed, y / torch.where(observed, m, torch.ones_like(m)), torch.zeros_like(y))
+
+    def initial_estimate(self, y: torch.Tensor) -> torch.Tensor:
+        """The observed pixels, with the holes filled smoothly from their surroundings (push-pull: the
+        mask-weighted image is averaged down a pyramid until every pixel is covered, then each level's
+        missing share is taken from the bilinear upsampling of the coarser one). Starting a splitting loop
+        from zeros leaves large holes dark: a denoiser only fills what is a few noise widths wide."""
+        m = self.mask_for(y).expand_as(y)
+        return m * self.pinv(y) + (1 - m) * push_pull_fill(m * self.pinv(y), m)
 
     def svd(self, x_shape):
         """``U = V = I`` and ``s = M`` (the mask is diagonal)."""

@@ -29,17 +29,16 @@ SIMULATE_BOUNDARY_HELP = "with --simulate: degrade with this boundary model inst
 #: the code's constant γ = 1 was tuned for MRI k-space units and under-fits blur/SR data by 2–10 dB here.
 DDS_DEFAULTS = {"dds": {"gamma_rule": "snr"}}
 
-#: Inpainting options of the plug-and-play samplers: DiffPIR's official inpainting config (λ = 1, ζ = 1), and
-#: pnp-hqs starting its levels at σ = 1 so that the first denoiser calls fill the holes (DPIR's 49/255 keeps
-#: them dark); chosen on held-out validation crops (bench/task_defaults.py).
-INPAINT_DEFAULTS = {"diffpir": {"lam": 1.0, "zeta": 1.0}, "pnp-hqs": {"sigma_start": 1.0}}
+#: Inpainting options of DiffPIR: its official inpainting config (λ = 1, ζ = 1). pnp-hqs keeps DPIR's levels:
+#: it starts from the operator's push-pull fill of the holes (``Inpainting.initial_estimate``).
+INPAINT_DEFAULTS = {"diffpir": {"lam": 1.0, "zeta": 1.0}}
 
 #: Default sampler and steps of each task, chosen by measurement (bench/task_defaults.py; table and choice in
 #: bench/results/task_defaults.json): the best PSNR averaged over the task's cases on held-out validation crops
 #: among runs whose CPU time, scaled to a 256² image, fits 60 s. Deblurring: DPIR's own 8 iterations
-#: (Gaussian and motion kernels); super-resolution: pnp-hqs with 20; inpainting: DiffPIR's inpainting config
-#: with 20 steps (pnp-hqs is far better on random masks but fails on large holes); denoising: Tweedie.
-TASK_DEFAULTS = {"deblur": ("pnp-hqs", 8), "super-resolve": ("pnp-hqs", 20), "inpaint": ("diffpir", 20),
+#: (Gaussian and motion kernels); super-resolution and inpainting (random and box masks): pnp-hqs with 20;
+#: denoising: Tweedie.
+TASK_DEFAULTS = {"deblur": ("pnp-hqs", 8), "super-resolve": ("pnp-hqs", 20), "inpaint": ("pnp-hqs", 20),
                  "denoise": ("tweedie", None)}  # Tweedie is one step and has no steps option
 
 #: CLI step counts of samplers whose paper defaults take far longer than minutes on a 256² image on a CPU
