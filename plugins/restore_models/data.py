@@ -23,7 +23,12 @@ NATURAL_TRAIN = (
 )
 MEDICAL_VALIDATION = ("pydicom:CT_small.dcm", "pydicom:MR_small.dcm", "matplotlib:s1045.ima.gz")
 MEDICAL_TRAIN = ("nibabel:anatomical.nii", "nibabel:example4d.nii.gz", "nibabel:functional.nii",
-                 "pydicom:dicomdirtests")
+                 "pydicom:dicomdirtests",
+                 # pydicom-data (the `train` extra): the real CT and MR slices of pydicom's large test files;
+                 # its test patterns, ultrasound and radiographs are left out
+                 "pydicom-data:693_UNCR.dcm", "pydicom-data:explicit_VR-UN.dcm",
+                 "pydicom-data:MR-SIEMENS-DICOM-WithOverlays.dcm", "pydicom-data:MR2_UNCR.dcm",
+                 "pydicom-data:emri_small.dcm")
 
 SOURCES_AND_LICENCES = {
     "skimage": "scikit-image data (skimage.data), public domain / CC0 / 'no restrictions' per its README",
@@ -32,6 +37,7 @@ SOURCES_AND_LICENCES = {
     "sklearn": "scikit-learn sample images (china.jpg, flower.jpg), CC-BY 2.0 per sklearn docs",
     "nibabel": "nibabel test data (anatomical.nii, example4d.nii.gz, functional.nii), MIT",
     "pydicom": "pydicom test files, MIT / public test data",
+    "pydicom-data": "pydicom-data wheel on PyPI (pydicom's large test files), MIT",
     "dead-leaves": "procedural, generated in restore_models.data",
     "phantoms": "procedural Shepp-Logan and random ellipses, generated in restore_models.data",
 }
@@ -105,11 +111,17 @@ def load_medical(key: str) -> list[np.ndarray]:
                 sl = vol[:, :, z, t]
                 if sl.std() > 0:
                     slices.append(_normalise(sl))
-    elif src == "pydicom":
+    elif src in ("pydicom", "pydicom-data"):
         import pydicom
-        from pydicom.data import get_testdata_file
 
-        base = os.path.dirname(get_testdata_file("CT_small.dcm"))
+        if src == "pydicom":
+            from pydicom.data import get_testdata_file
+
+            base = os.path.dirname(get_testdata_file("CT_small.dcm"))
+        else:  # read from the installed wheel: pydicom's own lookup would try to download what is missing
+            import data_store
+
+            base = os.path.join(os.path.dirname(data_store.__file__), "data")
         paths = []
         if name == "dicomdirtests":
             for root, _, files in os.walk(os.path.join(base, "dicomdirtests")):
