@@ -1,20 +1,22 @@
-"""Tasks: what a ``restore <task>`` command (and ``restore batch --task``) does with one input file."""
+"""Tasks: what a ``restore <task>`` command (and ``restore batch --task``) does with one input file.
+
+The declarations (:class:`Task`, :class:`TaskOption`, :class:`RunSettings`) import no torch, so that
+``restore TASK --help`` and ``restore list tasks`` stay light; :func:`run_task` imports the engine.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import platform
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
-
-from .devices import resolve_device
 from .errors import InvalidInputError, OutputExistsError
-from .io import Image, read, write
-from .plan import execute_plan, plan_task
-from .problem import Problem
+
+if TYPE_CHECKING:
+    import torch
+
+    from .problem import Problem
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,14 @@ def run_task(task: Task | str, input_path: str, output_path: str | None, setting
     The output is checked before any work (exists without ``overwrite`` -> error) and written only when
     complete, so a failure never leaves a partial file.
     """
+    import platform
+
+    import torch
+
+    from .devices import resolve_device
+    from .io import Image, read, write
     from .metrics import psnr, ssim
+    from .plan import execute_plan, plan_task
 
     task = get_task(task) if isinstance(task, str) else task
     options = dict(options or {})
