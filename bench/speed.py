@@ -10,13 +10,15 @@ Three parts, each written into bench/results/speed.json as it finishes (``--part
   crop of held-out BSD validation photos (/work/shared/data/cbsd432/val; the gray one is converted with
   BT.601 weights), ``--precision auto`` against ``fp32``, runs interleaved: CPU-time ratio and PSNR change.
 * ``samples``: ``--samples 8`` (one batch) against one sample on a 128² gray crop, ``--steps STEPS``.
-* ``startup``: CPU seconds of a ``restore --help`` process (median of ``--reps`` runs) and whether it
-  imported torch.
+* ``startup``: wall and CPU seconds of ``restore --help``, ``restore deblur --help`` and ``restore list
+  samplers`` processes (median of at least 5 runs), whether each imported torch, and with ``--baseline DIR``
+  the same from an earlier source tree, interleaved, with the ratio.
 
 The machine running it is shared, so the JSON holds CPU seconds (``time.process_time``, one thread) and
 ratios; wall times are kept for reference only.
 
-    python bench/speed.py [--parts network deblur samples] [--reps 3] [--sizes 64 256 512]
+    python bench/speed.py [--parts network deblur samples startup] [--reps 3] [--sizes 64 256 512]
+    git archive cd48652 | tar -x -C /tmp/before && python bench/speed.py --parts startup --baseline /tmp/before
 """
 from __future__ import annotations
 
@@ -140,20 +142,48 @@ def samples(paths: dict[str, str], folder: Path, steps: int, reps: int) -> dict:
     return result
 
 
-def startup(reps: int) -> dict:
+STARTUP_COMMANDS = (("--help",), ("deblur", "--help"), ("list", "samplers"))
+
+
+def startup(reps: int, baseline: str | None) -> dict:
+    """Wall and CPU seconds of ``restore --help``, ``restore deblur --help`` and ``restore list samplers``
+    processes (median of ``reps``), and whether each imported torch; with ``baseline`` (a source tree of an
+    earlier commit, e.g. ``git archive COMMIT | tar -x -C DIR``) the same commands from that tree, interleaved
+    run by run, and the ratio earlier/now."""
     import resource
     import subprocess
     import sys
 
-    probe = "import sys; from restore.cli import main; main(['--help']); print('torch' in sys.modules)"
-    cpu, imported = [], []
+    probe = ("import io, sys, contextlib; from restore.cli import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()): main(sys.argv[1:])\n"
+             "print('torch' in sys.modules)")
+    root = Path(__file__).resolve().parent.parent
+    trees = {"now": root, **({"before": Path(baseline).resolve()} if baseline else {})}
+    rows = {(tree, cmd): [] for tree in trees for cmd in STARTUP_COMMANDS}
     for _ in range(reps):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-        imported.append(out.stdout.strip().splitlines()[-1] == "True")
-    result = {"help_cpu_s": round(statistics.median(cpu), 3), "imports_torch": any(imported), "runs": reps}
+        for cmd in STARTUP_COMMANDS:
+            for tree, path in trees.items():
+                env = dict(os.environ, PYTHONPATH=f"{path}{os.pathsep}{path / 'plugins'}")
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                wall = time.perf_counter()
+                # run in the tree: `python -c` puts the working directory first on sys.path
+                out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, env=env,
+                                     cwd=path, check=True)
+                wall = time.perf_counter() - wall
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+                rows[tree, cmd].append((wall, cpu, out.stdout.strip().splitlines()[-1] == "True"))
+    result: dict = {"runs": reps, "commands": {}}
+    for cmd in STARTUP_COMMANDS:
+        entry = {}
+        for tree in trees:
+            runs = rows[tree, cmd]
+            entry[tree] = {"wall_s": round(statistics.median(r[0] for r in runs), 3),
+                           "cpu_s": round(statistics.median(r[1] for r in runs), 3),
+                           "imports_torch": any(r[2] for r in runs)}
+        if "before" in entry:
+            entry["speedup_wall"] = round(entry["before"]["wall_s"] / entry["now"]["wall_s"], 2)
+        result["commands"]["restore " + " ".join(cmd)] = entry
     print(json.dumps(result), flush=True)
     save("startup", result)
     return result
@@ -165,12 +195,13 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 512])
     parser.add_argument("--steps", type=int, default=10, help="sampler steps of the samples part")
+    parser.add_argument("--baseline", help="startup part: a source tree of an earlier commit to compare with")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if "startup" in args.parts:
-            startup(max(args.reps, 3))
+            startup(max(args.reps, 5), args.baseline)
         if "network" in args.parts:
             network_table(args.sizes, args.reps)
         if "deblur" in args.parts or "samples" in args.parts:
