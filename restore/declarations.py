@@ -58,16 +58,21 @@ def _source_path(module: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _module(module: str) -> tuple[dict[str, ast.ClassDef], dict[str, ClassRef | str]]:
-    """``(classes, imports)`` of ``module``'s top level: class statements by name, and imported names
-    (``ClassRef`` for ``from m import X``, a module name for ``import m``)."""
+def _module(module: str) -> tuple[dict[str, ast.ClassDef], dict[str, ClassRef | str], set[str]]:
+    """``(classes, imports, patched)`` of ``module``'s top level: class statements by name, imported names
+    (``ClassRef`` for ``from m import X``, a module name for ``import m``), and the names whose attributes
+    are assigned at the top level (``X.attr = …``)."""
     path = _source_path(module)
     with open(path, encoding="utf-8") as f:
         tree = ast.parse(f.read(), path)
     package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
     classes: dict[str, ast.ClassDef] = {}
     imports: dict[str, ClassRef | str] = {}
+    patched: set[str] = set()
     for node in tree.body:
+        for target in getattr(node, "targets", [getattr(node, "target", None)]):
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+                patched.add(target.value.id)
         if isinstance(node, ast.ClassDef):
             classes[node.name] = node
         elif isinstance(node, ast.ImportFrom):
@@ -84,14 +89,14 @@ def _module(module: str) -> tuple[dict[str, ast.ClassDef], dict[str, ClassRef | 
                     imports[alias.asname] = alias.name
                 else:
                     imports[alias.name.partition(".")[0]] = alias.name.partition(".")[0]
-    return classes, imports
+    return classes, imports, patched
 
 
 def _definition(ref: ClassRef, depth: int = 0) -> tuple[ClassRef, ast.ClassDef]:
     """The class statement ``ref`` names, following re-exports (``from .base import X`` in a package)."""
     if depth > 20:
         raise _Unreadable(ref)
-    classes, imports = _module(ref.module)
+    classes, imports, _ = _module(ref.module)
     if ref.name in classes:
         return ref, classes[ref.name]
     target = imports.get(ref.name)
@@ -102,7 +107,7 @@ def _definition(ref: ClassRef, depth: int = 0) -> tuple[ClassRef, ast.ClassDef]:
 
 def _name_ref(module: str, node: ast.expr) -> ClassRef:
     """The class a ``Name`` or ``module.Name`` expression in ``module`` refers to (canonical: its definition)."""
-    classes, imports = _module(module)
+    classes, imports, _ = _module(module)
     if isinstance(node, ast.Name):
         if node.id in classes:
             return ClassRef(module, node.id)
@@ -166,9 +171,17 @@ def _mro(ref: ClassRef, depth: int = 0) -> list[tuple[ClassRef, ast.ClassDef | N
     return out
 
 
+#: Statements of a class body that cannot bind a class attribute behind the reader's back.
+_PLAIN = (ast.Assign, ast.AnnAssign, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Expr, ast.Pass)
+
+
 def _declared(ref: ClassRef, node: ast.ClassDef, names: tuple[str, ...]) -> dict[str, Any]:
+    if ref.name in _module(ref.module)[2]:  # `Class.attr = ...` after the class statement
+        raise _Unreadable(ref)
     found: dict[str, Any] = {}
     for stmt in node.body:
+        if not isinstance(stmt, _PLAIN):  # `if`, `for`, `with`, `import` … may (re)bind names conditionally
+            raise _Unreadable(ref)
         targets = []
         if isinstance(stmt, ast.Assign):
             targets, value = stmt.targets, stmt.value

@@ -100,14 +100,17 @@ def test_static_reader_follows_bases_in_python_order(tmp_path, monkeypatch):
                                  "class Right(Base):\n    a = 2\n")
     (pkg / "leaf.py").write_text("from declpkg import Base\nfrom .base import Left, Right\nimport declpkg.base as b\n\n"
                                  "class Leaf(Left, Right):\n    c = (Base, b.Left)\n\n"
-                                 "def make():\n    return 3\n\nclass Dynamic(Base):\n    a = make()\n")
+                                 "def make():\n    return 3\n\nclass Dynamic(Base):\n    a = make()\n\n"
+                                 "class Branchy(Base):\n    if make():\n        a = 4\n\n"
+                                 "class Patched(Base):\n    pass\n\nPatched.a = 5\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     attrs = class_attributes("declpkg.leaf:Leaf", ("a", "b", "c"))
     assert attrs == {"a": 2, "b": ("x",), "c": (ClassRef("declpkg.base", "Base"), ClassRef("declpkg.base", "Left"))}
     import declpkg.leaf
 
     assert declpkg.leaf.Leaf.a == attrs["a"]  # Python agrees: Right comes before Base in Leaf's MRO
-    assert class_attributes("declpkg.leaf:Dynamic", ("a",)) is None
+    for name in ("Dynamic", "Branchy", "Patched"):  # a call, a conditional body, a later assignment
+        assert class_attributes(f"declpkg.leaf:{name}", ("a",)) is None
     assert class_attributes("declpkg.leaf:Missing", ("a",)) is None
 
 
