@@ -9,14 +9,19 @@ Three parts, each written into bench/results/speed.json as it finishes (``--part
 * ``deblur``: ``restore deblur --simulate`` (task defaults: DDS, 50 steps) on a 256² gray and a 256² colour
   crop of held-out BSD validation photos (/work/shared/data/cbsd432/val; the gray one is converted with
   BT.601 weights), ``--precision auto`` against ``fp32``, runs interleaved: CPU-time ratio and PSNR change.
+* ``group``: ``restore batch deblur`` on four 64² crops of held-out BSD gray validation photos
+  (/work/data/bsd400/val), ungrouped against ``--group-size 4``: wall/CPU ratio and the outputs' largest
+  pixel difference.
 * ``samples``: ``--samples 8`` (one batch) against one sample on a 128² gray crop, ``--steps STEPS``.
-* ``startup``: CPU seconds of a ``restore --help`` process (median of ``--reps`` runs) and whether it
-  imported torch.
+* ``startup``: wall and CPU seconds of ``restore --help``, ``restore deblur --help`` and ``restore list
+  samplers`` processes (median of at least 5 runs), whether each imported torch, and with ``--baseline DIR``
+  the same from an earlier source tree, interleaved, with the ratio.
 
 The machine running it is shared, so the JSON holds CPU seconds (``time.process_time``, one thread) and
 ratios; wall times are kept for reference only.
 
-    python bench/speed.py [--parts network deblur samples] [--reps 3] [--sizes 64 256 512]
+    python bench/speed.py [--parts network deblur samples startup] [--reps 3] [--sizes 64 256 512]
+    git archive cd48652 | tar -x -C /tmp/before && python bench/speed.py --parts startup --baseline /tmp/before
 """
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ from pathlib import Path
 import torch
 
 OUT = Path(__file__).parent / "results" / "speed.json"
-VAL = Path("/work/shared/data/cbsd432/val")
+VAL = Path("/work/data/cbsd432/val")
 MODES = {"fp32": {}, "bf16": {"precision": "bf16"}, "channels_last": {"channels_last": True},
          "compiled": {"compile": True}, "bf16+channels_last": {"precision": "bf16", "channels_last": True}}
 
@@ -140,20 +145,114 @@ def samples(paths: dict[str, str], folder: Path, steps: int, reps: int) -> dict:
     return result
 
 
-def startup(reps: int) -> dict:
+GRAY_VAL = Path("/work/data/bsd400/val")
+
+
+def group(folder: Path, size: int, reps: int) -> dict:
+    """``restore batch deblur`` (task defaults, shipped ``natural-gray`` prior, ``--precision fp32``) on four
+    ``size``² centre crops of held-out BSD gray validation photos, without and with ``--group-size 4``, runs
+    interleaved: wall and CPU seconds and the ratio, and the largest pixel difference of the outputs; and the
+    network call alone on the four crops, one batched call against four."""
+    import numpy as np
+    from PIL import Image
+
+    from restore.batch import run_batch
+    from restore.tasks import RunSettings
+
+    if not GRAY_VAL.is_dir():
+        raise SystemExit(f"{GRAY_VAL} not found: the held-out BSD gray validation photos are needed for this part")
+    inputs = []
+    for path in sorted(GRAY_VAL.glob("*.png"))[:4]:
+        photo = Image.open(path).convert("L")
+        left, top = (photo.width - size) // 2, (photo.height - size) // 2
+        crop = folder / f"group_{path.stem}.png"
+        photo.crop((left, top, left + size, top + size)).save(crop)
+        inputs.append(str(crop))
+    settings = RunSettings(device="cpu", overwrite=True, precision="fp32")
+    rows: dict[int, list[tuple[float, float]]] = {1: [], 4: []}
+    outs: dict[int, list[str]] = {}
+    for _ in range(reps + 1):  # the first round loads the prior and warms up; not timed
+        for n in (1, 4):
+            cpu, wall = time.process_time(), time.perf_counter()
+            result = run_batch(inputs, "deblur", str(folder / f"group{n}"), settings=settings, group_size=n)
+            rows[n].append((time.perf_counter() - wall, time.process_time() - cpu))
+            assert result.ok, result.failed
+            outs[n] = [r["output"] for r in result.records]
+    # the network alone: one call on the four crops against four calls on one each (CPU seconds)
+    import restore
+
+    prior = restore.prior("natural-gray", device="cpu", precision="fp32")
+    x = torch.stack([torch.from_numpy(np.asarray(Image.open(p), dtype=np.float32) / 255)[None] for p in inputs])
+    k = torch.tensor([500])
+    calls: dict[int, list[float]] = {1: [], 4: []}
+    with torch.no_grad():
+        prior.eps(x, k)
+        for _ in range(5 * reps):
+            for n in (1, 4):
+                start = time.process_time()
+                for a in range(0, 4, n):
+                    prior.eps(x[a:a + n], k)
+                calls[n].append(time.process_time() - start)
+    network = {n: statistics.median(v) for n, v in calls.items()}
+    diff = max(int(np.abs(np.asarray(Image.open(a), dtype=np.int16) - np.asarray(Image.open(b), dtype=np.int16)).max())
+               for a, b in zip(outs[1], outs[4]))
+    wall = {n: statistics.median(r[0] for r in v[1:]) for n, v in rows.items()}
+    cpu = {n: statistics.median(r[1] for r in v[1:]) for n, v in rows.items()}
+    result = {"images": [Path(p).name for p in inputs], "size": size, "runs": reps,
+              "settings": "restore batch deblur, task defaults, --precision fp32, natural-gray",
+              "wall_s": {"ungrouped": round(wall[1], 2), "group_size_4": round(wall[4], 2)},
+              "cpu_s": {"ungrouped": round(cpu[1], 2), "group_size_4": round(cpu[4], 2)},
+              "speedup_wall": round(wall[1] / wall[4], 2), "speedup_cpu": round(cpu[1] / cpu[4], 2),
+              "network_cpu_s_four_images": {"four_calls": round(network[1], 4), "one_call": round(network[4], 4)},
+              "network_speedup_cpu": round(network[1] / network[4], 2),
+              "max_abs_pixel_difference_8bit": diff}
+    print(json.dumps(result), flush=True)
+    save("batch_group", result)
+    return result
+
+
+STARTUP_COMMANDS = (("--help",), ("deblur", "--help"), ("list", "samplers"))
+
+
+def startup(reps: int, baseline: str | None) -> dict:
+    """Wall and CPU seconds of ``restore --help``, ``restore deblur --help`` and ``restore list samplers``
+    processes (median of ``reps``), and whether each imported torch; with ``baseline`` (a source tree of an
+    earlier commit, e.g. ``git archive COMMIT | tar -x -C DIR``) the same commands from that tree, interleaved
+    run by run, and the ratio earlier/now."""
     import resource
     import subprocess
     import sys
 
-    probe = "import sys; from restore.cli import main; main(['--help']); print('torch' in sys.modules)"
-    cpu, imported = [], []
+    probe = ("import io, sys, contextlib; from restore.cli import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()): main(sys.argv[1:])\n"
+             "print('torch' in sys.modules)")
+    root = Path(__file__).resolve().parent.parent
+    trees = {"now": root, **({"before": Path(baseline).resolve()} if baseline else {})}
+    rows = {(tree, cmd): [] for tree in trees for cmd in STARTUP_COMMANDS}
     for _ in range(reps):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-        imported.append(out.stdout.strip().splitlines()[-1] == "True")
-    result = {"help_cpu_s": round(statistics.median(cpu), 3), "imports_torch": any(imported), "runs": reps}
+        for cmd in STARTUP_COMMANDS:
+            for tree, path in trees.items():
+                env = dict(os.environ, PYTHONPATH=f"{path}{os.pathsep}{path / 'plugins'}")
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                wall = time.perf_counter()
+                # run in the tree: `python -c` puts the working directory first on sys.path
+                out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, env=env,
+                                     cwd=path, check=True)
+                wall = time.perf_counter() - wall
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+                rows[tree, cmd].append((wall, cpu, out.stdout.strip().splitlines()[-1] == "True"))
+    result: dict = {"runs": reps, "commands": {}}
+    for cmd in STARTUP_COMMANDS:
+        entry = {}
+        for tree in trees:
+            runs = rows[tree, cmd]
+            entry[tree] = {"wall_s": round(statistics.median(r[0] for r in runs), 3),
+                           "cpu_s": round(statistics.median(r[1] for r in runs), 3),
+                           "imports_torch": any(r[2] for r in runs)}
+        if "before" in entry:
+            entry["speedup_wall"] = round(entry["before"]["wall_s"] / entry["now"]["wall_s"], 2)
+        result["commands"]["restore " + " ".join(cmd)] = entry
     print(json.dumps(result), flush=True)
     save("startup", result)
     return result
@@ -161,16 +260,20 @@ def startup(reps: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", nargs="+", default=["network", "deblur", "samples", "startup"])
+    parser.add_argument("--parts", nargs="+", default=["network", "deblur", "samples", "startup", "group"])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 512])
     parser.add_argument("--steps", type=int, default=10, help="sampler steps of the samples part")
+    parser.add_argument("--baseline", help="startup part: a source tree of an earlier commit to compare with")
+    parser.add_argument("--group-image-size", type=int, default=64, help="group part: crop size")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if "startup" in args.parts:
-            startup(max(args.reps, 3))
+            startup(max(args.reps, 5), args.baseline)
+        if "group" in args.parts:
+            group(folder, args.group_image_size, args.reps)
         if "network" in args.parts:
             network_table(args.sizes, args.reps)
         if "deblur" in args.parts or "samples" in args.parts:

@@ -8,15 +8,15 @@ large ones let the prior repaint more.
 from __future__ import annotations
 
 import io
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import InvalidInputError, ShapeError
-from .io import Image
-from .operators import GaussianNoise, Identity
-from .problem import Problem
 from .tasks import Setup, Task, TaskOption
+
+if TYPE_CHECKING:  # the task declaration imports no torch (restore enhance --help); the builders import it
+    import torch
+
+    from .io import Image
 
 #: Noise std (in [0, 1] image units) that ``--simulate`` adds when ``--noise`` is not given.
 SIMULATE_NOISE = 0.05
@@ -26,6 +26,8 @@ SIMULATE_JPEG_QUALITY = 15
 
 def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     """JPEG-compress ``(B, C, H, W)`` images in [0, 1] (C = 1 or 3) with PIL at ``quality`` (8-bit)."""
+    import numpy as np
+    import torch
     from PIL import Image as PILImage
 
     out = []
@@ -42,12 +44,17 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
 
 def corrupt(x: torch.Tensor, noise: float, quality: int, generator: torch.Generator) -> torch.Tensor:
     """Gaussian noise of std ``noise`` ([0, 1] units), clipping, then JPEG at ``quality`` (0 = no JPEG)."""
+    from .operators import GaussianNoise
+
     y = GaussianNoise(noise).sample(x, generator).clamp(0, 1) if noise > 0 else x
     return jpeg(y, quality) if quality > 0 else y
 
 
 def build(image: Image, noise: float, simulate: bool, generator: torch.Generator,
           strength: float | None = None, jpeg_quality: int = SIMULATE_JPEG_QUALITY) -> Setup:
+    from .operators import GaussianNoise, Identity
+    from .problem import Problem
+
     x = image.data
     if x.ndim != 4 or x.is_complex() or x.shape[1] not in (1, 3):
         raise ShapeError(f"enhance needs a gray or RGB image (B, C, H, W) with C = 1 or 3, got {tuple(x.shape)}")

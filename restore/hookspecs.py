@@ -77,7 +77,9 @@ def restore_register_samplers(register) -> None:
 def restore_register_tasks(register) -> None:
     """Register CLI tasks (each becomes a ``restore <name>`` command and is usable by ``restore batch``).
 
-    ``register(name, factory)`` where ``factory()`` returns a :class:`restore.tasks.Task`.
+    ``register(name, factory, *, summary: str = "")`` where ``factory()`` returns a :class:`restore.tasks.Task`.
+    ``restore NAME --help`` imports the factory's module to read the task's options: keep torch imports out of
+    its top level (import them in ``build``). ``restore list tasks`` shows ``summary`` without importing it.
     """
 
 

@@ -325,3 +325,102 @@ def execute_plan(plan: RunPlan, problem: Problem, prior: Prior | None, batch_chu
         x = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
         draws.extend(x.chunk(len(chains)) if len(chains) > 1 else [x])
     return Execution(torch.stack(draws), nfe, seconds)
+
+
+def _same_operator(a, b, x_shape: tuple[int, ...], y: torch.Tensor) -> bool:
+    """Whether operators ``a`` and ``b`` map the same probe alike (forward, and adjoint when linear)."""
+    if a is b:
+        return True
+    if type(a) is not type(b) or a.linear != b.linear:
+        return False
+    try:
+        g = torch.Generator().manual_seed(0)
+        x = torch.rand(x_shape, generator=g, dtype=y.dtype).to(y.device)
+        fa, fb = a(x), b(x)
+        if fa.shape != fb.shape or not torch.allclose(fa, fb):
+            return False
+        if a.linear:
+            r = torch.rand(y.shape, generator=g, dtype=y.dtype).to(y.device)
+            ba, bb = a.adjoint(r), b.adjoint(r)
+            return ba.shape == bb.shape and bool(torch.allclose(ba, bb))
+        return True
+    except Exception:  # noqa: BLE001 - anything unusual: keep the inputs apart
+        return False
+
+
+def groupable(runs: list, group_size: int) -> list[list[int]]:
+    """Indices of ``runs`` (:class:`restore.tasks.PreparedRun`) in groups of at most ``group_size`` that can
+    share network calls, in input order: the same plan but for the seed, one image each of the same shape
+    and dtype, an operator that acts alike on both (a probe through forward and adjoint) and the same noise
+    model, and a sampler whose batch entries are independent (``Sampler.chain_batching``)."""
+    from .plugins import registry
+
+    groups: list[list[int]] = []
+    open_groups: list[list[int]] = []
+    for i, run in enumerate(runs):
+        problem, plan = run.setup.problem, run.plan
+        fits = (group_size > 1 and run.setup.batch_chunk is None and problem.y.shape[0] == 1
+                and not problem.y.is_complex())
+        if fits:
+            try:
+                cls = registry().get("sampler", plan.sampler).load()
+                fits = getattr(cls, "chain_batching", False) and not getattr(cls, "weighted", False)
+            except Exception:  # noqa: BLE001 - the run reports its own error
+                fits = False
+        target = None
+        if fits:
+            record = {**plan.record(), "seed": None}
+            for members in open_groups:
+                first = runs[members[0]]
+                other = first.setup.problem
+                if (len(members) < group_size and {**first.plan.record(), "seed": None} == record
+                        and first.plan.batch_size == plan.batch_size and first.device == run.device
+                        and other.y.shape == problem.y.shape and other.y.dtype == problem.y.dtype
+                        and tuple(other.x_shape) == tuple(problem.x_shape)
+                        and type(other.noise) is type(problem.noise) and vars(other.noise) == vars(problem.noise)
+                        and _same_operator(other.operator, problem.operator, tuple(problem.x_shape), problem.y)):
+                    target = members
+                    break
+        if target is None:
+            target = [i]
+            groups.append(target)
+            if fits:
+                open_groups.append(target)
+        else:
+            target.append(i)
+    return groups
+
+
+def execute_group(plans: list[RunPlan], problems: list[Problem], prior: Prior | None,
+                  progress: Callable[[int, int, int], None] | None = None) -> list[Execution]:
+    """Several inputs that :func:`groupable` put together, run as batches through the network: entry
+    ``(i, j)`` is sample ``j`` of input ``i`` and draws from :func:`chain_seed` ``(plans[i].seed, j)``, exactly
+    as :func:`execute_plan` does for input ``i`` alone, so each input's draws equal its own run up to
+    floating-point reassociation. ``plans[0].batch_size`` bounds the entries per network call. Each input's
+    ``nfe`` is the shared network calls, its ``seconds`` its share of the time."""
+    plan = plans[0]
+    entries = [(i, j) for i in range(len(plans)) for j in range(plan.samples)]
+    size = max(1, min(plan.batch_size or len(entries), len(entries)))
+    if not _acts_alike(problems[0], size):  # the operator mixes batch entries: one input after another
+        return [execute_plan(p, q, prior, None, progress) for p, q in zip(plans, problems)]
+    sampler = plan.build_sampler()
+    seeds = [chain_seed(plans[i].seed, j) for i, j in entries]
+    y = torch.cat([problems[i].y for i, _ in entries])
+    operator, noise = problems[0].operator, problems[0].noise
+    starts = range(0, len(entries), size)
+    pieces, nfe, seconds = [], 0, 0.0
+    for run, a in enumerate(starts):
+        b = min(a + size, len(entries))
+        gen: Any = ChainGenerators(seeds[a:b]) if b - a > 1 else torch.Generator().manual_seed(seeds[a])
+
+        def step_progress(step: int, total: int, n: int, run: int = run) -> None:
+            if progress:
+                progress(run * total + step, len(starts) * total, nfe + n)
+
+        result = sampler.run(prior, Problem(y[a:b], operator, noise), generator=gen, callback=step_progress)
+        pieces.append(result.x.detach().cpu())
+        nfe += result.nfe
+        seconds += result.seconds
+    x = torch.cat(pieces)
+    per = plan.samples
+    return [Execution(x[i * per:(i + 1) * per].unsqueeze(1), nfe, seconds / len(plans)) for i in range(len(plans))]

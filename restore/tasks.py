@@ -1,20 +1,22 @@
-"""Tasks: what a ``restore <task>`` command (and ``restore batch --task``) does with one input file."""
+"""Tasks: what a ``restore <task>`` command (and ``restore batch --task``) does with one input file.
+
+The declarations (:class:`Task`, :class:`TaskOption`, :class:`RunSettings`) import no torch, so that
+``restore TASK --help`` and ``restore list tasks`` stay light; :func:`run_task` imports the engine.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import platform
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
-
-from .devices import resolve_device
 from .errors import InvalidInputError, OutputExistsError
-from .io import Image, read, write
-from .plan import execute_plan, plan_task
-from .problem import Problem
+
+if TYPE_CHECKING:
+    import torch
+
+    from .problem import Problem
 
 
 @dataclass(frozen=True)
@@ -137,15 +139,34 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run_task(task: Task | str, input_path: str, output_path: str | None, settings: RunSettings,
-             options: dict[str, Any] | None = None,
-             progress: Callable[[int, int, int], None] | None = None) -> RunReport:
-    """Read ``input_path``, restore it with ``task`` and write the result atomically.
+@dataclass
+class PreparedRun:
+    """One input read and set up, its plan made and its output checked: what :func:`run_task` runs and
+    :func:`run_tasks` may batch with others (see :func:`prepare_run`)."""
 
-    The output is checked before any work (exists without ``overwrite`` -> error) and written only when
-    complete, so a failure never leaves a partial file.
-    """
-    from .metrics import psnr, ssim
+    task: Task
+    input_path: str
+    output_path: str
+    settings: RunSettings
+    image: Any  # restore.Image
+    setup: Setup
+    plan: Any  # restore.plan.RunPlan
+    channels: int
+    device: Any  # torch.device
+
+    def load_prior(self):
+        return self.plan.load_prior(self.channels, self.task.domain, str(self.device))
+
+
+def prepare_run(task: Task | str, input_path: str, output_path: str | None, settings: RunSettings,
+                options: dict[str, Any] | None = None) -> PreparedRun:
+    """Check the output, read ``input_path``, build the task's problem (``--simulate`` degrades it with a
+    generator seeded by ``settings.seed``) and make the run plan."""
+    import torch
+
+    from .devices import resolve_device
+    from .io import read
+    from .plan import plan_task
 
     task = get_task(task) if isinstance(task, str) else task
     options = dict(options or {})
@@ -166,12 +187,78 @@ def run_task(task: Task | str, input_path: str, output_path: str | None, setting
     problem.operator = problem.operator.to(device)
     channels = problem.x_shape[1] if len(problem.x_shape) > 1 else 1
     plan = plan_task(task, settings, options, setup, channels)
-    prior = plan.load_prior(channels, task.domain, str(device))
-    run = execute_plan(plan, problem, prior, setup.batch_chunk, progress)
+    return PreparedRun(task, input_path, output_path, settings, image, setup, plan, channels, device)
+
+
+def run_task(task: Task | str, input_path: str, output_path: str | None, settings: RunSettings,
+             options: dict[str, Any] | None = None,
+             progress: Callable[[int, int, int], None] | None = None) -> RunReport:
+    """Read ``input_path``, restore it with ``task`` and write the result atomically.
+
+    The output is checked before any work (exists without ``overwrite`` -> error) and written only when
+    complete, so a failure never leaves a partial file.
+    """
+    from .plan import execute_plan
+
+    prepared = prepare_run(task, input_path, output_path, settings, options)
+    run = execute_plan(prepared.plan, prepared.setup.problem, prepared.load_prior(), prepared.setup.batch_chunk,
+                       progress)
+    return finish_run(prepared, run)
+
+
+def run_tasks(runs: list[PreparedRun], group_size: int,
+              progress: Callable[[int, int, int], None] | None = None) -> list[RunReport | Exception]:
+    """Restore several prepared inputs, running those that agree (:func:`restore.plan.groupable`: the same
+    plan, shapes, operator and noise) together, at most ``group_size`` images per batch through the network.
+
+    Each image keeps its own generators (:func:`restore.plan.execute_group`), so its output is the one
+    :func:`run_task` writes for it, up to floating-point reassociation in the batched network call. Returns
+    one report per input, in order, or the exception that input failed with (the others go on).
+    """
+    from .plan import execute_group, execute_plan, groupable
+
+    out: list[RunReport | Exception | None] = [None] * len(runs)
+    priors: dict[tuple, Any] = {}
+    for members in groupable(runs, group_size):
+        first = runs[members[0]]
+        key = (first.plan.prior, first.channels, first.task.domain, str(first.device), first.plan.precision)
+        try:
+            if key not in priors:
+                priors[key] = first.load_prior()
+            if len(members) == 1:
+                executions = [execute_plan(first.plan, first.setup.problem, priors[key], first.setup.batch_chunk,
+                                           progress)]
+            else:
+                executions = execute_group([runs[i].plan for i in members],
+                                           [runs[i].setup.problem for i in members], priors[key], progress)
+        except Exception as exc:  # noqa: BLE001 - the group fails, the other groups go on
+            for i in members:
+                out[i] = exc
+            continue
+        for i, execution in zip(members, executions):
+            try:
+                out[i] = finish_run(runs[i], execution)
+            except Exception as exc:  # noqa: BLE001
+                out[i] = exc
+    return out  # type: ignore[return-value]
+
+
+def finish_run(prepared: PreparedRun, run) -> RunReport:
+    """Write the posterior mean (and ``_std`` with several samples, and ``--save-config``) of ``run`` (a
+    :class:`restore.plan.Execution`) for ``prepared``; metrics against the reference with ``--simulate``."""
+    import platform
+
+    import torch
+
+    from .io import Image, write
+    from .metrics import psnr, ssim
+
+    setup, plan, settings, output_path = prepared.setup, prepared.plan, prepared.settings, prepared.output_path
+    problem = setup.problem
     mean, std = run.moments()
     if setup.view is not None:  # a `valid` boundary restores a larger unknown: crop back to the input's frame
         mean, std = setup.view(mean), setup.view(std)
-    meta = {k: v for k, v in image.meta.items()}
+    meta = {k: v for k, v in prepared.image.meta.items()}
     report = RunReport(output_path, plan.prior or "none", plan.sampler, run.nfe, run.seconds, notes=list(plan.notes))
     if setup.reference is not None:
         ref = setup.reference.cpu()
@@ -197,7 +284,7 @@ def run_task(task: Task | str, input_path: str, output_path: str | None, setting
         write(path, Image(data, meta), overwrite=True)
     if settings.save_config:
         cfg = plan.record()
-        cfg.update({"input": os.path.abspath(input_path), "nfe": run.nfe, "seconds": round(run.seconds, 3),
+        cfg.update({"input": os.path.abspath(prepared.input_path), "nfe": run.nfe, "seconds": round(run.seconds, 3),
                     "metrics": report.metrics, "torch": torch.__version__, "python": platform.python_version()})
         if run.diagnostics:  # particle samplers: ESS per step, resampling steps, log Ẑ (one entry per batch part)
             cfg["diagnostics"] = run.diagnostics

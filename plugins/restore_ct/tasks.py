@@ -13,18 +13,15 @@ limited angle).
 from __future__ import annotations
 
 import math
-
-import torch
+from typing import TYPE_CHECKING
 
 from restore.errors import InvalidInputError, ShapeError
-from restore.io import Image
-from restore.operators import GaussianNoise
-from restore.problem import Problem
 from restore.tasks import Setup, Task, TaskOption
-from restore.volumes import SliceOperator
 
-from .fbp import FILTERS
-from .radon import make_fan, make_parallel
+if TYPE_CHECKING:  # the task declaration imports no torch (restore ct --help); build imports it
+    import torch
+
+    from restore.io import Image
 
 METHODS = {"fbp": "ct-fbp", "tv": "ct-tv", "diffusion": None}
 
@@ -49,6 +46,15 @@ def build(image: Image, noise: float, simulate: bool, generator: torch.Generator
           limited_angle: float | None = None, geometry: str = "parallel", method: str = "diffusion",
           detectors: int | None = None, size: int | None = None, filter: str = "ramp", chunk: int = 8,
           scale: float = 1.0) -> Setup:
+    import torch
+
+    from restore.operators import GaussianNoise
+    from restore.problem import Problem
+    from restore.volumes import SliceOperator
+
+    from .fbp import FILTERS
+    from .radon import make_fan, make_parallel
+
     if method not in METHODS:
         raise InvalidInputError(f"--method must be one of {', '.join(METHODS)}, got '{method}'")
     if geometry not in ("parallel", "fan"):

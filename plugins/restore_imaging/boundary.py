@@ -19,25 +19,13 @@ equations.
 """
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 import torch
 import torch.nn.functional as F
 
 from restore.errors import InvalidInputError, ShapeError
 
 from .pcg import preconditioned_cg
-
-Boundary = Literal["valid", "reflect", "replicate", "zero", "circular"]
-BOUNDARIES: tuple[str, ...] = get_args(Boundary)
-
-
-def check_boundary(value) -> str:
-    """``value`` if it names a boundary model, else a one-line error listing them."""
-    if value not in BOUNDARIES:
-        raise InvalidInputError(f"unknown boundary {value!r}; use one of {', '.join(BOUNDARIES)} "
-                                "(e.g. --boundary valid)")
-    return value
+from .specs import BOUNDARIES, Boundary, check_boundary  # noqa: F401 - declared where the CLI reads them without torch
 
 
 def pad(x: torch.Tensor, pads: tuple[int, int, int, int], mode: str) -> torch.Tensor:

@@ -19,8 +19,7 @@ from restore.operators import LinearOperator
 
 from .blur import _complex_dtype, kernel_transfer, wrapped_transfer
 from .boundary import Boundary, BoundaryFilter, check_boundary
-
-METHODS = ("avgpool", "bicubic")
+from .specs import RESIZE_METHODS as METHODS
 
 
 def _factor(factor) -> int:

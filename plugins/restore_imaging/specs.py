@@ -2,17 +2,36 @@
 
 ``--kernel gaussian:SIGMA[:SIZE] | motion:LENGTH[:ANGLE] | path/to/kernel.png``
 ``--mask path/to/mask.png | random:FRACTION | box:TOP,LEFT,HEIGHT,WIDTH``
+
+This module and the names it declares (boundary models, resize methods) import no torch: the task
+declarations of ``restore deblur --help`` read them; the operators are imported when a spec is parsed.
 """
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Literal, get_args
 
 from restore.errors import InvalidInputError
 
-from .blur import GaussianBlur, KernelBlur, MotionBlur
-from .masks import MASK_FIX, Inpainting
+if TYPE_CHECKING:
+    from .masks import Inpainting
 
 KERNEL_FORMS = "gaussian:SIGMA[:SIZE], motion:LENGTH[:ANGLE] or a kernel image file"
+
+#: Boundary models of the filter operators (:mod:`restore_imaging.boundary` explains each).
+Boundary = Literal["valid", "reflect", "replicate", "zero", "circular"]
+BOUNDARIES: tuple[str, ...] = get_args(Boundary)
+
+#: Downsampling models of :class:`restore_imaging.resize.SuperResolution`.
+RESIZE_METHODS = ("avgpool", "bicubic")
+
+
+def check_boundary(value) -> str:
+    """``value`` if it names a boundary model, else a one-line error listing them."""
+    if value not in BOUNDARIES:
+        raise InvalidInputError(f"unknown boundary {value!r}; use one of {', '.join(BOUNDARIES)} "
+                                "(e.g. --boundary valid)")
+    return value
 
 
 def _numbers(spec: str, parts: list[str], names: tuple[str, ...], required: int, example: str,
@@ -32,6 +51,8 @@ def parse_kernel(spec: str, boundary: str = "circular"):
     Raises:
         InvalidInputError: unknown form, bad numbers, or an unreadable kernel file.
     """
+    from .blur import GaussianBlur, KernelBlur, MotionBlur
+
     spec = str(spec).strip()
     prefix, _, rest = spec.partition(":")
     if prefix == "gaussian":
@@ -58,6 +79,8 @@ def parse_mask(spec: str, seed: int = 0) -> Inpainting:
         spec: the spec string.
         seed: seed of the random mask (the same spec and image size give the same mask).
     """
+    from .masks import MASK_FIX, Inpainting
+
     spec = str(spec).strip()
     prefix, _, rest = spec.partition(":")
     if prefix == "random":

@@ -6,17 +6,18 @@ image is returned as the reference for PSNR/SSIM.
 """
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from restore.errors import InvalidInputError, ShapeError
-from restore.io import Image
-from restore.operators import GaussianNoise, Identity, LinearOperator
-from restore.problem import Problem
 from restore.tasks import Setup, Task, TaskOption
 
-from .boundary import BOUNDARIES, check_boundary
-from .resize import METHODS, SuperResolution
-from .specs import KERNEL_FORMS, parse_kernel, parse_mask
+from .specs import BOUNDARIES, KERNEL_FORMS, RESIZE_METHODS, check_boundary, parse_kernel, parse_mask
+
+if TYPE_CHECKING:  # the declarations below import no torch (restore TASK --help); the builders import it
+    import torch
+
+    from restore.io import Image
+    from restore.operators import LinearOperator
 
 #: Boundary model of ``restore deblur`` and ``restore super-resolve``: the one that restores real photos
 #: best (bench/real_blur.py, bench/results/real_blur.json): a photo is the blur of a larger scene.
@@ -83,6 +84,9 @@ def _pixels(image: Image) -> torch.Tensor:
 def _setup(op: LinearOperator, x: torch.Tensor, noise: float, simulate: bool,
            generator: torch.Generator) -> Setup:
     """Problem from a measured ``x`` (``simulate=False``) or a clean ``x`` degraded here."""
+    from restore.operators import GaussianNoise
+    from restore.problem import Problem
+
     noise_model = GaussianNoise(noise)
     if simulate:
         return Setup(Problem(noise_model.sample(op(x), generator), op, noise_model), reference=x)
@@ -103,6 +107,9 @@ def _filter_setup(op, sim, x: torch.Tensor, noise: float, simulate: bool, genera
     away), so a measured image is restored at its own size. A ``valid`` simulation observes the centre of
     the clean image only (the blur of the larger scene): the reference is then that centre.
     """
+    from restore.operators import GaussianNoise
+    from restore.problem import Problem
+
     noise_model = GaussianNoise(noise)
     if not simulate:
         op.forward(x.new_zeros((1, 1) + tuple(op.input_shape(x.shape)[-2:])))  # a filter that does not fit fails here
@@ -132,6 +139,8 @@ def build_super_resolve(image: Image, noise: float, simulate: bool, generator: t
     """Super-resolution by ``scale`` with the ``boundary`` model of the downsampling filter. With
     ``simulate`` the clean image is first cropped (bottom/right) to a size the degradation maps to whole
     low-res pixels; the reference is the observed field of view of that crop."""
+    from .resize import SuperResolution
+
     x = _pixels(image)
     boundary, sim_boundary = _boundaries(boundary, simulate_boundary, simulate)
     op = SuperResolution(scale, method, boundary)
@@ -160,6 +169,8 @@ def build_inpaint(image: Image, noise: float, simulate: bool, generator: torch.G
 
 def build_denoise(image: Image, noise: float, simulate: bool, generator: torch.Generator) -> Setup:
     """Gaussian denoising (``A = I``)."""
+    from restore.operators import Identity
+
     return _setup(Identity(), _pixels(image), noise, simulate, generator)
 
 
@@ -178,7 +189,7 @@ def super_resolve_task() -> Task:
         name="super-resolve", summary="upscale by an integer factor (inverts bicubic or average-pool downsampling)",
         build=build_super_resolve,
         options=(TaskOption("scale", int, 4, "upscaling factor (integer)"),
-                 TaskOption("method", str, "bicubic", f"assumed downsampling: {' | '.join(METHODS)}"),
+                 TaskOption("method", str, "bicubic", f"assumed downsampling: {' | '.join(RESIZE_METHODS)}"),
                  TaskOption("boundary", str, DEFAULT_BOUNDARY, BOUNDARY_HELP),
                  TaskOption("simulate_boundary", str, None, SIMULATE_BOUNDARY_HELP)),
         default_sampler=TASK_DEFAULTS["super-resolve"][0],

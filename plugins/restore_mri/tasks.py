@@ -23,21 +23,17 @@ from __future__ import annotations
 import logging
 import os
 import zlib
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from restore.errors import InvalidInputError, ShapeError
-from restore.io import Image
-from restore.operators import GaussianNoise
-from restore.problem import Problem
 from restore.tasks import Setup, Task, TaskOption
 
-from .coils import birdcage_maps, espirit_maps, lowres_maps
-from .fft import fft2c, ifft2c
-from .masks import KINDS, make_mask
-from .operators import MultiCoilMRI, PhaseMagnitude, SingleCoilMRI
-from .recon import sense
+if TYPE_CHECKING:  # the task declaration imports no torch (restore mri --help); the builders import it
+    import torch
+
+    from restore.io import Image
+
+    from .operators import MultiCoilMRI
 
 log = logging.getLogger("restore.mri")
 
@@ -66,6 +62,9 @@ def _magnitude_input(image: Image) -> torch.Tensor:
 
 
 def _load_npy(path: str, what: str) -> torch.Tensor:
+    import numpy as np
+    import torch
+
     if not os.path.exists(path):
         raise InvalidInputError(f"{what} file '{path}' does not exist")
     try:
@@ -76,6 +75,8 @@ def _load_npy(path: str, what: str) -> torch.Tensor:
 
 def _mask(spec: str | None, image: Image, shape: tuple[int, int], acceleration: float, center_fraction: float,
           seed: int | None) -> torch.Tensor:
+    from .masks import KINDS, make_mask
+
     H, W = shape
     if spec is None and "fastmri_mask" in image.meta:
         return image.meta["fastmri_mask"][None, :].double()
@@ -102,6 +103,12 @@ def _estimate(y: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, float]
     coil images); the one whose SENSE solve fits the data better wins: with wrong maps no image explains
     all coils at once, so the residual ``||A x - y|| / ||y||`` is the quality measure the data provide.
     """
+    import torch
+
+    from .coils import espirit_maps, lowres_maps
+    from .operators import MultiCoilMRI
+    from .recon import sense
+
     candidates = []
     for estimator in (espirit_maps, lowres_maps):
         try:
@@ -123,6 +130,10 @@ def _estimate(y: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, float]
 
 def _maps(spec: str, y: torch.Tensor, mask: torch.Tensor, simulated: torch.Tensor | None,
           noise: float) -> torch.Tensor:
+    import torch
+
+    from .coils import birdcage_maps
+
     B, C, H, W = y.shape
     if spec == "auto":
         if simulated is not None:
@@ -162,6 +173,11 @@ def smooth_phase(op: MultiCoilMRI, y: torch.Tensor, mask: torch.Tensor, iters: i
     is smooth and the aliasing of the undersampled image averages out; combining the calibration data with
     the coil maps directly would give a phase biased by the coil phases across the window.
     """
+    import torch
+
+    from .fft import fft2c, ifft2c
+    from .recon import sense
+
     H, W = y.shape[-2:]
     x = sense(op, y, iters)
     window = torch.zeros(H, W, dtype=torch.float64)
@@ -176,6 +192,15 @@ def smooth_phase(op: MultiCoilMRI, y: torch.Tensor, mask: torch.Tensor, iters: i
 def build(image: Image, noise: float, simulate: bool, generator: torch.Generator, mask: str | None = None,
           acceleration: float = 4.0, center_fraction: float = 0.08, coil_maps: str = "auto",
           method: str = "diffusion", coils: int = 8, mask_seed: int | None = None, chunk: int = 4) -> Setup:
+    import torch
+
+    from restore.operators import GaussianNoise
+    from restore.problem import Problem
+
+    from .coils import birdcage_maps
+    from .fft import fft2c, ifft2c
+    from .operators import MultiCoilMRI, PhaseMagnitude, SingleCoilMRI
+
     if method not in METHODS:
         raise InvalidInputError(f"unknown --method '{method}'; use {', '.join(METHODS)}")
     if chunk < 1:

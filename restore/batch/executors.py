@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from ..errors import InvalidInputError, require
-from .worker import process_one
+from .worker import process_group, process_one
 
 ENGINES = ("local", "dask")
 
@@ -66,14 +66,19 @@ class Executor:
 
 
 class SequentialExecutor(Executor):
-    """In-process, one job after another; reports the current job's sampler steps to ``step_progress``."""
+    """In-process, one job after another; reports the current job's sampler steps to ``step_progress``.
+
+    With ``group_size > 1`` up to that many queued jobs are taken at once and those whose shapes agree run
+    as one batch through the network (:func:`restore.batch.worker.process_group`)."""
 
     name = "local"
 
-    def __init__(self, step_progress: Callable[[Job], Callable[[int, int, int], None] | None] | None = None):
+    def __init__(self, step_progress: Callable[[Job], Callable[[int, int, int], None] | None] | None = None,
+                 group_size: int = 1):
         self._queue: collections.deque[Job] = collections.deque()
         self._step_progress = step_progress
         self._threads_before: int | None = None
+        self._group_size = group_size
 
     def submit(self, job: Job) -> None:
         self._queue.append(job)
@@ -85,7 +90,15 @@ class SequentialExecutor(Executor):
         while self._queue:
             job = self._queue.popleft()
             callback = self._step_progress(job) if self._step_progress else None
-            yield job, process_one(*job.args(), progress=callback)
+            if self._group_size == 1:
+                yield job, process_one(*job.args(), progress=callback)
+                continue
+            jobs = [job]
+            while self._queue and len(jobs) < self._group_size:
+                jobs.append(self._queue.popleft())
+            records = process_group([(j.input, j.output, j.seed) for j in jobs], job.task, job.options,
+                                    job.settings, self._group_size, job.threads, progress=callback)
+            yield from zip(jobs, records)
 
     def close(self) -> None:
         if self._threads_before is not None:  # the in-process worker pinned torch's threads
@@ -209,12 +222,18 @@ class DaskExecutor(Executor):
             self._cluster.close()
 
 
-def check_engine(engine: str, workers: int | None, scheduler: str | None) -> None:
-    """Raise a one-line error for an unusable engine choice (unknown, bad size, missing Dask)."""
+def check_engine(engine: str, workers: int | None, scheduler: str | None, group_size: int = 1) -> None:
+    """Raise a one-line error for an unusable engine choice (unknown, bad size, missing Dask, grouping on
+    an executor that runs one input per process)."""
     if engine not in ENGINES:
         raise InvalidInputError(f"unknown engine '{engine}'; use one of: {', '.join(ENGINES)}")
     if workers is not None and workers < 1:
         raise InvalidInputError(f"--workers must be >= 1, got {workers}")
+    if group_size < 1:
+        raise InvalidInputError(f"--group-size must be >= 1, got {group_size}")
+    if group_size > 1 and (engine != "local" or (workers or 1) > 1):
+        raise InvalidInputError(f"--group-size {group_size} batches images in one process; use it with --engine "
+                                "local and one worker (the default), or drop it")
     if engine == "dask":
         require("distributed", "dask")
     elif scheduler is not None:
@@ -223,9 +242,10 @@ def check_engine(engine: str, workers: int | None, scheduler: str | None) -> Non
 
 def make_executor(engine: str, *, workers: int = 1, scheduler: str | None = None,
                   step_progress: Callable[[Job], Callable[[int, int, int], None] | None] | None = None,
-                  gpu: bool | None = None) -> Executor:
-    """Build the executor for ``--engine`` (``local`` sequential or pooled; ``dask``)."""
-    check_engine(engine, workers, scheduler)
+                  gpu: bool | None = None, group_size: int = 1) -> Executor:
+    """Build the executor for ``--engine`` (``local`` sequential or pooled; ``dask``); ``group_size`` images
+    per network batch needs the in-process one (``local`` with one worker)."""
+    check_engine(engine, workers, scheduler, group_size)
     if engine == "dask":
         return DaskExecutor(scheduler, workers, gpu=gpu)
-    return SequentialExecutor(step_progress) if workers == 1 else PoolExecutor(workers)
+    return SequentialExecutor(step_progress, group_size) if workers == 1 else PoolExecutor(workers)

@@ -111,7 +111,8 @@ def remove_partials(output: str) -> None:
 def run_batch(inputs: list[str], task: str, outdir: str, *, options: dict[str, Any] | None = None,
               settings: RunSettings | None = None, engine: str = "local", workers: int | None = None,
               scheduler: str | None = None, resume: bool = False, num_parts: int = 1, part_id: int = 0,
-              retries: int = 0, threads: int | None = 1, events: Events | None = None) -> BatchResult:
+              retries: int = 0, threads: int | None = 1, events: Events | None = None,
+              group_size: int = 1) -> BatchResult:
     """Restore every input file with ``task`` into ``outdir``.
 
     Args:
@@ -130,6 +131,9 @@ def run_batch(inputs: list[str], task: str, outdir: str, *, options: dict[str, A
         threads: torch intra-op threads in every worker; equal values give byte-identical outputs
             across engines (``None`` leaves torch's default).
         events: progress callbacks.
+        group_size: with the in-process local engine, run up to this many consecutive inputs whose shapes,
+            operator and noise agree as one batch through the network; each output equals its ungrouped
+            one up to floating-point reassociation (per-input generators).
 
     Returns:
         The final record per input; the manifest in ``outdir`` has every attempt.
@@ -139,7 +143,7 @@ def run_batch(inputs: list[str], task: str, outdir: str, *, options: dict[str, A
     events = events or Events()
     if retries < 0:
         raise InvalidInputError(f"--retries must be >= 0, got {retries}")
-    check_engine(engine, workers, scheduler)  # usage errors before any folder is created
+    check_engine(engine, workers, scheduler, group_size)  # usage errors before any folder is created
     task_obj = get_task(task)
     options = task_options(task_obj, options)
     paths = select_part(expand_inputs(inputs), num_parts, part_id)
@@ -191,7 +195,8 @@ def run_batch(inputs: list[str], task: str, outdir: str, *, options: dict[str, A
     if jobs:
         for job in jobs:
             remove_partials(job.output)
-        with make_executor(engine, workers=n_workers, scheduler=scheduler, step_progress=events.step) as ex:
+        with make_executor(engine, workers=n_workers, scheduler=scheduler, step_progress=events.step,
+                           group_size=group_size) as ex:
             used_workers = ex.workers
             for job in jobs:
                 ex.submit(job)

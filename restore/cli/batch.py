@@ -114,6 +114,9 @@ BATCH_SPECS = [
     ("num_parts", int, typer.Option(1, "--num-parts", help="split the inputs into N parts …")),
     ("part_id", int, typer.Option(0, "--part-id", help="… and process part K (0-based)")),
     ("retries", int, typer.Option(0, "--retries", help="extra attempts for a failed input")),
+    ("group_size", int, typer.Option(1, "--group-size", help="run up to N consecutive inputs of the same size as "
+                                     "one batch through the network (local engine, one worker); outputs as "
+                                     "without it")),
 ] + [spec for spec in COMMON if spec[0] not in ("input", "output", "threads")]
 
 
@@ -133,7 +136,7 @@ def run_batch_command(task: str, options: dict[str, Any], kw: dict[str, Any]) ->
         result = run_batch(kw["inputs"], task, outdir, options=options, settings=settings, engine=Engine(kw["engine"]).value,
                            workers=kw["workers"], scheduler=kw["scheduler"], resume=kw["resume"],
                            num_parts=kw["num_parts"], part_id=kw["part_id"], retries=kw["retries"],
-                           threads=kw["threads"] or None, events=events)
+                           threads=kw["threads"] or None, events=events, group_size=kw["group_size"])
     print_summary(result, quiet)
     if not result.ok:
         raise typer.Exit(1)

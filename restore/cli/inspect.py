@@ -73,7 +73,12 @@ def _prior_cost(comp) -> dict:
 
 
 def sampler_declaration(comp) -> dict[str, Any]:
-    """``priors`` (the prior families it accepts) and ``requires`` as the sampler class declares them."""
+    """``priors`` (the prior families it accepts) and ``requires`` as the sampler class declares them: read
+    from the class's source when it can be (no torch import, :mod:`restore.declarations`), else from the
+    imported class."""
+    declared = _static_declaration(comp)
+    if declared is not None:
+        return declared
     from ..priors.base import Prior
 
     try:
@@ -86,6 +91,29 @@ def sampler_declaration(comp) -> dict[str, Any]:
     else:
         names = "any" if Prior in families else ", ".join(f.family_label for f in families)
     return {"priors": names, "requires": getattr(cls, "requires", ())}
+
+
+def _static_declaration(comp) -> dict[str, Any] | None:
+    from ..declarations import ClassRef, class_attributes
+
+    if not isinstance(comp.factory, str):
+        return None
+    attrs = class_attributes(comp.factory, ("families", "requires", "uses_prior"))
+    if attrs is None or not {"families", "requires", "uses_prior"} <= set(attrs):
+        return None
+    families, requires = attrs["families"], attrs["requires"]
+    if not (isinstance(families, tuple) and all(isinstance(f, ClassRef) for f in families)):
+        return None
+    if not attrs["uses_prior"]:
+        names = "none"
+    elif ClassRef("restore.priors.base", "Prior") in families:
+        names = "any"
+    else:
+        labels = [class_attributes(f"{f.module}:{f.name}", ("family_label",)) for f in families]
+        if any(not isinstance(label, dict) or not isinstance(label.get("family_label"), str) for label in labels):
+            return None
+        names = ", ".join(label["family_label"] for label in labels)
+    return {"priors": names, "requires": requires}
 
 
 def register(app: typer.Typer) -> None:

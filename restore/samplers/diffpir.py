@@ -71,6 +71,7 @@ class DiffPIRConfig:
 class DiffPIR(Sampler):
     Config = DiffPIRConfig
     requires = ("operator", "linear")
+    chain_batching = True
 
     def validate(self) -> None:
         cfg = self.config

@@ -53,6 +53,7 @@ class PnPHQSConfig:
 class PnPHQS(Sampler):
     Config = PnPHQSConfig
     requires = ("operator", "linear")
+    chain_batching = True
 
     def validate(self) -> None:
         cfg = self.config

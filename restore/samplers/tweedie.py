@@ -29,6 +29,7 @@ class TweedieConfig:
 class Tweedie(Sampler):
     Config = TweedieConfig
     requires = ("operator", "linear")
+    chain_batching = True
 
     def validate(self) -> None:
         if self.config.noise_scale <= 0:

@@ -1,17 +1,28 @@
-"""The ``restore dehaze`` command."""
+"""The ``restore dehaze`` command.
+
+The declaration imports no torch (``restore dehaze --help`` stays fast); ``build`` imports what it runs.
+"""
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from restore import GaussianNoise, Image, Problem
 from restore.tasks import Setup, Task, TaskOption
 
-from .operators import Haze
+if TYPE_CHECKING:
+    import torch
+
+    from restore import Image
 
 
 def build(image: Image, noise: float, simulate: bool, generator: torch.Generator, beta: float = 1.0,
           airlight: float = 0.8) -> Setup:
     """Set up dehazing of ``image`` (``(B, C, H, W)`` in [0, 1]); with ``simulate`` haze it first."""
+    import torch
+
+    from restore import GaussianNoise, Problem
+
+    from .operators import Haze
+
     op = Haze(beta=beta, airlight=airlight)
     noise_model = GaussianNoise(noise)
     x = image.data.to(torch.float32)

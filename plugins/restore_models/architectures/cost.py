@@ -3,7 +3,9 @@
 The network is built on the ``meta`` device (no memory, no weights) and its floating-point operations at
 its training resolution are counted with :class:`torch.utils.flop_counter.FlopCounterMode`. The machine's
 sustained rate is measured once by timing a small ADM network on the CPU; seconds per call is the ratio.
-Both are cached in ``~/.cache/restore/architecture_costs.json`` (keyed by config, thread count and torch).
+Both are cached in ``~/.cache/restore/architecture_costs.json`` (keyed by config, thread count and torch), and
+so is each finished estimate, under a key computed without importing torch: a listing after the first one
+imports no torch.
 """
 from __future__ import annotations
 
@@ -78,8 +80,38 @@ def machine_flops_per_second() -> float:
     return rate
 
 
+def _estimate_key(architecture: str, config: dict) -> str:
+    """Cache key of a finished estimate that needs no torch import (``restore list priors`` stays light): the
+    installed torch's version, the thread setting, the config and the source of the network code."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = "unknown"
+    source = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        source.update(path.read_bytes())
+    threads = os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count())
+    digest = hashlib.sha256(json.dumps([architecture, config, source.hexdigest()], sort_keys=True,
+                                       default=str).encode()).hexdigest()
+    return f"estimate/{torch_version}/{threads}/{digest[:16]}"
+
+
 def estimate(architecture: str, config: dict) -> dict:
     """``{"parameters", "gflops", "seconds_per_call"}`` for one call at the training resolution, batch 1."""
+    done = _estimate_key(architecture, config)
+    cached = _load_cache().get(done)
+    if cached is not None:
+        return cached
+    result = _compute_estimate(architecture, config)
+    cache = _load_cache()
+    cache[done] = result
+    _save_cache(cache)
+    return result
+
+
+def _compute_estimate(architecture: str, config: dict) -> dict:
     import torch
 
     from .networks import make_config
