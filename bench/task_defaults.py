@@ -46,7 +46,7 @@ CASES = (
 )
 
 #: ``name`` or ``name:field=value,...`` (a variant on top of the task's options, e.g. DiffPIR with ζ = 1).
-SAMPLERS = ("dds", "diffpir", "diffpir:zeta=1.0", "pnp-hqs", "ddrm", "ddnm", "pigdm")
+SAMPLERS = ("dds", "diffpir", "pnp-hqs", "ddrm", "ddnm", "pigdm")
 BUDGETS = (20, 50, 100)
 #: Extra (sampler, steps) runs: DPIR's own 8 iterations, and the one-step Tweedie estimate for denoising.
 EXTRA = {"pnp-hqs": (8,), "tweedie": (1,)}
