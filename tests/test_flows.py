@@ -208,7 +208,7 @@ def test_flowchef_with_zero_guidance_is_flow_euler():
     fx = _fixture()
     problem = Problem(fx.batch_y(6), fx.operator, GaussianNoise(fx.sigma_y))
     ref = FlowEuler(steps=30).run(fx.prior, shape=(6, fx.d), generator=torch.Generator().manual_seed(2))
-    out = FlowChef(steps=30, scale=0.0).run(fx.prior, problem, generator=torch.Generator().manual_seed(2))
+    out = FlowChef(steps=30, scale=0.0, clip=False).run(fx.prior, problem, generator=torch.Generator().manual_seed(2))
     assert torch.equal(out.x, ref.x)  # scale = 0 skips the guidance: the same Euler code path, bit for bit
     assert out.nfe == ref.nfe == 30 and out.vjp == 0
 
@@ -238,7 +238,7 @@ def test_flowchef_matches_its_affine_oracle_and_moves_towards_the_posterior_mean
     fx = _fixture()
     n, steps, scale = 4000, 50, 1.0
     problem = Problem(fx.batch_y(n), fx.operator, GaussianNoise(fx.sigma_y))
-    x = FlowChef(steps=steps, scale=scale).run(fx.prior, problem, generator=torch.Generator().manual_seed(0)).x
+    x = FlowChef(steps=steps, scale=scale, clip=False).run(fx.prior, problem, generator=torch.Generator().manual_seed(0)).x
     mean, cov = affine_moments(_flowchef_affine_steps(fx, steps, scale))
     check_moments(x, mean, cov)
     prior_gap = float((fx.prior.mean - fx.post_mean).norm())
@@ -248,6 +248,22 @@ def test_flowchef_matches_its_affine_oracle_and_moves_towards_the_posterior_mean
           f"(ratio {bias / prior_gap:.3f}); relative cov error {cov_err:.3f}")
     assert bias < 0.5 * prior_gap  # moves towards the posterior mean ...
     assert bias > 1e-3 * prior_gap  # ... but is biased (x0̂-likelihood guidance, no covariance term)
+
+
+def test_flowchef_clip_keeps_x0_hat_in_range_and_is_automatic_on_vp_priors():
+    from restore.samplers.flowchef import clipped_velocity
+
+    fx = _fixture()
+    view = as_flow(fx.prior).bind(shape=(5, fx.d))
+    x = 3 * torch.randn(5, fx.d, generator=torch.Generator().manual_seed(0), dtype=F64)
+    t = view.times(10)[2]
+    v = clipped_velocity(view, view.velocity(x, t), x, t)
+    x0 = view.interpolant.x0(v, x, view.snap(t))
+    assert float(x0.min()) >= 0 and float(x0.max()) <= 1
+    problem = Problem(fx.batch_y(5), fx.operator, GaussianNoise(fx.sigma_y))
+    auto = FlowChef(steps=10, scale=1.0).run(fx.prior, problem, generator=torch.Generator().manual_seed(1)).x
+    on = FlowChef(steps=10, scale=1.0, clip=True).run(fx.prior, problem, generator=torch.Generator().manual_seed(1)).x
+    assert torch.equal(auto, on)  # the same run: clip=None means clip=True on a VP prior
 
 
 # -- flow-SMC ----------------------------------------------------------------------------------------------
@@ -305,7 +321,7 @@ class TestRFSolverContract(SamplerContract):
 
 class TestFlowChefContract(SamplerContract):
     sampler = "flowchef"
-    config = {"steps": 50, "scale": 1.0}
+    config = {"steps": 50, "scale": 1.0, "clip": False}
 
     def affine_steps(self, fixture, sampler):
         return _flowchef_affine_steps(fixture, 50, 1.0)

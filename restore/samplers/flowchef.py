@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InvalidInputError
+from ..priors.flow import VPAsFlow
 from .flow_steps import FlowSampler, euler_step
 
 
@@ -25,10 +26,14 @@ class FlowChefConfig:
         scale: gradient step on the state per step (official ``--gradient_scale 500`` for deblurring,
             super-resolution and box inpainting [CODE]; the loss is a mean over the measurement's entries in
             ``[-1, 1]`` model units, so the step per entry shrinks with the measurement size). 0 is flow-euler.
+        clip: clamp ``x0̂`` to the model's data range and take the velocity of the clamped estimate (DDIM's
+            ``clip``; not in the official code). ``None``: clamp on reparameterised VP priors (their
+            unguided trajectories leave the data range; bench/flows.py), not on native flows (official code).
     """
 
     steps: int = 100
     scale: float = 500.0
+    clip: bool | None = None
 
 
 def data_loss(view, x0: torch.Tensor) -> torch.Tensor:
@@ -36,6 +41,12 @@ def data_loss(view, x0: torch.Tensor) -> torch.Tensor:
     problem = view.problem
     r = (problem.operator(view.from_model(x0)) - problem.y) * view.prior.model_scale
     return (r.abs() ** 2).reshape(r.shape[0], -1).mean(1)
+
+
+def clipped_velocity(view, v: torch.Tensor, x: torch.Tensor, t: float) -> torch.Tensor:
+    """The velocity of ``x0̂`` clamped to the data range, with ``ε̂`` recomputed from it (``t > 0``)."""
+    it, ts = view.interpolant, view.snap(t)
+    return it.velocity_from_x0(view.clip(it.x0(v, x, ts)), x, ts)
 
 
 class FlowChef(FlowSampler):
@@ -51,9 +62,12 @@ class FlowChef(FlowSampler):
     def sample(self, view, generator, callback):
         cfg = self.config
         times = view.times(cfg.steps)
+        clip = cfg.clip if cfg.clip is not None else isinstance(view.prior, VPAsFlow)
         x = view.initial_state(generator, times[0])
         for i, (t, t_next) in enumerate(zip(times, times[1:])):
             v = view.velocity(x, t)
+            if clip:
+                v = clipped_velocity(view, v, x, t)
             if cfg.scale > 0 and i + 2 < len(times):
                 with torch.enable_grad():
                     x0 = view.x0(v, x, t).detach().requires_grad_(True)
