@@ -376,3 +376,40 @@ def as_flow(prior: Prior, interpolant: Interpolant | str = "rectified") -> Prior
     if isinstance(prior, DiffusionPrior):
         return VPAsFlow(prior, interpolant)
     return prior
+
+
+class FlowUNetPrior(FlowPrior):
+    """A velocity network: a diffusers ``UNet2DModel`` with ``v(x, t) = unet(x, 1000 t)`` in ``[-1, 1]`` units
+    (``restore train prior --objective flow``). H and W must be multiples of ``multiple``.
+
+    Args:
+        unet: the network (its input and output channels are the image's).
+        interpolant: the interpolant it was trained on (``restore_prior.json`` ``"interpolant"``).
+        name: a label for errors and latents files.
+    """
+
+    kind = "flow"
+
+    def __init__(self, unet, interpolant: Interpolant | str = "rectified", name: str = "") -> None:
+        super().__init__(interpolant, channels=unet.config.in_channels, data_range=(-1.0, 1.0))
+        self.unet = unet.eval().requires_grad_(False)
+        self.name = name
+        self.multiple = 2 ** (len(unet.config.block_out_channels) - 1)
+
+    def velocity(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        self.check_input(x)
+        tt = torch.full((x.shape[0],), 1000.0 * float(t), device=x.device, dtype=torch.float32)
+        return self.unet(x.float(), tt).sample.to(x.dtype)
+
+
+def load_flow_folder(folder, device="cpu") -> FlowUNetPrior:
+    """A flow prior folder (``unet/`` + ``restore_prior.json`` with ``"kind": "flow"``)."""
+    import json
+    from pathlib import Path
+
+    from diffusers import UNet2DModel
+
+    folder = Path(folder)
+    meta = json.loads((folder / "restore_prior.json").read_text())
+    unet = UNet2DModel.from_pretrained(str(folder / "unet"))
+    return FlowUNetPrior(unet, meta.get("interpolant", "rectified"), name=str(folder)).to(device)
