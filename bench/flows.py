@@ -1,7 +1,8 @@
 """Flows on a shipped VP prior reparameterised as a rectified flow (issue 18).
 
-1. FlowChef deblurring (Gaussian σ = 2) and 4x super-resolution (bicubic, the operator default) at <= 50 NFE against DPS at equal NFE
-   and against the task's default sampler (``plugins/restore_imaging/tasks.py`` TASK_DEFAULTS);
+1. FlowChef (and flow-SMC with 5 particles) deblurring (Gaussian σ = 2) and 4x super-resolution (bicubic, the
+   operator default) at <= 50 NFE against DPS at equal NFE and against the task's default sampler
+   (``plugins/restore_imaging/tasks.py`` TASK_DEFAULTS);
 2. RF-Solver inversion -> reconstruction at 10 and 50 steps against naive DDIM inversion (and exact BDIA).
 
 Data: centre crops of held-out colour validation images (``/work/data/cbsd432/val``, never used in training);
@@ -87,7 +88,8 @@ def main() -> None:
             default, default_steps = TASK_DEFAULTS[task_name]
             runs = [("flowchef", {"steps": args.nfe, "scale": 500.0, "clip": False})]  # the official code as is
             runs += [("flowchef", {"steps": args.nfe, "scale": sc}) for sc in args.scales]
-            runs += [("dps", {"steps": args.nfe}),
+            runs += [("flow-smc", {"particles": 5, "budget": args.nfe}),  # --samples 5 within the same NFE
+                     ("dps", {"steps": args.nfe}),
                      (default, {"steps": default_steps} if default_steps else {})]
             for sampler, config in runs:
                 r, sec = run(prior, sampler, problem, args.seed, **config)

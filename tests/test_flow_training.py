@@ -29,7 +29,8 @@ def test_flow_matching_run_resumes_exactly_and_loads_as_a_flow_prior(tmp_path, c
     assert not (straight / "scheduler").exists()
     prior = restore.prior(str(straight), device="cpu")
     assert isinstance(prior, FlowUNetPrior) and prior.channels == 1 and prior.kind == "flow"
-    r = restore.sampler("flow-euler", steps=3).run(prior, shape=(1, 1, 16, 16), generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(0)
+    r = restore.sampler("flow-euler", steps=3).run(prior, shape=(1, 1, 16, 16), generator=gen)
     assert r.nfe == 3 and bool(torch.isfinite(r.x).all())
     # the eps run on the same data and seed differs: the objective is really switched
     eps = tmp_path / "eps"

@@ -10,7 +10,7 @@ import torch
 
 import restore
 from restore.errors import IncompatibleError, InvalidInputError
-from restore.operators import GaussianNoise, MatrixOperator
+from restore.operators import GaussianNoise
 from restore.priors import GaussianPrior
 from restore.priors.flow import RECTIFIED, TRIGONOMETRIC, FlowView, GaussianFlowPrior, VPAsFlow, as_flow
 from restore.problem import Problem
@@ -238,7 +238,8 @@ def test_flowchef_matches_its_affine_oracle_and_moves_towards_the_posterior_mean
     fx = _fixture()
     n, steps, scale = 4000, 50, 1.0
     problem = Problem(fx.batch_y(n), fx.operator, GaussianNoise(fx.sigma_y))
-    x = FlowChef(steps=steps, scale=scale, clip=False).run(fx.prior, problem, generator=torch.Generator().manual_seed(0)).x
+    gen = torch.Generator().manual_seed(0)
+    x = FlowChef(steps=steps, scale=scale, clip=False).run(fx.prior, problem, generator=gen).x
     mean, cov = affine_moments(_flowchef_affine_steps(fx, steps, scale))
     check_moments(x, mean, cov)
     prior_gap = float((fx.prior.mean - fx.post_mean).norm())

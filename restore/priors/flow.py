@@ -264,8 +264,8 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
 class GaussianFlowPrior(FlowPrior):
     """``x0 ~ N(mean, cov)`` as a flow: exact velocity, Tweedie mean and flow map, any interpolant, float64.
 
-    With ``C_t = α_t² Σ + σ_t² I``: ``v*(x, t) = α'_t m + (α_t α'_t Σ + σ_t σ'_t I) C_t⁻¹ (x - α_t m)`` and the
-    flow map ``x_u = α_u m + (C_u C_t⁻¹)^½ (x_t - α_t m)`` (all matrices commute with Σ).
+    With ``C_t = α_t² Σ + σ_t² I``: ``v*(x, t) = α'_t m + (α_t α'_t Σ + σ_t σ'_t I) C_t⁻¹ (x - α_t m)`` and
+    the flow map ``x_u = α_u m + (C_u C_t⁻¹)^½ (x_t - α_t m)`` (all matrices commute with Σ).
     """
 
     kind = "analytic-flow"

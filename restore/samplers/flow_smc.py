@@ -3,13 +3,13 @@
 2025: the stochastic-generation and particle-filtering part).
 
 The deterministic flow is turned into the reverse SDE with the same marginals,
-``dx = [v - ½ g_t² ∇log p_t(x)] dt + g_t dW̄`` with ``g_t = diffusion · t²`` (the paper's choice), so particles
-can branch. ``N`` particles follow its Euler–Maruyama steps; each carries the potential
-``G_t(x) = N(y; A x0̂(x_t), (σ_y² + r_t²) I)`` with ``r_t² = σ_t² / (α_t² + σ_t²)`` (the likelihood at the Tweedie
-estimate, widened by the noise level as in ΠGDM), weights are multiplied by ``G_{t′}(x_{t′}) / G_t(x_t)`` and
-the last step replaces the potential by the exact likelihood ``N(y; A x_0, σ_y² I)``; particles are resampled
-systematically when ``ESS < threshold · N``. The NFE budget is ``N`` per step: ``budget`` NFE buy
-``budget // N`` steps. ``--samples N`` sets the particle count; the weighted particles are the draws.
+``dx = [v - ½ g_t² ∇log p_t(x)] dt + g_t dW̄`` with ``g_t = diffusion · t²`` (our reading of the paper; not
+checked against its code), so particles can branch. ``N`` particles follow its Euler–Maruyama steps; each
+carries the potential ``G_t(x) = N(y; A x0̂(x_t), (σ_y² + r_t²) I)`` with ``r_t² = σ_t² / (α_t² + σ_t²)`` (the
+likelihood at the Tweedie estimate, widened by the noise level as in ΠGDM), weights are multiplied by
+``G_{t′}(x_{t′}) / G_t(x_t)`` and the last step replaces the potential by the exact likelihood
+``N(y; A x_0, σ_y² I)``; particles are resampled systematically when ``ESS < threshold · N``. The NFE budget
+is ``N`` per step: ``budget`` NFE buy ``budget // N`` steps. ``--samples N`` sets the particle count; the weighted particles are the draws.
 """
 from __future__ import annotations
 
