@@ -9,7 +9,8 @@ carries the potential ``G_t(x) = N(y; A x0̂(x_t), (σ_y² + r_t²) I)`` with ``
 likelihood at the Tweedie estimate, widened by the noise level as in ΠGDM), weights are multiplied by
 ``G_{t′}(x_{t′}) / G_t(x_t)`` and the last step replaces the potential by the exact likelihood
 ``N(y; A x_0, σ_y² I)``; particles are resampled systematically when ``ESS < threshold · N``. The NFE budget
-is ``N`` per step: ``budget`` NFE buy ``budget // N`` steps. ``--samples N`` sets the particle count; the weighted particles are the draws.
+is ``N`` per step: ``budget`` NFE buy ``budget // N`` steps. ``--samples N`` sets the particle count; the
+weighted particles are the draws.
 """
 from __future__ import annotations
 
