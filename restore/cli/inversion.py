@@ -21,7 +21,7 @@ def invert_command(
     output: Optional[str] = typer.Option(None, "-o", "--output", help="latents file (default: INPUT_latents.safetensors)"),
     prior: str = typer.Option("default", "--prior", help="prior name or folder (default: chosen by channels)"),
     sampler: str = typer.Option("bdia", "--sampler", help="bdia | bdia-edm | ddim-inversion (inexact baseline) | rf-solver (second order, inexact)"),
-    steps: Optional[int] = typer.Option(None, "--steps", help="number of levels (sampler default: 50; bdia-edm 18)"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="number of levels (sampler default: 50; bdia-edm 18; rf-solver 25)"),
     gamma: Optional[float] = typer.Option(None, "--gamma", help="BDIA gamma in (0, 1] (default 1.0)"),
     check: bool = typer.Option(False, "--check", help="also reconstruct and report the round-trip error"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),
