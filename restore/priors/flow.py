@@ -195,7 +195,11 @@ class FlowView(ModelView):
         ``N(0, I)`` at the level of ``t``, rescaled, as its DDIM sampler starts)."""
         if self.x_init is not None:
             return self.x_init
-        return self.prior.noise_scale(t) * randn(self.shape, generator, dtype=self.dtype, device=self.device)
+        return self.noise_scale(t) * randn(self.shape, generator, dtype=self.dtype, device=self.device)
+
+    def noise_scale(self, t: float) -> float:
+        """The standard deviation of the pure-noise state at time ``t`` (see :meth:`initial_state`)."""
+        return self.prior.noise_scale(t)
 
     @classmethod
     def of(cls, view: ModelView) -> "FlowView":

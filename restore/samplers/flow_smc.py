@@ -97,8 +97,8 @@ class FlowSMC(FlowSampler):
         times = view.times(self.steps)
         weights = ParticleWeights(n, b, cfg.ess_threshold)
         shape = (n * b,) + tuple(view.shape[1:])
-        x = view.prior.noise_scale(times[0]) * view.noise_like(torch.empty(shape, dtype=view.dtype,
-                                                                           device=view.device), generator)
+        x = view.noise_scale(times[0]) * view.noise_like(torch.empty(shape, dtype=view.dtype, device=view.device),
+                                                         generator)
         v = self._velocity(view, x, times[0], n)
         with torch.no_grad():
             log_g = log_likelihood(view, view.x0(v, x, times[0]), n, self._potential_variance(view, times[0]))
