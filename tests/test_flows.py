@@ -211,6 +211,10 @@ def test_flowchef_with_zero_guidance_is_flow_euler():
     out = FlowChef(steps=30, scale=0.0, clip=False).run(fx.prior, problem, generator=torch.Generator().manual_seed(2))
     assert torch.equal(out.x, ref.x)  # scale = 0 skips the guidance: the same Euler code path, bit for bit
     assert out.nfe == ref.nfe == 30 and out.vjp == 0
+    native = GaussianFlowPrior(fx.prior.mean, fx.prior.cov)  # default clip: off on native flows
+    ref = FlowEuler(steps=30).run(native, shape=(6, fx.d), generator=torch.Generator().manual_seed(2))
+    out = FlowChef(steps=30, scale=0.0).run(native, problem, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(out.x, ref.x)
 
 
 def _flowchef_affine_steps(fx, steps: int, scale: float):
