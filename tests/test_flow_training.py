@@ -19,14 +19,17 @@ def test_flow_matching_run_resumes_exactly_and_loads_as_a_flow_prior(tmp_path, c
     data = _write_images(tmp_path / "data")
     straight, split = tmp_path / "straight", tmp_path / "split"
     flow = ["--objective", "flow"]
-    assert main(["train", "prior", "--data", str(data), "-o", str(straight), "--steps", "4"] + WIDTHS + flow) == 0, \
-        capsys.readouterr().err
+    val = ["--val", str(data), "--checkpoint-minutes", "0"]  # validation at every step: no effect on training
+    assert main(["train", "prior", "--data", str(data), "-o", str(straight), "--steps", "4"] + WIDTHS + flow + val) \
+        == 0, capsys.readouterr().err
     assert main(["train", "prior", "--data", str(data), "-o", str(split), "--steps", "2"] + WIDTHS + flow) == 0
     assert main(["train", "prior", "--resume", str(split), "--steps", "4"]) == 0
     a, b = _weights(straight), _weights(split)
     # same code path, same seeds, one thread, float32: the interrupted run continues bit for bit
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not (straight / "scheduler").exists()
+    psnrs = [float(line.split(",")[2]) for line in (straight / "val.csv").read_text().splitlines()[1:]]
+    assert len(psnrs) >= 4 and all(0 < p < 100 for p in psnrs)  # the flow Tweedie estimate, logged
     prior = restore.prior(str(straight), device="cpu")
     assert isinstance(prior, FlowUNetPrior) and prior.channels == 1 and prior.kind == "flow"
     gen = torch.Generator().manual_seed(0)

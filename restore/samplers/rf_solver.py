@@ -9,7 +9,8 @@ level strictly inside it is an Euler step.
 
 Inversion is the same update with time running from ``0`` to the top; the round trip
 (:meth:`RFSolver.invert` then :meth:`RFSolver.reconstruct`) is not exact but its error falls at second
-order in the step. Editing by feature sharing needs a text-conditioned transformer and is not provided.
+order in the step. A VP prior has no network level at ``t = 0``, so its first inversion step evaluates the
+velocity at the lowest level, as DDIM inversion does. Editing by feature sharing needs a text-conditioned transformer and is not provided.
 """
 from __future__ import annotations
 
