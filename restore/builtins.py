@@ -102,6 +102,20 @@ def restore_register_samplers(register):
     register("ve-ode", "restore.samplers.ve_ode:VEODE", requires=(),
              summary="VE probability-flow ODE, Heun (Song et al. 2021); VP priors converted exactly",
              cost="2 NFE per step (Heun)")
+    # -- flows: rectified flow / stochastic interpolants; VP priors reparameterised exactly (issue 18) --
+    register("flow-euler", "restore.samplers.flow_euler:FlowEuler", requires=(),
+             summary="Euler on the flow ODE (rectified flow); on a VP prior this is DDIM", cost="1 NFE per step")
+    register("flow-heun", "restore.samplers.flow_heun:FlowHeun", requires=(),
+             summary="Heun (second order) on the flow ODE; Euler on the last step", cost="2 NFE per step")
+    register("rf-solver", "restore.samplers.rf_solver:RFSolver", requires=(),
+             summary="RF-Solver (Wang et al. 2024): second-order Taylor step of the velocity; inversion via "
+                     "restore invert --sampler rf-solver", cost="2 NFE per step")
+    register("flowchef", "restore.samplers.flowchef:FlowChef",
+             summary="FlowChef (Patel et al. 2024): data-term gradient at x0-hat applied in the vector field, "
+                     "no network backprop; any differentiable operator", cost="1 NFE per step, no VJP")
+    register("flow-smc", "restore.samplers.flow_smc:FlowSMC",
+             summary="inference-time scaling (Kim et al. 2025): N particles on the stochastic flow weighted by the "
+                     "likelihood; --samples N = N particles, budget= total NFE", cost="N NFE per step, no VJP")
 
 
 @hookimpl
@@ -120,6 +134,8 @@ def restore_register_priors(register):
              summary="analytic Gaussian in VE (score) form, exact scores and marginals (test oracle)")
     register("ve-gmm", "restore.priors.ve:VEGMMPrior", kind="analytic-ve", channels=None,
              summary="analytic Gaussian mixture in VE (score) form (test oracle)")
+    register("gaussian-flow", "restore.priors.flow:GaussianFlowPrior", kind="analytic-flow", channels=None,
+             summary="analytic Gaussian as a flow (rectified or trigonometric interpolant), exact velocity (test oracle)")
 
 
 @hookimpl

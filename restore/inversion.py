@@ -20,7 +20,7 @@ from .priors.base import Prior
 from .samplers.base import Callback
 
 FORMAT = "restore-inversion/1"
-INVERTIBLE = ("bdia", "bdia-edm", "ddim-inversion")
+INVERTIBLE = ("bdia", "bdia-edm", "ddim-inversion", "rf-solver")
 
 
 def _build_sampler(name: str, config: dict[str, Any]):
@@ -168,7 +168,8 @@ def invert(prior: Prior | str, x0: torch.Tensor, sampler: str = "bdia", steps: i
     Args:
         prior: a prior object, a registered name or a diffusers folder.
         x0: the image ``(B, C, H, W)`` in public [0, 1] units; its dtype (float32/float64) is kept.
-        sampler: ``bdia`` (default), ``bdia-edm`` or ``ddim-inversion`` (the inexact baseline).
+        sampler: ``bdia`` (default), ``bdia-edm``, ``ddim-inversion`` (the inexact baseline) or ``rf-solver``
+            (second-order flow inversion; VP priors are reparameterised as rectified flows).
         steps, gamma: sampler config overrides (``gamma`` only for the BDIA samplers).
         callback: progress ``(step, total, nfe)``.
         config: further sampler options (e.g. ``spacing``).

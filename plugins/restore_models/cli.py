@@ -54,8 +54,14 @@ def train_prior(
     checkpoint_minutes: float = typer.Option(5.0, "--checkpoint-minutes"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads"),
     seed: int = typer.Option(0, "--seed"),
+    objective: str = typer.Option("eps", "--objective", help="eps (DDPM noise prediction) | flow (rectified-flow "
+                                  "velocity, flow matching)"),
+    reflow: bool = typer.Option(False, "--reflow", help="flow only: train on (noise, ODE sample) pairs of the "
+                                "--init flow prior (the reflow stage)"),
+    reflow_steps: int = typer.Option(8, "--reflow-steps", help="Euler steps of the --reflow teacher's samples"),
 ) -> None:
-    """Train or fine-tune an eps-prediction DDPM prior (linear betas, T=1000, EMA, AdamW) on image folders."""
+    """Train or fine-tune an eps-prediction DDPM prior (linear betas, T=1000, EMA, AdamW) on image folders,
+    or a rectified flow with --objective flow."""
     from restore.cli.progress import progress_bar
 
     from .data import load_training_folders
@@ -72,6 +78,11 @@ def train_prior(
         if not output:
             raise InvalidInputError("missing option --output: restore train prior needs -o RUN_FOLDER (or --resume "
                                     "RUN_FOLDER); see restore train prior --help")
+        if objective not in ("eps", "flow"):
+            raise InvalidInputError(f"--objective must be eps or flow, got '{objective}'")
+        if reflow and (objective != "flow" or not init or reflow_steps < 1):
+            raise InvalidInputError("--reflow needs --objective flow, --init FLOW_PRIOR_FOLDER (the teacher) and "
+                                    "--reflow-steps >= 1")
         if precision not in ("bf16", "fp32"):
             raise InvalidInputError(f"--precision must be bf16 or fp32, got '{precision}'")
         if os.path.exists(os.path.join(output, "checkpoint.pt")):
@@ -83,7 +94,7 @@ def train_prior(
             batch_size=batch_size, crop=crop, block_out_channels=parse_widths(widths), data=tuple(data),
             val=val, builtin_sources=preset is not None, channels=channels, init=init, precision=precision,
             procedural_fraction=procedural_fraction, checkpoint_minutes=checkpoint_minutes, threads=threads,
-            seed=seed), warn=warn, images=images)
+            seed=seed, objective=objective, reflow=reflow, reflow_steps=reflow_steps), warn=warn, images=images)
         checkpoint = None
     with progress_bar(f"train {config.preset}") as update:
         summary = train(config, output, resume=checkpoint, progress=lambda s, n, loss: update(s, n, 0),

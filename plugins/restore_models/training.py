@@ -1,5 +1,11 @@
 """Train a shipped prior: eps-prediction DDPM (linear betas, T = 1000), EMA, AdamW, resumable.
 
+``objective="flow"`` trains a rectified flow instead (flow matching, Liu et al. ICLR 2023: ``x_t = (1 - t) x0 + t ε``
+with ``t ~ U[0, 1)``, target velocity ``ε - x0``) on the same data and recipe; ``reflow=True`` replaces each
+batch's data by the ODE samples of the ``init`` flow prior from the batch's noise (the reflow stage: training
+on the pairs straightens the flow). A flow run exports a folder with ``"kind": "flow"``
+(:class:`restore.priors.flow.FlowUNetPrior`).
+
 The network is a diffusers ``UNet2DModel`` with no attention blocks, so it is fully convolutional and
 runs at any image size that is a multiple of 8. The output folder is a standard diffusers layout
 (``unet/``, ``scheduler/``) plus ``restore_prior.json`` and ``loss.csv``; ``restore.prior(path)`` loads it.
@@ -42,6 +48,9 @@ class TrainConfig:
     precision: str = "bf16"
     channels: int | None = None
     val: str | None = None
+    objective: str = "eps"
+    reflow: bool = False
+    reflow_steps: int = 8
 
 
 def effective_preset(config: TrainConfig) -> Preset:
@@ -144,13 +153,15 @@ def build_scheduler():
                          prediction_type="epsilon", clip_sample=False)
 
 
-def export(model, out_dir: str, preset: Preset, info: dict) -> None:
+def export(model, out_dir: str, preset: Preset, info: dict, objective: str = "eps") -> None:
     """Write the diffusers folder (EMA weights) atomically enough: files are replaced one by one."""
     os.makedirs(out_dir, exist_ok=True)
     model.save_pretrained(os.path.join(out_dir, "unet"), safe_serialization=True)
-    build_scheduler().save_pretrained(os.path.join(out_dir, "scheduler"))
+    kind = {"kind": "flow", "interpolant": "rectified"} if objective == "flow" else {}
+    if objective != "flow":
+        build_scheduler().save_pretrained(os.path.join(out_dir, "scheduler"))
     meta = {"name": preset.name, "channels": model.config.in_channels, "data_range": [-1.0, 1.0],
-            "summary": preset.summary, "domain": preset.domain, **info}
+            "summary": preset.summary, "domain": preset.domain, **kind, **info}
     tmp = os.path.join(out_dir, "restore_prior.json.tmp")
     with open(tmp, "w") as f:
         json.dump(meta, f, indent=2)
@@ -186,7 +197,7 @@ def validation_crops(folder: str, channels: int, side: int = 128, limit: int = 8
 
 
 def log_validation(out_dir: str, ema, crops: list[torch.Tensor], step: int, minutes: float,
-                   sigma: float = 25 / 255) -> float:
+                   sigma: float = 25 / 255, objective: str = "eps") -> float:
     """Mean one-step Tweedie PSNR of the EMA network at ``sigma`` on fixed noisy crops; appended to val.csv."""
     abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), 0)
     k = int(((1 / abar - 1).sqrt() - 2 * sigma).abs().argmin())  # model units are [-1, 1]: noise doubles
@@ -197,8 +208,12 @@ def log_validation(out_dir: str, ema, crops: list[torch.Tensor], step: int, minu
         for clean in crops:
             x = clean * 2 - 1
             noisy = x + 2 * sigma * torch.randn(x.shape, generator=g)
-            eps = ema(a * noisy, k).sample
-            x0 = ((a * noisy - s * eps) / a).clamp(-1, 1)
+            if objective == "flow":  # x_t = (1 - t) noisy with t / (1 - t) = 2 sigma
+                t = 2 * sigma / (1 + 2 * sigma)
+                x0 = ((1 - t) * noisy - t * ema((1 - t) * noisy, 1000 * t).sample).clamp(-1, 1)
+            else:
+                eps = ema(a * noisy, k).sample
+                x0 = ((a * noisy - s * eps) / a).clamp(-1, 1)
             mse = float((((x0 + 1) / 2 - clean) ** 2).mean())
             scores.append(10 * np.log10(1 / max(mse, 1e-12)))
     value = float(np.mean(scores))
@@ -255,6 +270,16 @@ class TrainingLog:
         self.file.close()
 
 
+@torch.no_grad()
+def reflow_targets(teacher, noise: torch.Tensor, steps: int) -> torch.Tensor:
+    """The teacher flow's Euler ODE samples from ``noise`` (t = 1 -> 0): the data half of reflow pairs."""
+    x = noise
+    for i in range(steps):
+        t, t_next = 1 - i / steps, 1 - (i + 1) / steps
+        x = x + (t_next - t) * teacher(x, torch.full((x.shape[0],), 1000.0 * t)).sample
+    return x
+
+
 def train(config: TrainConfig, out_dir: str, resume: str | None = None,
           progress: Callable[[int, int, float], None] | None = None,
           warn: Callable[[str], None] = lambda m: print(m, flush=True),
@@ -272,6 +297,7 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
     if config.init:
         load_init_weights(model, config.init)
     ema = copy.deepcopy(model).requires_grad_(False)
+    teacher = copy.deepcopy(model).requires_grad_(False) if config.reflow else None
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), 0).float()
     step, elapsed = 0, 0.0
@@ -303,10 +329,12 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
         torch.save(state, ckpt_path + ".tmp")
         os.replace(ckpt_path + ".tmp", ckpt_path)
         if validation:
-            log_validation(out_dir, ema, validation, step, (elapsed + time.time() - start) / 60)
+            log_validation(out_dir, ema, validation, step, (elapsed + time.time() - start) / 60,
+                           objective=config.objective)
         export(ema, out_dir, preset, {
             "training_steps": step, "training_minutes": round((elapsed + time.time() - start) / 60, 1),
-            "parameters": sum(p.numel() for p in ema.parameters()), "train_config": asdict(config)})
+            "parameters": sum(p.numel() for p in ema.parameters()), "train_config": asdict(config)},
+            config.objective)
 
     model.train()
     while step < config.steps:
@@ -314,14 +342,23 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
         if config.max_minutes is not None and minutes >= config.max_minutes:
             break
         x0 = torch.from_numpy(sampler.batch(config.batch_size)) * 2 - 1
-        k = torch.randint(0, 1000, (config.batch_size,), generator=gen)
-        noise = torch.randn(x0.shape, generator=gen)
-        a = abar[k].sqrt().view(-1, 1, 1, 1)
-        s = (1 - abar[k]).sqrt().view(-1, 1, 1, 1)
+        if config.objective == "flow":
+            t = torch.rand(config.batch_size, generator=gen)
+            noise = torch.randn(x0.shape, generator=gen)
+            if teacher is not None:
+                x0 = reflow_targets(teacher, noise, config.reflow_steps)
+            tv = t.view(-1, 1, 1, 1)
+            inputs, level, target = (1 - tv) * x0 + tv * noise, 1000 * t, noise - x0
+        else:
+            k = torch.randint(0, 1000, (config.batch_size,), generator=gen)
+            noise = torch.randn(x0.shape, generator=gen)
+            a = abar[k].sqrt().view(-1, 1, 1, 1)
+            s = (1 - abar[k]).sqrt().view(-1, 1, 1, 1)
+            inputs, level, target = a * x0 + s * noise, k, noise
         # bf16 autocast halves the step time on AVX-512-BF16 CPUs; weights and optimiser stay float32.
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-            pred = model(a * x0 + s * noise, k).sample
-        loss = torch.nn.functional.mse_loss(pred.float(), noise)
+            pred = model(inputs, level).sample
+        loss = torch.nn.functional.mse_loss(pred.float(), target)
         optimizer_step(model, ema, opt, loss, step, config.lr, config.warmup, config.ema_decay)
         step += 1
         if log.record(step, minutes, loss.item()):

@@ -12,6 +12,7 @@ from ..errors import InvalidInputError
 FOLDER_LOADERS: dict[str, str] = {
     "mean-reverting": "restore.priors.mean_reverting:load_mean_reverting_folder",
     "latent": "restore.priors.latent:load_latent_folder",
+    "flow": "restore.priors.flow:load_flow_folder",
 }
 # Checkpoint files (.pt/.pth/.safetensors …) and folders whose restore_prior.json names an "architecture"
 # or "preset": published networks (ADM, NCSN++/DDPM++, consistency models), built by restore_models.
