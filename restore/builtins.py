@@ -132,7 +132,7 @@ def restore_register_commands(app):
 @hookimpl
 def restore_register_tasks(register):
     # -- blind restoration (issue 6) --
-    register("enhance", "restore.enhance_task:make_task",
+    register("enhance", "restore.enhance_task:TASK",
              summary="blind restoration of a corrupted photo (CODE: ODE inversion, Langevin, confidence clipping)")
 
 

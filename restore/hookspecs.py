@@ -77,7 +77,9 @@ def restore_register_samplers(register) -> None:
 def restore_register_tasks(register) -> None:
     """Register CLI tasks (each becomes a ``restore <name>`` command and is usable by ``restore batch``).
 
-    ``register(name, factory)`` where ``factory()`` returns a :class:`restore.tasks.Task`.
+    ``register(name, factory, *, summary)`` where ``factory`` is a :class:`restore.tasks.Task` or a callable
+    returning one (lazily, as ``"package.module:TASK"``). A Task that leaves ``name`` and ``summary`` empty
+    takes them from this registration.
     """
 
 

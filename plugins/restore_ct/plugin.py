@@ -24,7 +24,7 @@ def restore_register_samplers(register):
 
 @hookimpl
 def restore_register_tasks(register):
-    register("ct", "restore_ct.tasks:make_task",
+    register("ct", "restore_ct.tasks:TASK",
              summary="sparse-view / limited-angle CT from a sinogram (or --simulate from an image/volume), 2D and 3D")
 
 

@@ -23,7 +23,7 @@ def restore_register_samplers(register):
 
 @hookimpl
 def restore_register_tasks(register):
-    register("mri", "restore_mri.tasks:make_task",
+    register("mri", "restore_mri.tasks:TASK",
              summary="undersampled Cartesian MRI (fastMRI .h5 k-space, or --simulate from a magnitude image)")
 
 
