@@ -257,8 +257,9 @@ def overhead(suite: Suite, repeats: int = 3) -> list[dict]:
         if max(budgets) == 1:  # one network call: nothing of the engine's to measure
             continue
         try:
-            cfg = dict(task.sampler_defaults.get(name, {}))
-            sampler = restore.sampler(name, steps=suite.overhead_steps, **cfg)
+            # the suite's step count over the task's tuned one: the overhead is per step
+            cfg = {**task.sampler_defaults.get(name, {}), "steps": suite.overhead_steps}
+            sampler = restore.sampler(name, **cfg)
             sampler.check(prior, setup.problem)
         except RestoreError as exc:
             rows.append({"sampler": name, "skipped": str(exc)})

@@ -46,10 +46,19 @@ def format_default(value: Any) -> str:
 
 
 def attribute_docs(config: type) -> dict[str, str]:
-    """Field descriptions from the Google-style ``Attributes:`` section of a config's docstring."""
-    doc = inspect.cleandoc(config.__doc__ or "")
-    out: dict[str, str] = {}
+    """Field descriptions from the Google-style ``Attributes:`` sections of a config's docstring and, for the
+    fields it inherits, of its bases' docstrings."""
     names = {f.name for f in dataclasses.fields(config)}
+    out: dict[str, str] = {}
+    for cls in config.__mro__:
+        if dataclasses.is_dataclass(cls):
+            out = {**_own_attribute_docs(cls.__doc__, names), **out}
+    return out
+
+
+def _own_attribute_docs(docstring: str | None, names: set[str]) -> dict[str, str]:
+    doc = inspect.cleandoc(docstring or "")
+    out: dict[str, str] = {}
     current = None
     for line in doc.splitlines():
         match = re.match(r"^\s*(?:Attributes:\s*)?([A-Za-z_][A-Za-z0-9_]*)\s*(?:\([^)]*\))?:\s*(.*)$", line)

@@ -86,20 +86,20 @@ def restore_register_samplers(register):
                      "(DiffusionMBIR/DDS 3D); slicewise=True drops the coupling",
              cost="D/chunk NFE calls + M CG (A, Aᵀ, D_z) per step")
     # -- fast ODE/SDE solvers and the VE samplers (issue 17) --
-    register("dpm-solver", "restore.samplers.dpm_solver:DPMSolver", requires=(),
+    register("dpm-solver", "restore.samplers.dpm_solver:DPMSolver",
              summary="DPM-Solver-1/2/3 (noise prediction), singlestep or multistep (Lu et al. 2022)",
              cost="1 NFE per step (multistep) / order NFE per step (singlestep); no VJP")
-    register("dpm-solver++", "restore.samplers.dpm_solver_pp:DPMSolverPP", requires=(),
+    register("dpm-solver++", "restore.samplers.dpm_solver_pp:DPMSolverPP",
              summary="DPM-Solver++ 2M/3M (data prediction), SDE variant, heavy-ball momentum (Lu et al. 2022)",
              cost="1 NFE per step; no VJP")
-    register("dpm-solver-v3", "restore.samplers.dpm_solver_v3:DPMSolverV3", requires=(),
+    register("dpm-solver-v3", "restore.samplers.dpm_solver_v3:DPMSolverV3",
              summary="DPM-Solver-v3 with empirical model statistics (`restore ems PRIOR`; Zheng et al. 2023)",
              cost="1 NFE per step; no VJP")
-    register("ve-pc", "restore.samplers.ve_pc:VEPC", requires=(),
+    register("ve-pc", "restore.samplers.ve_pc:VEPC",
              summary="VE SDE predictor-corrector: reverse diffusion + annealed Langevin (Song et al. 2021); "
                      "VP priors converted exactly",
              cost="(1 + corrector_steps) NFE per level")
-    register("ve-ode", "restore.samplers.ve_ode:VEODE", requires=(),
+    register("ve-ode", "restore.samplers.ve_ode:VEODE",
              summary="VE probability-flow ODE, Heun (Song et al. 2021); VP priors converted exactly",
              cost="2 NFE per step (Heun)")
     # -- flows: rectified flow / stochastic interpolants; VP priors reparameterised exactly (issue 18) --
@@ -148,7 +148,7 @@ def restore_register_commands(app):
 @hookimpl
 def restore_register_tasks(register):
     # -- blind restoration (issue 6) --
-    register("enhance", "restore.enhance_task:make_task",
+    register("enhance", "restore.enhance_task:TASK",
              summary="blind restoration of a corrupted photo (CODE: ODE inversion, Langevin, confidence clipping)")
 
 

@@ -69,22 +69,19 @@ def build(image: Image, noise: float, simulate: bool, generator: torch.Generator
     return Setup(Problem(x, Identity(), GaussianNoise(noise)), reference=reference, sampler_options=options)
 
 
-def make_task() -> Task:
-    return Task(
-        name="enhance",
-        summary="blind restoration of a corrupted photo (CODE: ODE inversion, Langevin, confidence clipping)",
-        build=build,
-        options=(
-            TaskOption("strength", float, None,
-                       "in (0, 1]: how deep CODE inverts, as a fraction of its levels (default 0.1 = start "
-                       "level 5 of 50); raise it for heavy or global corruptions"),
-            TaskOption("jpeg_quality", int, SIMULATE_JPEG_QUALITY,
-                       "with --simulate: JPEG quality of the simulated corruption (0 = no JPEG)"),
-        ),
-        default_sampler="code",
-        # The notebook defaults (577 NFE) lower PSNR with the small shipped priors; 50 levels inverted to 10 %
-        # with 50 Langevin steps per correction level is ~10x faster and kept the PSNR gain on noisy inputs
-        # (issue 6 note). The sampler's own config still holds the notebook defaults.
-        sampler_defaults={"code": {"steps": 50, "strength": 0.1, "langevin_steps": 50}},
-        default_noise=SIMULATE_NOISE,
-    )
+TASK = Task(
+    build=build,
+    options=(
+        TaskOption("strength", float, None,
+                   "in (0, 1]: how deep CODE inverts, as a fraction of its levels (default 0.1 = start "
+                   "level 5 of 50); raise it for heavy or global corruptions"),
+        TaskOption("jpeg_quality", int, SIMULATE_JPEG_QUALITY,
+                   "with --simulate: JPEG quality of the simulated corruption (0 = no JPEG)"),
+    ),
+    default_sampler="code",
+    # The notebook defaults (577 NFE) lower PSNR with the small shipped priors; 50 levels inverted to 10 %
+    # with 50 Langevin steps per correction level is ~10x faster and kept the PSNR gain on noisy inputs
+    # (issue 6 note). The sampler's own config still holds the notebook defaults.
+    sampler_defaults={"code": {"steps": 50, "strength": 0.1, "langevin_steps": 50}},
+    default_noise=SIMULATE_NOISE,
+)

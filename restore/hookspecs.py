@@ -77,9 +77,11 @@ def restore_register_samplers(register) -> None:
 def restore_register_tasks(register) -> None:
     """Register CLI tasks (each becomes a ``restore <name>`` command and is usable by ``restore batch``).
 
-    ``register(name, factory, *, summary: str = "")`` where ``factory()`` returns a :class:`restore.tasks.Task`.
-    ``restore NAME --help`` imports the factory's module to read the task's options: keep torch imports out of
-    its top level (import them in ``build``). ``restore list tasks`` shows ``summary`` without importing it.
+    ``register(name, factory, *, summary)`` where ``factory`` is a :class:`restore.tasks.Task` or a callable
+    returning one (lazily, as ``"package.module:TASK"``). A Task that leaves ``name`` and ``summary`` empty
+    takes them from this registration. ``restore NAME --help`` imports the factory's module to read the
+    task's options: keep torch imports out of its top level (import them in ``build``); ``restore list
+    tasks`` shows ``summary`` without importing it.
     """
 
 
@@ -104,3 +106,24 @@ def restore_register_writers(register) -> None:
 @hookspec
 def restore_register_commands(app) -> None:
     """Escape hatch: add commands to the ``restore`` typer application ``app``."""
+
+
+def file_format_hooks(*formats: tuple[str, str, tuple[str, ...]]):
+    """The reader and writer hooks of file formats whose module has both a ``read_factory`` and a
+    ``write_factory``: each ``(name, module, extensions)`` registers the two for the same extensions.
+    Assign the pair in the plugin module, which is where pluggy looks for hooks::
+
+        restore_register_readers, restore_register_writers = file_format_hooks(("npy", "my_pkg.npy_io", (".npy",)))
+    """
+
+    @hookimpl
+    def restore_register_readers(register) -> None:
+        for name, module, extensions in formats:
+            register(name, f"{module}:read_factory", extensions=extensions)
+
+    @hookimpl
+    def restore_register_writers(register) -> None:
+        for name, module, extensions in formats:
+            register(name, f"{module}:write_factory", extensions=extensions)
+
+    return restore_register_readers, restore_register_writers

@@ -91,7 +91,7 @@ def check_record(kind: str, name: str, plugin: str, metadata: dict[str, Any]) ->
 
 def resolve_factory(factory: str | Callable) -> Callable:
     """Turn a lazy ``"package.module:Name"`` string into the object it names."""
-    if callable(factory):
+    if not isinstance(factory, str):
         return factory
     module_name, _, attr = factory.partition(":")
     obj = importlib.import_module(module_name)
@@ -118,7 +118,16 @@ class Component:
         return resolve_factory(self.factory)
 
     def build(self, **params: Any) -> Any:
-        return self.load()(**params)
+        """The component: the factory called with ``params``, or the object itself when the registration
+        names an instance (``"pkg.module:TASK"``). A dataclass built with an empty ``name`` or ``summary``
+        takes them from its registration, so that they are written once."""
+        target = self.load()
+        obj = target(**params) if callable(target) else target
+        if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+            return obj
+        have = {f.name for f in dataclasses.fields(obj)}
+        fill = {k: v for k, v in (("name", self.name), ("summary", self.summary)) if k in have and not getattr(obj, k)}
+        return dataclasses.replace(obj, **fill) if fill else obj
 
 
 class Registry:

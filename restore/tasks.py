@@ -52,10 +52,10 @@ class Task:
     """A restoration task.
 
     Attributes:
-        name: command name (``deblur``).
-        summary: one line for ``--help`` and ``restore list tasks``.
         build: ``build(image, noise, simulate, generator, **options) -> Setup``; with ``simulate`` the
             input is the clean image and ``build`` degrades it first.
+        name: command name (``deblur``); empty: the name it is registered under.
+        summary: one line for ``--help`` and ``restore list tasks``; empty: the registration's summary.
         options: task-specific options.
         default_sampler: sampler used without ``--sampler``.
         domain: picks the default prior (``natural`` or ``medical``).
@@ -67,9 +67,9 @@ class Task:
             sampler's default steps. ``--sampler`` naming another sampler, and ``--steps``, override it.
     """
 
-    name: str
-    summary: str
     build: Callable[..., Setup]
+    name: str = ""
+    summary: str = ""
     options: tuple[TaskOption, ...] = ()
     default_sampler: str = "dds"
     domain: str = "natural"

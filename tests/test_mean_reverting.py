@@ -104,7 +104,7 @@ def _fixture_run(sampler, prior, n=64, seed=0):
     mu = (0.3 + 0.2 * torch.randn(n, 1, 2, 2, generator=g, dtype=torch.float64))
     xT = mu + prior.schedule.lam * torch.randn(mu.shape, generator=g, dtype=torch.float64)
     out = sampler.run(prior, _problem(mu), x_init=xT, generator=torch.Generator().manual_seed(seed + 1))
-    times = out.extras["times"]
+    times = out.extras["levels"]
     return out, prior.ode_map(xT, mu, times[0], times[-1])
 
 
@@ -138,7 +138,7 @@ def test_mrs_sde1_data_equals_irsde_posterior(steps):
     b = IRSDE(steps=steps, method="posterior")
     ra = a.run(prior, _problem(mu), generator=torch.Generator().manual_seed(5))
     rb = b.run(prior, _problem(mu), generator=torch.Generator().manual_seed(5))
-    assert ra.extras["times"] == [float(t) for t in rb.extras["times"]]
+    assert ra.extras["levels"] == [float(t) for t in rb.extras["levels"]]
     assert (ra.x - rb.x).abs().max() < 1e-12
     assert ra.nfe == rb.nfe == steps
 

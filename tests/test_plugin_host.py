@@ -112,3 +112,24 @@ def test_the_host_is_restored_after_a_throwaway_plugin(tmp_path, monkeypatch):
     plugins.reload()
     assert "acme-temp-op" not in {c.name for c in restore.components("operator")}
     assert "acmetemp" not in {p.name for p in plugins.host().plugins}
+
+
+def test_a_task_instance_takes_its_name_and_summary_from_the_registration():
+    from restore.hookspecs import file_format_hooks
+    from restore.registry import Registry
+    from restore.tasks import Task
+
+    reg = Registry()
+    task = Task(build=lambda *a, **k: None)
+    reg.registrar("task", "demo")("demo-task", task, summary="one line")
+    built = reg.get("task", "demo-task").build()
+    assert (built.name, built.summary) == ("demo-task", "one line") and (task.name, task.summary) == ("", "")
+    own = Task(build=task.build, name="own", summary="its own")
+    reg.registrar("task", "demo")("other", lambda: own, summary="registered")
+    assert reg.get("task", "other").build() is own  # a Task that names itself keeps its name and summary
+
+    readers, writers = file_format_hooks(("npy", "pkg.npy_io", (".npy",)))
+    readers(reg.registrar("reader", "demo"))
+    writers(reg.registrar("writer", "demo"))
+    assert reg.get("reader", "npy").factory == "pkg.npy_io:read_factory"
+    assert reg.get("writer", "npy").metadata["extensions"] == (".npy",)

@@ -79,7 +79,7 @@ def test_descending_order_is_the_default():
     op = MatrixOperator(torch.eye(3, dtype=torch.float64))
     out = sampler.run(prior, restore.Problem(torch.ones(1, 3, dtype=torch.float64), op),
                       generator=torch.Generator().manual_seed(0))
-    assert out.extras["timesteps"] == expected
+    assert out.extras["levels"] == expected
     assert REDDiff(steps=20, order="ascending").timesteps(prior) == expected[::-1]
     shuffled = REDDiff(steps=20, order="random").timesteps(prior, torch.Generator().manual_seed(0))
     assert sorted(shuffled) == sorted(expected) and shuffled != expected

@@ -151,7 +151,7 @@ def test_tweedie_is_the_exact_posterior_mean_for_denoising():
     problem = restore.Problem(y, Identity(), GaussianNoise(sigma))
     result = restore.sampler("tweedie").run(prior, problem)
     expected = mean + (y - mean) @ torch.linalg.solve(cov + sigma**2 * torch.eye(d, dtype=torch.float64), cov)
-    assert result.extras["timestep"] == k and result.nfe == 1
+    assert result.extras["levels"] == [k] and result.nfe == 1
     torch.testing.assert_close(result.x, expected, rtol=0, atol=1e-10)
 
 

@@ -1,5 +1,5 @@
 """Hook implementations of the CT plugin: Radon operators, FBP/TV baselines, ``.npy`` I/O and ``restore ct``."""
-from restore.hookspecs import hookimpl
+from restore.hookspecs import file_format_hooks, hookimpl
 
 
 @hookimpl
@@ -14,25 +14,18 @@ def restore_register_operators(register):
 
 @hookimpl
 def restore_register_samplers(register):
-    register("ct-fbp", "restore_ct.recon:FBP", requires=("operator", "linear"),
+    register("ct-fbp", "restore_ct.recon:FBP",
              summary="CT baseline: filtered back-projection (ramp, shepp-logan, cosine, hamming, hann); prior unused",
              cost="1 Aᵀ")
-    register("ct-tv", "restore_ct.recon:TV", requires=("operator", "linear"),
+    register("ct-tv", "restore_ct.recon:TV",
              summary="CT baseline: TV-regularised least squares by ADMM with CG x-updates; prior unused",
              cost="steps x cg_iters x (A, Aᵀ)")
 
 
 @hookimpl
 def restore_register_tasks(register):
-    register("ct", "restore_ct.tasks:make_task",
+    register("ct", "restore_ct.tasks:TASK",
              summary="sparse-view / limited-angle CT from a sinogram (or --simulate from an image/volume), 2D and 3D")
 
 
-@hookimpl
-def restore_register_readers(register):
-    register("npy", "restore_ct.npy_io:read_factory", extensions=(".npy",))
-
-
-@hookimpl
-def restore_register_writers(register):
-    register("npy", "restore_ct.npy_io:write_factory", extensions=(".npy",))
+restore_register_readers, restore_register_writers = file_format_hooks(("npy", "restore_ct.npy_io", (".npy",)))

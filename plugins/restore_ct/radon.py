@@ -60,26 +60,17 @@ def make_angles(views: int | Sequence[float] | None = None, limited_angle: float
     raise InvalidInputError("give the views (a count or an angle list) or limited_angle; e.g. --views 60")
 
 
-class _Project(torch.autograd.Function):
+class _Apply(torch.autograd.Function):
+    """``A x`` (``adjoint=False``) or ``Aᵀ y``; the derivative of each direction is the other one."""
+
     @staticmethod
-    def forward(ctx, x, op):
-        ctx.op = op
-        return op._project(x)
+    def forward(ctx, x, op, adjoint):
+        ctx.op, ctx.adjoint = op, adjoint
+        return op._backproject(x) if adjoint else op._project(x)
 
     @staticmethod
     def backward(ctx, g):
-        return _BackProject.apply(g, ctx.op), None
-
-
-class _BackProject(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, y, op):
-        ctx.op = op
-        return op._backproject(y)
-
-    @staticmethod
-    def backward(ctx, g):
-        return _Project.apply(g, ctx.op), None
+        return _Apply.apply(g, ctx.op, not ctx.adjoint), None, None
 
 
 class Radon(LinearOperator):
@@ -215,12 +206,12 @@ class Radon(LinearOperator):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W) -> (B, C, n_views, n_det)``."""
         self._check_image(x)
-        return _Project.apply(x, self)
+        return _Apply.apply(x, self, False)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """Matched back-projection ``(B, C, n_views, n_det) -> (B, C, H, W)``."""
         self._check_sinogram(y)
-        return _BackProject.apply(y, self)
+        return _Apply.apply(y, self, True)
 
     def input_shape(self, output_shape) -> tuple[int, ...]:
         s = tuple(output_shape)

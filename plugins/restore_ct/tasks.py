@@ -104,25 +104,22 @@ def build(image: Image, noise: float, simulate: bool, generator: torch.Generator
                  sampler=sampler)
 
 
-def make_task() -> Task:
-    return Task(
-        name="ct",
-        summary="sparse-view / limited-angle CT from a sinogram (or --simulate from an image/volume), 2D and 3D",
-        build=build,
-        options=(
-            TaskOption("views", int, None, "number of views, uniform over [0, 180) (fan: [0, 360))"),
-            TaskOption("limited_angle", float, None, "angular range in degrees (alone: 1° steps, e.g. 120)"),
-            TaskOption("geometry", str, "parallel", "parallel | fan"),
-            TaskOption("method", str, "diffusion", "fbp | tv | diffusion (2D: --sampler, default dds; 3D: dds-3d)"),
-            TaskOption("detectors", int, None, "detector count (default ceil(H·√2); sinogram input: its width)"),
-            TaskOption("size", int, None, "sinogram input: image size H = W (default: from the detector count)"),
-            TaskOption("filter", str, "ramp", "FBP filter: ramp | shepp-logan | cosine | hamming | hann"),
-            TaskOption("chunk", int, 8, "3D: slices per prior call (bounds memory)"),
-            TaskOption("scale", float, 1.0, "sinogram input: multiply the values read (e.g. PNG sinograms)"),
-        ),
-        default_sampler="dds",
-        domain="medical",
-        sampler_defaults={"dds": DDS_DEFAULTS},
-        default_noise=0.0,
-        output_suffix=".png",
-    )
+TASK = Task(
+    build=build,
+    options=(
+        TaskOption("views", int, None, "number of views, uniform over [0, 180) (fan: [0, 360))"),
+        TaskOption("limited_angle", float, None, "angular range in degrees (alone: 1° steps, e.g. 120)"),
+        TaskOption("geometry", str, "parallel", "parallel | fan"),
+        TaskOption("method", str, "diffusion", "fbp | tv | diffusion (2D: --sampler, default dds; 3D: dds-3d)"),
+        TaskOption("detectors", int, None, "detector count (default ceil(H·√2); sinogram input: its width)"),
+        TaskOption("size", int, None, "sinogram input: image size H = W (default: from the detector count)"),
+        TaskOption("filter", str, "ramp", "FBP filter: ramp | shepp-logan | cosine | hamming | hann"),
+        TaskOption("chunk", int, 8, "3D: slices per prior call (bounds memory)"),
+        TaskOption("scale", float, 1.0, "sinogram input: multiply the values read (e.g. PNG sinograms)"),
+    ),
+    default_sampler="dds",
+    domain="medical",
+    sampler_defaults={"dds": DDS_DEFAULTS},
+    default_noise=0.0,
+    output_suffix=".png",
+)

@@ -1,23 +1,27 @@
 """Hook implementations of the first-party imaging plugin: operators and the four imaging tasks."""
+import functools
+
 from restore.hookspecs import hookimpl
 
 
 @hookimpl
 def restore_register_operators(register):
-    register("gaussian-blur", "restore_imaging.blur:GaussianBlur", linear=True, domain="image",
-             summary="Gaussian blur (sigma, size, boundary valid|reflect|replicate|zero|circular); FFT fast paths")
-    register("motion-blur", "restore_imaging.blur:MotionBlur", linear=True, domain="image",
-             summary="anti-aliased linear motion blur (length, angle in degrees, boundary); FFT fast paths")
-    register("kernel", "restore_imaging.blur:KernelBlur", linear=True, domain="image",
-             summary="blur with a kernel image file or tensor (normalize, boundary); FFT fast paths")
-    register("super-resolution", "restore_imaging.resize:SuperResolution", linear=True, domain="image",
-             summary="downsampling by an integer factor (method avgpool | bicubic, boundary of the bicubic filter)")
-    register("inpainting", "restore_imaging.masks:Inpainting", linear=True, domain="image",
-             summary="pixel mask (mask file/tensor, random fraction, or box); closed forms")
-    register("denoising", "restore.operators.base:Identity", linear=True, domain="image",
-             summary="identity (Gaussian denoising)")
-    register("colorization", "restore_imaging.color:Colorization", linear=True, domain="image",
-             summary="RGB to gray with ITU-R BT.601 weights; closed-form pinv")
+    image_operator = functools.partial(register, linear=True, domain="image")  # all of them
+    image_operator("gaussian-blur", "restore_imaging.blur:GaussianBlur",
+                   summary="Gaussian blur (sigma, size, boundary valid|reflect|replicate|zero|circular); "
+                           "FFT fast paths")
+    image_operator("motion-blur", "restore_imaging.blur:MotionBlur",
+                   summary="anti-aliased linear motion blur (length, angle in degrees, boundary); FFT fast paths")
+    image_operator("kernel", "restore_imaging.blur:KernelBlur",
+                   summary="blur with a kernel image file or tensor (normalize, boundary); FFT fast paths")
+    image_operator("super-resolution", "restore_imaging.resize:SuperResolution",
+                   summary="downsampling by an integer factor (method avgpool | bicubic, boundary of the "
+                           "bicubic filter)")
+    image_operator("inpainting", "restore_imaging.masks:Inpainting",
+                   summary="pixel mask (mask file/tensor, random fraction, or box); closed forms")
+    image_operator("denoising", "restore.operators.base:Identity", summary="identity (Gaussian denoising)")
+    image_operator("colorization", "restore_imaging.color:Colorization",
+                   summary="RGB to gray with ITU-R BT.601 weights; closed-form pinv")
 
 
 @hookimpl

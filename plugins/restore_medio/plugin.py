@@ -2,16 +2,9 @@
 
 A DICOM series folder is named with a trailing ``/`` or a ``.dcmdir`` suffix (``scan/``, ``scan.dcmdir``).
 """
-from restore.hookspecs import hookimpl
+from restore.hookspecs import file_format_hooks
 
-
-@hookimpl
-def restore_register_readers(register):
-    register("nifti", "restore_medio.nifti:read_factory", extensions=(".nii", ".nii.gz"))
-    register("dicom", "restore_medio.dicom:read_factory", extensions=(".dcm", ".dcmdir", ".dcmdir/", "/"))
-
-
-@hookimpl
-def restore_register_writers(register):
-    register("nifti", "restore_medio.nifti:write_factory", extensions=(".nii", ".nii.gz"))
-    register("dicom", "restore_medio.dicom:write_factory", extensions=(".dcm", ".dcmdir", ".dcmdir/", "/"))
+restore_register_readers, restore_register_writers = file_format_hooks(
+    ("nifti", "restore_medio.nifti", (".nii", ".nii.gz")),
+    ("dicom", "restore_medio.dicom", (".dcm", ".dcmdir", ".dcmdir/", "/")),
+)

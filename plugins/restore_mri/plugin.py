@@ -1,5 +1,5 @@
 """Hook implementations of the MRI plugin: operators, baselines, the fastMRI reader/writer and ``restore mri``."""
-from restore.hookspecs import hookimpl
+from restore.hookspecs import file_format_hooks, hookimpl
 
 
 @hookimpl
@@ -12,26 +12,19 @@ def restore_register_operators(register):
 
 @hookimpl
 def restore_register_samplers(register):
-    register("mri-zero-filled", "restore_mri.recon:ZeroFilled", requires=("operator", "linear"),
+    register("mri-zero-filled", "restore_mri.recon:ZeroFilled",
              summary="MRI baseline: RSS of zero-filled coil images (prior unused)", cost="1 A^H")
-    register("mri-sense", "restore_mri.recon:Sense", requires=("operator", "linear"),
+    register("mri-sense", "restore_mri.recon:Sense",
              summary="MRI baseline: SENSE by CG on the normal equations (prior unused)", cost="steps x (A, A^H)")
-    register("mri-tv", "restore_mri.recon:TV", requires=("operator", "linear"),
+    register("mri-tv", "restore_mri.recon:TV",
              summary="MRI baseline: TV-regularised ADMM with CG x-updates (prior unused)",
              cost="steps x cg_iters x (A, A^H)")
 
 
 @hookimpl
 def restore_register_tasks(register):
-    register("mri", "restore_mri.tasks:make_task",
+    register("mri", "restore_mri.tasks:TASK",
              summary="undersampled Cartesian MRI (fastMRI .h5 k-space, or --simulate from a magnitude image)")
 
 
-@hookimpl
-def restore_register_readers(register):
-    register("fastmri", "restore_mri.fastmri:read_factory", extensions=(".h5",))
-
-
-@hookimpl
-def restore_register_writers(register):
-    register("fastmri", "restore_mri.fastmri:write_factory", extensions=(".h5",))
+restore_register_readers, restore_register_writers = file_format_hooks(("fastmri", "restore_mri.fastmri", (".h5",)))

@@ -245,27 +245,24 @@ def build(image: Image, noise: float, simulate: bool, generator: torch.Generator
                  sampler=METHODS[method], batch_chunk=chunk)
 
 
-def make_task() -> Task:
-    return Task(
-        name="mri",
-        summary="undersampled Cartesian MRI (fastMRI .h5 k-space, or --simulate from a magnitude image)",
-        build=build,
-        options=(
-            TaskOption("mask", str, None, "random | equispaced | poisson | gaussian | FILE.npy ((W,) or (H, W)); "
-                                          "default: the file's mask, else random"),
-            TaskOption("acceleration", float, 4.0, "nominal acceleration R"),
-            TaskOption("center_fraction", float, 0.08, "fully sampled centre fraction (0.08 with 4x, 0.04 with 8x)"),
-            TaskOption("coil_maps", str, "auto", "auto (--simulate: the simulated maps, else estimate) | estimate "
-                                                 "(ESPIRiT or RSS-normalised low-res, the better SENSE fit) | "
-                                                 "birdcage | FILE.npy"),
-            TaskOption("method", str, "diffusion", "zero-filled | sense | tv | diffusion (--sampler, default dds)"),
-            TaskOption("coils", int, 8, "with --simulate: number of birdcage coils (1 = single-coil)"),
-            TaskOption("mask_seed", int, None, "mask seed (default: derived from the file name, as fastMRI)"),
-            TaskOption("chunk", int, 4, "slices reconstructed together (bounds memory on multi-slice files)"),
-        ),
-        default_sampler="dds",
-        domain="medical",
-        sampler_defaults={"dds": DDS_DEFAULTS},
-        default_noise=0.0,
-        output_suffix=".h5",
-    )
+TASK = Task(
+    build=build,
+    options=(
+        TaskOption("mask", str, None, "random | equispaced | poisson | gaussian | FILE.npy ((W,) or (H, W)); "
+                                      "default: the file's mask, else random"),
+        TaskOption("acceleration", float, 4.0, "nominal acceleration R"),
+        TaskOption("center_fraction", float, 0.08, "fully sampled centre fraction (0.08 with 4x, 0.04 with 8x)"),
+        TaskOption("coil_maps", str, "auto", "auto (--simulate: the simulated maps, else estimate) | estimate "
+                                             "(ESPIRiT or RSS-normalised low-res, the better SENSE fit) | "
+                                             "birdcage | FILE.npy"),
+        TaskOption("method", str, "diffusion", "zero-filled | sense | tv | diffusion (--sampler, default dds)"),
+        TaskOption("coils", int, 8, "with --simulate: number of birdcage coils (1 = single-coil)"),
+        TaskOption("mask_seed", int, None, "mask seed (default: derived from the file name, as fastMRI)"),
+        TaskOption("chunk", int, 4, "slices reconstructed together (bounds memory on multi-slice files)"),
+    ),
+    default_sampler="dds",
+    domain="medical",
+    sampler_defaults={"dds": DDS_DEFAULTS},
+    default_noise=0.0,
+    output_suffix=".h5",
+)

@@ -11,9 +11,22 @@ import typer
 from ..errors import OutputExistsError
 
 
-def _check_output(path: str, overwrite: bool) -> None:
+def _output_path(output: str | None, source: str, suffix: str, overwrite: bool) -> str:
+    """``-o`` or ``SOURCE`` with ``suffix`` for its extension; refused when it exists without --overwrite."""
+    path = output or os.path.splitext(source)[0] + suffix
     if os.path.exists(path) and not overwrite:
         raise OutputExistsError(f"output '{path}' exists; pass --overwrite or choose another -o path")
+    return path
+
+
+def _with_progress(label: str, quiet: bool, run):
+    """``run(callback)`` under a progress bar; returns its result and the wall seconds it took."""
+    from .progress import progress_bar
+
+    start = time.perf_counter()
+    with progress_bar(label, enabled=None if not quiet else False) as update:
+        out = run(update)
+    return out, time.perf_counter() - start
 
 
 def invert_command(
@@ -34,18 +47,14 @@ def invert_command(
     from ..inversion import invert
     from ..io import read
     from ..metrics import psnr
-    from .progress import progress_bar
 
-    output = output or os.path.splitext(input)[0] + "_latents.safetensors"
-    _check_output(output, overwrite)
+    output = _output_path(output, input, "_latents.safetensors", overwrite)
     image = read(input)
     x = image.data
     dev = resolve_device(device)
     p = api.prior(prior, channels=x.shape[1], device=str(dev))
-    start = time.perf_counter()
-    with progress_bar("invert", enabled=None if not quiet else False) as update:
-        inv = invert(p, x, sampler=sampler, steps=steps, gamma=gamma, callback=update)
-    seconds = time.perf_counter() - start
+    inv, seconds = _with_progress("invert", quiet, lambda update: invert(p, x, sampler=sampler, steps=steps,
+                                                                          gamma=gamma, callback=update))
     inv.prior_name = prior if prior != "default" else api.default_prior_name(x.shape[1])
     if os.path.isdir(inv.prior_name):
         inv.prior_name = os.path.abspath(inv.prior_name)
@@ -74,21 +83,17 @@ def reconstruct_command(
     from ..devices import resolve_device
     from ..inversion import Inversion
     from ..io import Image, write
-    from .progress import progress_bar
 
-    output = output or os.path.splitext(latents)[0] + "_reconstructed.png"
-    _check_output(output, overwrite)
+    output = _output_path(output, latents, "_reconstructed.png", overwrite)
     inv = Inversion.load(latents)
     name = prior or inv.prior_name
     p = api.prior(name, channels=inv.shape[1] if len(inv.shape) > 1 else 1, device=str(resolve_device(device)))
     inv.check_prior(p)
-    start = time.perf_counter()
-    with progress_bar("reconstruct", enabled=None if not quiet else False) as update:
-        x = inv.reconstruct(p, callback=update)
+    x, seconds = _with_progress("reconstruct", quiet, lambda update: inv.reconstruct(p, callback=update))
     write(output, Image(x.detach().cpu().float().clamp(0, 1), dict(inv.meta)), overwrite=True)
     if not quiet:
-        print(f"wrote {output} | prior {name} | sampler {inv.sampler} | steps {inv.steps} | "
-              f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
+        print(f"wrote {output} | prior {name} | sampler {inv.sampler} | steps {inv.steps} | {seconds:.1f} s",
+              file=sys.stderr)
 
 
 def register(app: typer.Typer) -> None:

@@ -19,7 +19,7 @@ import torch
 from ..errors import InvalidInputError
 from .base import DiffusionPrior
 from .schedules import VPSchedule
-from .tiling import tiled
+from .tiling import tiled_network
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +127,7 @@ class DiffusersPrior(DiffusionPrior):
 
     def model_output(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        if self.tile and max(x.shape[-2:]) > self.tile:
-            if self.tile % self.multiple or self.tile_overlap % self.multiple or self.tile_overlap >= self.tile:
-                raise InvalidInputError(f"prior tile {self.tile} and overlap {self.tile_overlap} must be multiples of "
-                                        f"{self.multiple} with overlap < tile")
-            return tiled(lambda part: self._network(part, k), x, self.tile, self.tile_overlap)
-        return self._network(x, k)
+        return tiled_network(lambda part: self._network(part, k), x, self.tile, self.tile_overlap, self.multiple)
 
     @property
     def _channels_last(self) -> bool:

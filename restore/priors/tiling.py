@@ -12,6 +12,8 @@ from typing import Callable
 
 import torch
 
+from ..errors import InvalidInputError
+
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     """Start offsets of tiles of length ``tile`` covering ``size`` with at least ``overlap`` shared."""
@@ -57,3 +59,16 @@ def tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int
             out[..., top:top + th, left:left + tw] += part * w
             weight[top:top + th, left:left + tw] += w
     return out / weight
+
+
+def tiled_network(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int | None, overlap: int,
+                  multiple: int) -> torch.Tensor:
+    """A network prior's call ``fn(x)``, through :func:`tiled` windows when ``x`` ``(B, C, H, W)`` is larger
+    than ``tile`` on a side (``None``: never); ``tile`` and ``overlap`` must be multiples of the network's
+    size ``multiple``, so that every window is a size the network takes."""
+    if not tile or max(x.shape[-2:]) <= tile:
+        return fn(x)
+    if tile % multiple or overlap % multiple or overlap >= tile:
+        raise InvalidInputError(f"prior tile {tile} and overlap {overlap} must be multiples of {multiple} with "
+                                f"overlap < tile")
+    return tiled(fn, x, tile, overlap)

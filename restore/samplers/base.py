@@ -24,6 +24,23 @@ __all__ = ["Callback", "Result", "Sampler", "randn"]
 Callback = Callable[[int, int, int], None]  # (step, total_steps, nfe_so_far)
 
 
+#: Every key a sampler's ``Result.extras`` may hold, and its meaning: the shared keys first, then those only
+#: one sampler returns. Network calls are not extras: they are ``Result.nfe`` and ``Result.vjp``.
+EXTRAS: dict[str, str] = {
+    "levels": "the level grid walked, first to last, in the prior family's level coordinate (VP: training "
+              "level k; mean-reverting: time t)",
+    "sigmas": "the noise-level grid walked as σ (ve-pc, ve-ode: the VE σ in model units; pnp-hqs: the "
+              "denoiser σ in public [0, 1] units)",
+    "latent": "the inverted state (model space) whose decoding gives the output (code, ddim-inversion)",
+    "particles": "the weighted particles (N, B, C, H, W) in public units (smc, fkc)",
+    "weights": "the particles' normalised weights (N, B) (smc, fkc)",
+    "diagnostics": "a dict of per-run diagnostics: ess, log_z, resampling (smc, fkc); the chain's levels (dmcmc)",
+    "fallback": "the sampler that ran instead when a requirement was missing (dpm-solver-v3 without statistics)",
+    "correction_levels": "code: the levels at which Langevin corrections ran",
+    "admm": "dds-3d: the z-coupling ADMM state {'z', 'u'} (public units) at the end",
+}
+
+
 @dataclass
 class Result:
     """What a sampler returns.
@@ -33,7 +50,7 @@ class Result:
         nfe: network forward evaluations; ``vjp``: backward passes through the network.
         seconds: wall time of :meth:`Sampler.run`.
         x_model: the raw final state in the prior's model space (padded to the network's size multiple).
-        extras: sampler-specific outputs.
+        extras: what the sampler reports beyond ``x``, under the keys of :data:`EXTRAS` only.
     """
 
     x: torch.Tensor

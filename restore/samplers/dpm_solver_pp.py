@@ -18,35 +18,27 @@ from typing import Literal
 import torch
 
 from ..errors import InvalidInputError
-from .dpm_solver import DPMSolver, Method, SolverType
+from .dpm_solver import DPMSolver, DPMSolverConfig, Method
 from .momentum import Momentum, Velocity, check_momentum
-from .solver_grid import CLEAN, End, SolverSpacing, lam
+from .solver_grid import CLEAN, SolverSpacing, lam
 
 Variant = Literal["ode", "sde"]
 
 
 @dataclass(frozen=True)
-class DPMSolverPPConfig:
-    """Attributes:
-        steps: network calls (NFE) of the whole solve.
-        order: 1 (DDIM), 2 ("2M") or 3 ("3M").
-        method: ``multistep`` (official recommendation for guided sampling) or ``singlestep``.
-        spacing: ``time-uniform`` (official default), ``logSNR``, ``time-quadratic`` or an engine rule.
-        solver_type: ``dpmsolver`` (midpoint) or ``taylor`` high-order form.
-        lower_order_final: lower the order of the last steps when there are fewer than ten (official).
-        end: ``clean`` or ``lowest`` (see :mod:`restore.samplers.dpm_solver`).
+class DPMSolverPPConfig(DPMSolverConfig):
+    """The options of :class:`~restore.samplers.dpm_solver.DPMSolverConfig` (``order`` 2 is "2M", 3 "3M"), with
+    the official defaults for guided sampling, and:
+
+    Attributes:
         variant: ``ode`` or ``sde`` (SDE-DPM-Solver++, multistep, order <= 2).
         momentum: ``none`` or ``hb`` (heavy ball on the 2M direction; ODE, order 2, multistep).
         beta: momentum β in (0, 1]; 1 is the plain solver (official default 0.8).
     """
 
-    steps: int = 20
     order: int = 2
     method: Method = "multistep"
     spacing: SolverSpacing = "time-uniform"
-    solver_type: SolverType = "dpmsolver"
-    lower_order_final: bool = True
-    end: End = "clean"
     variant: Variant = "ode"
     momentum: Momentum = "none"
     beta: float = 0.8

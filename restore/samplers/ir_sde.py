@@ -56,4 +56,4 @@ class IRSDE(Sampler):
                 x = sched.reverse_sde_mean(x, view.eps(x, t), view.mu, t, steps=t - s) \
                     + g * ((t - s) * sched.dt) ** 0.5 * view.noise_like(x, generator)
             callback(i + 1, len(grid) - 1, view.nfe)
-        return x, {"times": grid}
+        return x, {"levels": grid}

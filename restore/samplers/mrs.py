@@ -112,7 +112,7 @@ class MRS(Sampler):
             x = mu + u
             q_prev, h_prev = q, h
             callback(i, M, view.nfe)
-        return x, {"times": grid}
+        return x, {"levels": grid}
 
     def _update(self, u, q, d1, z, a_s, sb_s, a_t, sb_t, h):
         """One step in ``u = x - μ`` (see the module docstring); ``d1`` is ``None`` for first order."""

@@ -19,28 +19,24 @@ from ..errors import InvalidInputError
 from ..priors.base import LatentFamily
 from ..priors.schedules import Spacing
 from .base import Sampler
-from .steps import Adjoint, check_latent_guidance, ddim_step, latent_guidance_loss
+from .steps import GluingOptions, check_latent_guidance, ddim_step, latent_guidance_loss
 
 
 @dataclass(frozen=True)
-class PSLDConfig:
-    """Attributes:
+class PSLDConfig(GluingOptions):
+    """The gluing term's options (:class:`~restore.samplers.steps.GluingOptions`) and:
+
+    Attributes:
         steps: DDIM steps (official ``ddim_steps = 1000``).
         omega: ω, weight of the measurement term (SD-v1.5 code default 1.0; LDM-FFHQ scripts 0.1, SR 0.9).
-        gamma: γ, weight of the gluing term (0.1; inpainting scripts also use 0.01).
         eta: DDIM η (0 in the code).
         spacing: timestep respacing rule (``uniform`` as in the DDIM code).
-        adjoint: ``true`` (default) or ``identity`` (the code's blur "transpose").
-        noisy_pred: add measurement noise to the predicted measurement (code quirk; off by default).
     """
 
     steps: int = 1000
     omega: float = 1.0
-    gamma: float = 0.1
     eta: float = 0.0
     spacing: Spacing = "uniform"
-    adjoint: Adjoint = "true"
-    noisy_pred: bool = False
 
 
 class PSLD(Sampler):
@@ -68,7 +64,7 @@ class PSLD(Sampler):
             with torch.set_grad_enabled(guided):
                 eps, z0 = view.predict(z, k)
                 if guided:
-                    loss = latent_guidance_loss(view, z0, cfg.omega, cfg.gamma, cfg.adjoint, cfg.noisy_pred, generator)
+                    loss = latent_guidance_loss(view, z0, cfg.omega, cfg, generator)
                     (grad,) = torch.autograd.grad(loss.sum(), z)
                     view.count_vjp()
             noise = view.noise_like(z, generator) if cfg.eta > 0 and j >= 0 else None

@@ -147,4 +147,4 @@ class REDDiff(Sampler):
                     denom = (exp_avg_sq.sqrt() / (1 - beta2**n) ** 0.5).add_(1e-8)
                     mu.addcdiv_(exp_avg, denom, value=-cfg.lr / (1 - beta1**n))
             callback(i + 1, len(ts), view.nfe)
-        return mu.detach(), {"timesteps": ts}
+        return mu.detach(), {"levels": ts}

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -114,27 +115,42 @@ def gluing_image(problem, x0: torch.Tensor, adjoint: str = "true") -> torch.Tens
     return x0 + op.adjoint(y - op(x0))
 
 
-def latent_guidance_loss(view: ModelView, z0: torch.Tensor, omega: float, gamma: float, adjoint: str = "true",
-                         noisy_pred: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+@dataclass(frozen=True)
+class GluingOptions:
+    """PSLD's gluing-term options, shared by the configs of ``psld`` and ``stsl`` (on latent priors).
+
+    Attributes:
+        gamma: γ, weight of the gluing term (official 0.1; the inpainting scripts also use 0.01).
+        adjoint: ``true`` (default) or ``identity`` (the code's blur "transpose" in the gluing term).
+        noisy_pred: add measurement noise to the predicted measurement (code quirk; off by default).
+    """
+
+    gamma: float = 0.1
+    adjoint: Adjoint = "true"
+    noisy_pred: bool = False
+
+
+def latent_guidance_loss(view: ModelView, z0: torch.Tensor, omega: float, gluing: GluingOptions,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
     """Per-sample PSLD loss ``ω ‖y - A(Dec(ẑ0))‖ + γ ‖Enc(glue) - ẑ0‖``, ``(B,)``, differentiable in z0.
 
     Args:
         view: a latent prior bound to the problem (``to_model`` encodes, ``from_model`` decodes).
         z0: ``(B, C_latent, h, w)`` Tweedie estimate of the clean latent.
-        omega, gamma: weights of the measurement and gluing terms (unsquared norms, as in the code).
-        adjoint, noisy_pred: PSLD's code-quirk flags (see :mod:`restore.samplers.psld`).
+        omega: weight of the measurement term (unsquared norm, as in the code).
+        gluing: γ and PSLD's code-quirk flags (a ``psld`` or ``stsl`` config).
         generator: draws the measurement noise of ``noisy_pred``.
     """
     problem = view.problem
     x0 = view.from_model(z0)
     pred = problem.operator(x0)
-    if noisy_pred:
+    if gluing.noisy_pred:
         pred = problem.noise.sample(pred, generator)
     misfit = problem.noise.data_misfit(problem.y, pred) * view.prior.model_scale**2
     loss = omega * misfit.clamp_min(1e-24).sqrt()
-    if gamma > 0:
-        glued = view.to_model(gluing_image(problem, x0, adjoint))
-        loss = loss + gamma * torch.linalg.vector_norm((glued - z0).reshape(z0.shape[0], -1), dim=1)
+    if gluing.gamma > 0:
+        glued = view.to_model(gluing_image(problem, x0, gluing.adjoint))
+        loss = loss + gluing.gamma * torch.linalg.vector_norm((glued - z0).reshape(z0.shape[0], -1), dim=1)
     return loss
 
 

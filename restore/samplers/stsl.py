@@ -29,7 +29,7 @@ from .base import Sampler
 from .dps import DPSConfig
 from .psld import PSLDConfig
 from .steps import (
-    Adjoint, Norm, Variance, check_latent_guidance, ddim_step, ddpm_step, latent_guidance_loss, measurement_loss,
+    GluingOptions, Norm, Variance, check_latent_guidance, ddim_step, ddpm_step, latent_guidance_loss, measurement_loss,
     per_step,
 )
 
@@ -37,7 +37,7 @@ _GOLDEN = 0x9E3779B97F4A7C15  # decorrelates the probe stream from a main stream
 
 
 @dataclass(frozen=True)
-class STSLConfig:
+class STSLConfig(GluingOptions):
     """Attributes:
         steps: diffusion steps (125 with the ``fd`` trace ≈ 250 NFE, the paper's claimed budget; unverified).
         omega: ω, weight of the measurement term. ``None``: DPS's ζ = 0.3 on pixel priors (there the step is
@@ -45,7 +45,6 @@ class STSLConfig:
         omega_reference_steps: pixel priors: ω is multiplied by ``omega_reference_steps / steps`` as DPS's ζ
             is (the published weights assume 1000 steps); ``None`` uses ω per step as given. Latent priors
             use ω as given, as ``psld`` does.
-        gamma: γ, weight of PSLD's gluing term (latent priors only; 0.1).
         beta: β, weight of the Hessian-trace term, divided by the state's size d.
         beta_weight: ``derived``: the trace is weighted by ``κ_t = β s_t⁴ / a_t²``, the factor the
             second-order Tweedie covariance ``Σ_t = (s_t²/a_t²)(I + s_t² H_t)`` puts on it (SAMPLERS.md §4.2,
@@ -65,13 +64,14 @@ class STSLConfig:
         clip: clamp the pixel x0̂ to the model range as DPS does (pixel priors only).
         spacing: timestep respacing rule.
         variance: ancestral-step variance for the ``ddpm`` update (``fixed-small`` or ``fixed-large``).
-        adjoint, noisy_pred: PSLD's code-quirk flags for the latent path (see ``psld``).
+
+    and the options of PSLD's gluing term (:class:`~restore.samplers.steps.GluingOptions`), used on latent
+    priors only.
     """
 
     steps: int = 125
     omega: float | None = None
     omega_reference_steps: int | None = 1000
-    gamma: float = 0.1
     beta: float = 1.0
     beta_weight: Literal["derived", "constant"] = "derived"
     trace_mode: Literal["fd", "jvp"] = "fd"
@@ -85,8 +85,6 @@ class STSLConfig:
     clip: bool = True
     spacing: Spacing = "uniform"
     variance: Variance = "fixed-small"
-    adjoint: Adjoint = "true"
-    noisy_pred: bool = False
 
 
 class STSL(Sampler):
@@ -128,8 +126,7 @@ class STSL(Sampler):
         """Per-sample ``ω``-weighted data term (plus gluing on latent priors), ``(B,)``."""
         cfg = self.config
         if latent:
-            return latent_guidance_loss(view, x0, self.omega_for(True), cfg.gamma, cfg.adjoint, cfg.noisy_pred,
-                                        generator)
+            return latent_guidance_loss(view, x0, self.omega_for(True), cfg, generator)
         return self.omega_for(False) * measurement_loss(view, x0, cfg.norm)
 
     def sample(self, view, generator, callback):

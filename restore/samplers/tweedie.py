@@ -58,4 +58,4 @@ class Tweedie(Sampler):
         a, _ = view.coefficients(k)
         _, x0 = view.predict(view.to_model(view.y_image()) * a, k)
         callback(1, 1, view.nfe)
-        return x0, {"timestep": k}
+        return x0, {"levels": [k]}

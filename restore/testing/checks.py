@@ -73,6 +73,12 @@ def _require_linear(op: Operator, check: str) -> LinearOperator:
     return op  # type: ignore[return-value]
 
 
+def _linear_case(op: Operator, check: str, x_shape: Sequence[int], generator: torch.Generator,
+                 dtype: torch.dtype) -> tuple[LinearOperator, torch.Tensor]:
+    """The linear operator at ``dtype`` (on a copy) and a random ``x`` for one of the linear checks."""
+    return to_precision(_require_linear(op, check), dtype), _randn(x_shape, generator, dtype)
+
+
 def check_adjoint(op: Operator, x_shape: Sequence[int], generator: torch.Generator,
                   dtype: torch.dtype = torch.float64, tol: float = 1e-5) -> float:
     """Adjoint test ``|<Ax, y> - <x, Aᴴy>| / (||Ax|| ||y||) <= tol`` for random ``x`` and ``y``.
@@ -87,8 +93,7 @@ def check_adjoint(op: Operator, x_shape: Sequence[int], generator: torch.Generat
     Returns:
         The measured relative error.
     """
-    op = to_precision(_require_linear(op, "the adjoint test"), dtype)
-    x = _randn(x_shape, generator, dtype)
+    op, x = _linear_case(op, "the adjoint test", x_shape, generator, dtype)
     with torch.no_grad():
         ax = op(x)
         y = _randn(ax.shape, generator, ax.dtype)
@@ -112,8 +117,7 @@ def check_pinv_on_range(op: Operator, x_shape: Sequence[int], generator: torch.G
     Returns:
         The measured relative error.
     """
-    op = to_precision(_require_linear(op, "the pinv test"), dtype)
-    x = _randn(x_shape, generator, dtype)
+    op, x = _linear_case(op, "the pinv test", x_shape, generator, dtype)
     with torch.no_grad():
         y = op(x)
         x_hat = op.pinv(y)
@@ -127,8 +131,7 @@ def check_pinv_on_range(op: Operator, x_shape: Sequence[int], generator: torch.G
 def check_normal(op: Operator, x_shape: Sequence[int], generator: torch.Generator,
                  dtype: torch.dtype = torch.float64, tol: float = 1e-6) -> float:
     """A fast-path ``normal(x)`` agrees with ``adjoint(forward(x))``."""
-    op = to_precision(_require_linear(op, "the normal-operator test"), dtype)
-    x = _randn(x_shape, generator, dtype)
+    op, x = _linear_case(op, "the normal-operator test", x_shape, generator, dtype)
     with torch.no_grad():
         error = _rel(op.normal(x), op.adjoint(op(x)))
     return _fail_if(error, tol, "normal(x) differs from adjoint(forward(x))")

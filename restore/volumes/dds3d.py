@@ -105,4 +105,4 @@ class DDS3D(Sampler):
                 x = dds_renoise(view.schedule, x_tilde, eps, k, j, cfg.eta, cfg.renoise,
                                 lambda: view.noise_like(x, generator))
                 callback(i + 1, len(pairs), view.nfe)
-        return x, {"z_aux": state.z, "u": state.u}
+        return x, {"admm": {"z": state.z, "u": state.u}}

@@ -15,5 +15,5 @@ def restore_register_operators(register):
 
 @hookimpl
 def restore_register_tasks(register):
-    register("dehaze", "restore_haze.task:dehaze_task",
+    register("dehaze", "restore_haze.task:TASK",
              summary="remove haze (atmospheric scattering model, known beta and airlight); example plugin")

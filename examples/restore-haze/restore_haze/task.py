@@ -31,15 +31,13 @@ def build(image: Image, noise: float, simulate: bool, generator: torch.Generator
     return Setup(Problem(x, op, noise_model))
 
 
-def dehaze_task() -> Task:
-    return Task(
-        name="dehaze",
-        summary="remove haze (atmospheric scattering model, known beta and airlight); example plugin",
-        build=build,
-        options=(
-            TaskOption("beta", float, 1.0, "scattering coefficient per unit depth (depth 0.2 bottom .. 1.5 top)"),
-            TaskOption("airlight", float, 0.8, "atmospheric light A in [0, 1] image units"),
-        ),
-        default_sampler="dps",  # haze is not linear: DDS/CG samplers do not apply
-        sampler_defaults={"dps": {"steps": 100}},
-    )
+# Name and summary come from the registration in plugin.py.
+TASK = Task(
+    build=build,
+    options=(
+        TaskOption("beta", float, 1.0, "scattering coefficient per unit depth (depth 0.2 bottom .. 1.5 top)"),
+        TaskOption("airlight", float, 0.8, "atmospheric light A in [0, 1] image units"),
+    ),
+    default_sampler="dps",  # haze is not linear: DDS/CG samplers do not apply
+    sampler_defaults={"dps": {"steps": 100}},
+)

@@ -19,42 +19,31 @@ from torch import nn
 from restore.errors import InvalidInputError
 
 from .sde_layers import (AttnBlock, Combine, Downsample, FIRUpsample, GaussianFourierProjection,
-                         ResnetBlockBigGAN, ResnetBlockDDPM, activation, conv3x3, group_norm,
+                         ResnetBlockBigGAN, ResnetBlockDDPM, ScoreUNet, ScoreUNetConfig, conv3x3, group_norm,
                          positional_embedding)
 
 
 @dataclass(frozen=True)
-class NCSNppConfig:
+class NCSNppConfig(ScoreUNetConfig):
     """score-SDE ``config.model`` / ``config.data`` fields that shape the network.
 
     Defaults are those of the official VE FFHQ-256 NCSN++ config (``configs/ve/ffhq_256_ncsnpp_continuous``
     on top of ``default_celeba_configs``), except ``sigma_max``/``num_scales`` which are the defaults'.
 
-    Attributes:
-        image_size, num_channels: training resolution and image channels (``config.data``).
-        centered: data were in ``[-1, 1]``; otherwise ``[0, 1]`` and the network maps ``x → 2x − 1`` itself.
-        nf, ch_mult, num_res_blocks, attn_resolutions: width, multipliers, blocks per level, attention sizes.
+    Attributes (the shared ones in :class:`~.sde_layers.ScoreUNetConfig`):
         resblock_type: ``"biggan"`` (resampling residual blocks) or ``"ddpm"``.
         progressive / progressive_input / progressive_combine: output and input image pyramids.
         fir, fir_kernel: FIR resampling (StyleGAN2) instead of nearest/average.
         skip_rescale: residual and attention sums are divided by √2.
         embedding_type: ``"fourier"`` (of ``log σ``, continuous VE) or ``"positional"`` (of the time label).
         fourier_scale: std of the Fourier frequencies.
-        scale_by_sigma: the output is divided by σ (the network predicts a score).
-        sigma_min, sigma_max, num_scales: the VE noise levels stored in the ``sigmas`` buffer.
-        conditional, resamp_with_conv, dropout, nonlinearity: as in score-SDE.
     """
 
     image_size: int = 256
-    num_channels: int = 3
     centered: bool = False
-    nf: int = 128
     ch_mult: tuple[int, ...] = (1, 1, 2, 2, 2, 2, 2)
-    num_res_blocks: int = 2
-    attn_resolutions: tuple[int, ...] = (16,)
-    dropout: float = 0.1
-    resamp_with_conv: bool = True
-    conditional: bool = True
+    scale_by_sigma: bool = True
+    sigma_max: float = 90.0
     fir: bool = True
     fir_kernel: tuple[int, ...] = (1, 3, 3, 1)
     skip_rescale: bool = True
@@ -64,11 +53,6 @@ class NCSNppConfig:
     progressive_combine: str = "sum"
     embedding_type: str = "fourier"
     fourier_scale: float = 16.0
-    scale_by_sigma: bool = True
-    nonlinearity: str = "swish"
-    sigma_min: float = 0.01
-    sigma_max: float = 90.0
-    num_scales: int = 1000
 
     def __post_init__(self) -> None:
         for name in ("ch_mult", "attn_resolutions", "fir_kernel"):
@@ -90,12 +74,8 @@ class NCSNppConfig:
             raise InvalidInputError("NCSN++ with resblock_type='ddpm' needs fir=True and resamp_with_conv=False "
                                     "(other combinations do not run in the reference code)")
 
-    def sigmas(self) -> torch.Tensor:
-        """The ``sigmas`` buffer: ``num_scales`` geometric levels from ``sigma_max`` down to ``sigma_min``."""
-        return torch.tensor(np.exp(np.linspace(np.log(self.sigma_max), np.log(self.sigma_min), self.num_scales)))
 
-
-class NCSNpp(nn.Module):
+class NCSNpp(ScoreUNet):
     """NCSN++ / DDPM++: ``forward(x, labels)`` maps ``(B, C, H, W)`` to ``(B, C, H, W)``.
 
     ``labels`` ``(B,)`` are σ for Fourier embeddings, else the time label (``999 t`` for continuous VP
@@ -104,12 +84,9 @@ class NCSNpp(nn.Module):
     """
 
     def __init__(self, config: NCSNppConfig) -> None:
-        super().__init__()
-        self.config = cfg = config
-        self.act = act = activation(cfg.nonlinearity)
-        self.register_buffer("sigmas", cfg.sigmas())
+        super().__init__(config)
+        cfg, act = config, self.act
         nf, n_levels = cfg.nf, len(cfg.ch_mult)
-        resolutions = [cfg.image_size // 2 ** i for i in range(n_levels)]
         temb_dim = 4 * nf
 
         def resblock(cin, cout=None, up=False, down=False):
@@ -138,12 +115,7 @@ class NCSNpp(nn.Module):
         modules.append(conv3x3(channels, nf))
         skip_chans, ch = [nf], nf
         for level in range(n_levels):
-            for _ in range(cfg.num_res_blocks):
-                modules.append(resblock(ch, nf * cfg.ch_mult[level]))
-                ch = nf * cfg.ch_mult[level]
-                if resolutions[level] in cfg.attn_resolutions:
-                    modules.append(attn(ch))
-                skip_chans.append(ch)
+            ch = self.add_down_blocks(modules, level, ch, skip_chans, resblock, attn)
             if level != n_levels - 1:
                 if cfg.resblock_type == "ddpm":
                     modules.append(Downsample(ch, with_conv=cfg.resamp_with_conv, fir=cfg.fir, k=cfg.fir_kernel))
@@ -161,11 +133,7 @@ class NCSNpp(nn.Module):
         ch = skip_chans[-1]
         modules += [resblock(ch), attn(ch), resblock(ch)]
         for level in reversed(range(n_levels)):
-            for _ in range(cfg.num_res_blocks + 1):
-                modules.append(resblock(ch + skip_chans.pop(), nf * cfg.ch_mult[level]))
-                ch = nf * cfg.ch_mult[level]
-            if resolutions[level] in cfg.attn_resolutions:
-                modules.append(attn(ch))
+            ch = self.add_up_blocks(modules, level, ch, skip_chans, resblock, attn)
             if cfg.progressive == "output_skip":
                 modules.append(group_norm(ch))
                 modules.append(conv3x3(ch, channels))
@@ -178,15 +146,9 @@ class NCSNpp(nn.Module):
             modules += [group_norm(ch), conv3x3(ch, channels)]
         self.all_modules = nn.ModuleList(modules)
 
-    @property
-    def multiple(self) -> int:
-        return 2 ** (len(self.config.ch_mult) - 1)
-
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         cfg, m = self.config, iter(self.all_modules)
-        # Attention sits at the levels whose training-size width is listed (the reference tests the actual
-        # width, which is the same at the training size and keeps other sizes from misplacing modules).
-        attn = [cfg.image_size // 2 ** i in cfg.attn_resolutions for i in range(len(cfg.ch_mult))]
+        attn = self.attention_levels()
         if cfg.embedding_type == "fourier":
             used_sigmas = labels
             temb = next(m)(torch.log(labels))
@@ -201,11 +163,7 @@ class NCSNpp(nn.Module):
         skips = [next(m)(x)]
         n_levels = len(cfg.ch_mult)
         for level in range(n_levels):
-            for _ in range(cfg.num_res_blocks):
-                h = next(m)(skips[-1], temb)
-                if attn[level]:
-                    h = next(m)(h)
-                skips.append(h)
+            self.run_down_blocks(m, skips, temb, attn[level])
             if level != n_levels - 1:
                 h = next(m)(skips[-1]) if cfg.resblock_type == "ddpm" else next(m)(skips[-1], temb)
                 if cfg.progressive_input == "input_skip":
@@ -217,16 +175,10 @@ class NCSNpp(nn.Module):
                     h = pyramid_in
                 skips.append(h)
 
-        h = skips[-1]
-        h = next(m)(h, temb)
-        h = next(m)(h)
-        h = next(m)(h, temb)
+        h = self.run_middle(m, skips[-1], temb)
         pyramid = None
         for level in reversed(range(n_levels)):
-            for _ in range(cfg.num_res_blocks + 1):
-                h = next(m)(torch.cat([h, skips.pop()], dim=1), temb)
-            if attn[level]:
-                h = next(m)(h)
+            h = self.run_up_blocks(m, h, skips, temb, attn[level])
             if cfg.progressive == "output_skip":
                 norm, conv = next(m), next(m)
                 out = conv(self.act(norm(h)))

@@ -6,7 +6,7 @@ from torch import nn
 
 from restore.errors import InvalidInputError
 from restore.priors.base import DiffusionPrior
-from restore.priors.tiling import tiled
+from restore.priors.tiling import tiled_network
 
 from .schedules import NoiseSchedule
 
@@ -78,12 +78,7 @@ class ArchitecturePrior(DiffusionPrior):
 
     def model_output(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        if self.tile and max(x.shape[-2:]) > self.tile:
-            if self.tile % self.multiple or self.tile_overlap % self.multiple or self.tile_overlap >= self.tile:
-                raise InvalidInputError(f"prior tile {self.tile} and overlap {self.tile_overlap} must be multiples "
-                                        f"of {self.multiple} with overlap < tile")
-            return tiled(lambda part: self._predict(part, k), x, self.tile, self.tile_overlap)
-        return self._predict(x, k)
+        return tiled_network(lambda part: self._predict(part, k), x, self.tile, self.tile_overlap, self.multiple)
 
     def raw(self, x_net: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """The network's raw output for its own input ``x_net`` ``(B, C, H, W)`` at levels ``k`` ``(B,)``."""

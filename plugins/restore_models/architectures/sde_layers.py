@@ -7,6 +7,7 @@ FIR resampling is StyleGAN2's ``upfirdn2d`` (zero insertion, padding, FIR filter
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -277,3 +278,104 @@ class NearestUpsample(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.interpolate(x, (x.shape[-2] * 2, x.shape[-1] * 2), mode="nearest")
         return self.Conv_0(h) if self.with_conv else h
+
+
+@dataclass(frozen=True)
+class ScoreUNetConfig:
+    """The score-SDE ``config.model`` / ``config.data`` fields that DDPM and NCSN++/DDPM++ share.
+
+    Defaults are the official ``configs/vp/ddpm/cifar10`` ones (the DDPM paper's CIFAR-10 model).
+
+    Attributes:
+        image_size, num_channels: training resolution and image channels (``config.data``).
+        centered: data were in ``[-1, 1]``; otherwise ``[0, 1]`` and the network maps ``x → 2x − 1`` itself.
+        nf, ch_mult, num_res_blocks, attn_resolutions: width, multipliers, blocks per level, attention sizes.
+        resamp_with_conv: resampling uses convolutions.
+        scale_by_sigma: the output is divided by ``sigmas[label]`` (the network predicts a score).
+        sigma_min, sigma_max, num_scales: the noise levels stored in the ``sigmas`` buffer.
+        conditional, dropout, nonlinearity: as in score-SDE.
+    """
+
+    image_size: int = 32
+    num_channels: int = 3
+    centered: bool = True
+    nf: int = 128
+    ch_mult: tuple[int, ...] = (1, 2, 2, 2)
+    num_res_blocks: int = 2
+    attn_resolutions: tuple[int, ...] = (16,)
+    dropout: float = 0.1
+    resamp_with_conv: bool = True
+    conditional: bool = True
+    scale_by_sigma: bool = False
+    nonlinearity: str = "swish"
+    sigma_min: float = 0.01
+    sigma_max: float = 50.0
+    num_scales: int = 1000
+
+    def sigmas(self) -> torch.Tensor:
+        """The ``sigmas`` buffer: ``num_scales`` geometric levels from ``sigma_max`` down to ``sigma_min``."""
+        return torch.tensor(np.exp(np.linspace(np.log(self.sigma_max), np.log(self.sigma_min), self.num_scales)))
+
+
+class ScoreUNet(nn.Module):
+    """What score-SDE's DDPM and NCSN++/DDPM++ share: the order in which their flat ``all_modules`` list is
+    built and walked around the skip connections (``config`` has ``nf``, ``ch_mult``, ``num_res_blocks``,
+    ``attn_resolutions`` and ``image_size``)."""
+
+    def __init__(self, config) -> None:
+        super().__init__()
+        self.config = config
+        self.act = activation(config.nonlinearity)
+        self.register_buffer("sigmas", config.sigmas())
+
+    @property
+    def multiple(self) -> int:
+        return 2 ** (len(self.config.ch_mult) - 1)
+
+    def add_down_blocks(self, modules: list, level: int, ch: int, skip_chans: list[int], resblock, attn) -> int:
+        """Append one level's residual blocks (attention after each where the level has it); returns ``ch``."""
+        cfg = self.config
+        for _ in range(cfg.num_res_blocks):
+            modules.append(resblock(ch, cfg.nf * cfg.ch_mult[level]))
+            ch = cfg.nf * cfg.ch_mult[level]
+            if cfg.image_size // 2 ** level in cfg.attn_resolutions:
+                modules.append(attn(ch))
+            skip_chans.append(ch)
+        return ch
+
+    def add_up_blocks(self, modules: list, level: int, ch: int, skip_chans: list[int], resblock, attn) -> int:
+        """Append one level's residual blocks on the concatenated skips, then its attention; returns ``ch``."""
+        cfg = self.config
+        for _ in range(cfg.num_res_blocks + 1):
+            modules.append(resblock(ch + skip_chans.pop(), cfg.nf * cfg.ch_mult[level]))
+            ch = cfg.nf * cfg.ch_mult[level]
+        if cfg.image_size // 2 ** level in cfg.attn_resolutions:
+            modules.append(attn(ch))
+        return ch
+
+    def attention_levels(self) -> list[bool]:
+        # Attention sits at the levels whose training-size width is listed (the reference tests the actual
+        # width, which is the same at the training size and keeps other sizes from misplacing modules).
+        cfg = self.config
+        return [cfg.image_size // 2 ** i in cfg.attn_resolutions for i in range(len(cfg.ch_mult))]
+
+    def run_down_blocks(self, m, skips: list[torch.Tensor], temb: torch.Tensor, attn: bool) -> None:
+        """Walk one level's residual (and attention) blocks, appending each output to ``skips``."""
+        for _ in range(self.config.num_res_blocks):
+            h = next(m)(skips[-1], temb)
+            if attn:
+                h = next(m)(h)
+            skips.append(h)
+
+    def run_middle(self, m, h: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        """Residual block, attention, residual block at the lowest resolution."""
+        h = next(m)(h, temb)
+        h = next(m)(h)
+        return next(m)(h, temb)
+
+    def run_up_blocks(self, m, h: torch.Tensor, skips: list[torch.Tensor], temb: torch.Tensor,
+                      attn: bool) -> torch.Tensor:
+        """Walk one level's residual blocks on ``h`` concatenated with the skips, then its attention."""
+        for _ in range(self.config.num_res_blocks + 1):
+            h = next(m)(torch.cat([h, skips.pop()], dim=1), temb)
+        return next(m)(h) if attn else h
