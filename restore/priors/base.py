@@ -140,6 +140,32 @@ class VPPrior(Prior):
         return -self.eps(x, k) / s
 
 
+class Reparameterised:
+    """A VP prior seen through another family's coordinates (``VPAsVE``, ``VPAsFlow``): units, input checks,
+    padding multiple, output clamping and fingerprint are the wrapped prior's. Call :meth:`wrap` in
+    ``__init__`` after the family's own ``__init__``."""
+
+    vp: VPPrior
+
+    def wrap(self, vp: VPPrior, family: str) -> None:
+        self.vp = vp
+        self.kind = f"{vp.kind} as {family}"
+        self.clamp_output = vp.clamp_output
+        self.multiple = getattr(vp, "multiple", 1)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        self.vp.check_input(x)
+
+    def to_model(self, x01: torch.Tensor) -> torch.Tensor:
+        return self.vp.to_model(x01)
+
+    def from_model(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vp.from_model(x)
+
+    def fingerprint(self) -> str:
+        return self.vp.fingerprint()
+
+
 class DiffusionPrior(VPPrior):
     """A pixel-space VP diffusion prior ``x_k = a_k x0 + s_k eps`` in its own data range (model space).
 

@@ -26,7 +26,7 @@ import torch
 
 from ..errors import InvalidInputError
 from .analytic import GaussianPrior
-from .base import DiffusionPrior, Prior, VPPrior
+from .base import DiffusionPrior, Prior, Reparameterised, VPPrior
 from .view import ModelView, randn
 
 
@@ -320,7 +320,7 @@ class GaussianFlowPrior(FlowPrior):
         return self.gaussian.posterior(matrix, y, sigma_y)
 
 
-class VPAsFlow(FlowPrior):
+class VPAsFlow(Reparameterised, FlowPrior):
     """A VP prior seen as a flow on ``interpolant`` through the exact time and scale change (module docstring).
 
     Units, channels, padding multiple and fingerprint are the VP prior's. Velocity calls at a time between the
@@ -329,25 +329,13 @@ class VPAsFlow(FlowPrior):
 
     def __init__(self, vp: VPPrior, interpolant: Interpolant | str = "rectified") -> None:
         super().__init__(interpolant, channels=vp.channels, data_range=vp.data_range)
-        self.vp = vp
-        self.kind = f"{vp.kind} as flow"
-        self.clamp_output = vp.clamp_output
-        self.multiple = getattr(vp, "multiple", 1)
+        self.wrap(vp, "flow")
         self.schedule = vp.schedule
         a = vp.schedule.alphas_cumprod.double().sqrt().numpy()
         s = (1 - vp.schedule.alphas_cumprod.double()).sqrt().numpy()
         self._a, self._s = a, s
         self.table = np.array([self.interpolant.time_of_ratio(float(sk / ak)) for ak, sk in zip(a, s)])
         self.scales = np.array([self.interpolant.alpha(float(t)) / float(ak) for t, ak in zip(self.table, a)])
-
-    def check_input(self, x: torch.Tensor) -> None:
-        self.vp.check_input(x)
-
-    def to_model(self, x01: torch.Tensor) -> torch.Tensor:
-        return self.vp.to_model(x01)
-
-    def from_model(self, x: torch.Tensor) -> torch.Tensor:
-        return self.vp.from_model(x)
 
     def level(self, t: float) -> int:
         """The VP level whose flow time is nearest to ``t``."""
@@ -369,9 +357,6 @@ class VPAsFlow(FlowPrior):
     def times(self, steps: int) -> list[float]:
         """The flow times of the VP prior's DDIM levels (``uniform`` respacing), then ``0``."""
         return [float(self.table[k]) for k in self.vp.schedule.timesteps(steps, "uniform")] + [0.0]
-
-    def fingerprint(self) -> str:
-        return self.vp.fingerprint()
 
 
 def as_flow(prior: Prior, interpolant: Interpolant | str = "rectified") -> Prior:

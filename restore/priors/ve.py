@@ -23,7 +23,7 @@ import torch
 
 from ..errors import InvalidInputError, ShapeError
 from .analytic import register_mixture
-from .base import Prior, VPPrior
+from .base import Prior, Reparameterised, VPPrior
 from .view import ModelView, randn
 
 
@@ -187,7 +187,7 @@ class VEGMMPrior(VEPrior):
         return g
 
 
-class VPAsVE(VEPrior):
+class VPAsVE(Reparameterised, VEPrior):
     """A VP prior seen as a VE prior through ``x̃ = x / a_k``, ``σ_k = s_k / a_k`` (exact at its levels).
 
     Units, channels, padding multiple and fingerprint are the VP prior's; every score call is one VP network
@@ -196,27 +196,12 @@ class VPAsVE(VEPrior):
 
     def __init__(self, vp: VPPrior) -> None:
         super().__init__(LevelVESchedule(vp.schedule), channels=vp.channels, data_range=vp.data_range)
-        self.vp = vp
-        self.kind = f"{vp.kind} as ve"
-        self.clamp_output = vp.clamp_output
-        self.multiple = getattr(vp, "multiple", 1)
-
-    def check_input(self, x: torch.Tensor) -> None:
-        self.vp.check_input(x)
-
-    def to_model(self, x01: torch.Tensor) -> torch.Tensor:
-        return self.vp.to_model(x01)
-
-    def from_model(self, x: torch.Tensor) -> torch.Tensor:
-        return self.vp.from_model(x)
+        self.wrap(vp, "ve")
 
     def score(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         k = self.schedule.level(sigma)
         a = float(self.vp.schedule.a(k))
         return -self.vp.eps(a * x, k) / float(self.schedule.table[k])
-
-    def fingerprint(self) -> str:
-        return self.vp.fingerprint()
 
 
 def as_ve(prior: Prior) -> Prior:

@@ -13,7 +13,7 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
-from ..errors import IncompatibleError
+from ..errors import IncompatibleError, InvalidInputError
 from ..priors.base import DiffusionPrior, NoPrior, Prior, family_names
 from ..priors.view import ModelView, randn
 from ..problem import Problem
@@ -28,7 +28,7 @@ Callback = Callable[[int, int, int], None]  # (step, total_steps, nfe_so_far)
 #: one sampler returns. Network calls are not extras: they are ``Result.nfe`` and ``Result.vjp``.
 EXTRAS: dict[str, str] = {
     "levels": "the level grid walked, first to last, in the prior family's level coordinate (VP: training "
-              "level k; mean-reverting: time t)",
+              "level k; mean-reverting and flow: time t)",
     "sigmas": "the noise-level grid walked as σ (ve-pc, ve-ode: the VE σ in model units; pnp-hqs: the "
               "denoiser σ in public [0, 1] units)",
     "latent": "the inverted state (model space) whose decoding gives the output (code, ddim-inversion)",
@@ -73,6 +73,7 @@ class Sampler:
         requires: ``"operator"`` (a Problem is needed), ``"linear"`` (its operator must be linear).
         uses_prior: ``False`` for prior-free methods (classical baselines): ``run`` then takes ``prior=None``
             and the run plan loads no prior for them.
+        nonnegative: config fields that must be ``>= 0`` (or ``None``), checked before :meth:`validate`.
     """
 
     Config: ClassVar[type]
@@ -82,9 +83,14 @@ class Sampler:
     # The sampler draws all its noise through the view (initial_state / noise_like) and treats batch entries
     # independently, so posterior samples can run as one batch (restore.plan.execute_plan).
     chain_batching: ClassVar[bool] = False
+    nonnegative: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any | None = None, **overrides: Any) -> None:
         self.config = build_config(type(self).__name__, self.Config, config, overrides)
+        for name in self.nonnegative:
+            value = getattr(self.config, name)
+            if value is not None and value < 0:
+                raise InvalidInputError(f"{name} must be >= 0, got {value}")
         self.validate()
 
     def validate(self) -> None:

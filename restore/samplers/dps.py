@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import InvalidInputError
 from ..priors.schedules import Spacing
 from .base import Sampler
 from .steps import Norm, Variance, ddpm_step, dps_gradient, per_step
@@ -42,10 +41,7 @@ class DPSConfig:
 class DPS(Sampler):
     Config = DPSConfig
     requires = ("operator",)
-
-    def validate(self) -> None:
-        if self.config.zeta < 0:
-            raise InvalidInputError(f"zeta must be >= 0, got {self.config.zeta}")
+    nonnegative = ("zeta",)
 
     def sample(self, view, generator, callback):
         cfg = self.config

@@ -20,14 +20,18 @@ class FlowEulerConfig:
 
 
 class FlowEuler(FlowSampler):
-    """Deterministic first-order flow sampler."""
+    """Deterministic first-order flow sampler; subclasses change :meth:`step` only."""
 
     Config = FlowEulerConfig
+
+    def step(self, view, x, t: float, t_next: float, last: bool):
+        """One step from ``t`` to ``t_next`` (``last``: the step that reaches ``t = 0``)."""
+        return euler_step(x, view.velocity(x, t), t, t_next)
 
     def sample(self, view, generator, callback):
         times = view.times(self.config.steps)
         x = view.initial_state(generator, times[0])
         for i, (t, t_next) in enumerate(zip(times, times[1:])):
-            x = euler_step(x, view.velocity(x, t), t, t_next)
+            x = self.step(view, x, t, t_next, last=i + 2 == len(times))
             callback(i + 1, len(times) - 1, view.nfe)
-        return x, {"times": times}
+        return x, {"levels": times}

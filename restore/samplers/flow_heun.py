@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .flow_steps import FlowSampler, euler_step
+from .flow_euler import FlowEuler
+from .flow_steps import euler_step
 
 
 @dataclass(frozen=True)
@@ -19,20 +20,14 @@ class FlowHeunConfig:
     steps: int = 25
 
 
-class FlowHeun(FlowSampler):
+class FlowHeun(FlowEuler):
     """Deterministic second-order flow sampler."""
 
     Config = FlowHeunConfig
 
-    def sample(self, view, generator, callback):
-        times = view.times(self.config.steps)
-        x = view.initial_state(generator, times[0])
-        for i, (t, t_next) in enumerate(zip(times, times[1:])):
-            v = view.velocity(x, t)
-            x_euler = euler_step(x, v, t, t_next)
-            if i + 2 < len(times):
-                x = euler_step(x, 0.5 * (v + view.velocity(x_euler, t_next)), t, t_next)
-            else:
-                x = x_euler
-            callback(i + 1, len(times) - 1, view.nfe)
-        return x, {"times": times}
+    def step(self, view, x, t: float, t_next: float, last: bool):
+        v = view.velocity(x, t)
+        x_euler = euler_step(x, v, t, t_next)
+        if last:
+            return x_euler
+        return euler_step(x, 0.5 * (v + view.velocity(x_euler, t_next)), t, t_next)

@@ -50,14 +50,13 @@ class FlowSMC(FlowSampler):
 
     Config = FlowSMCConfig
     requires = ("operator",)
+    nonnegative = ("diffusion",)
     weighted = True  # one run returns weighted particles (the run plan uses them as the draws)
     chain_batching = False
 
     def validate(self) -> None:
         cfg = self.config
         check_particle_options("flow-smc", cfg)
-        if cfg.diffusion < 0:
-            raise InvalidInputError(f"diffusion must be >= 0, got {cfg.diffusion}")
         if cfg.budget is not None and cfg.budget < cfg.particles:
             raise InvalidInputError(f"budget={cfg.budget} NFE cannot pay for one step of {cfg.particles} particles; "
                                     f"raise the budget or lower particles")
@@ -128,4 +127,4 @@ class FlowSMC(FlowSampler):
         pick = choose(w, generator)
         x_out = gather_particles(x, pick.reshape(1, b))
         particles = view.result(x).reshape((n, b) + tuple(view.image_shape[1:]))
-        return x_out, {"particles": particles, "weights": w, "diagnostics": weights.diagnostics(), "times": times}
+        return x_out, {"particles": particles, "weights": w, "diagnostics": weights.diagnostics(), "levels": times}

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import InvalidInputError
 from ..priors.flow import VPAsFlow
 from .flow_steps import FlowSampler, euler_step
 
@@ -54,10 +53,7 @@ class FlowChef(FlowSampler):
 
     Config = FlowChefConfig
     requires = ("operator",)
-
-    def validate(self) -> None:
-        if self.config.scale < 0:
-            raise InvalidInputError(f"scale must be >= 0, got {self.config.scale}")
+    nonnegative = ("scale",)
 
     def sample(self, view, generator, callback):
         cfg = self.config
@@ -75,4 +71,4 @@ class FlowChef(FlowSampler):
                 x = x - cfg.scale * view.interpolant.x0_gain(view.snap(t)) * grad
             x = euler_step(x, v, t, t_next)
             callback(i + 1, len(times) - 1, view.nfe)
-        return x, {"times": times}
+        return x, {"levels": times}

@@ -52,7 +52,7 @@ class RFSolver(FlowSampler):
 
     def sample(self, view, generator, callback):
         times = view.times(self.config.steps)
-        return self.integrate(view, view.initial_state(generator, times[0]), times, callback), {"times": times}
+        return self.integrate(view, view.initial_state(generator, times[0]), times, callback), {"levels": times}
 
     @staticmethod
     def integrate(view: FlowView, x: torch.Tensor, times: list[float], callback: Callback) -> torch.Tensor:

@@ -91,11 +91,10 @@ class STSL(Sampler):
     Config = STSLConfig
     requires = ("operator",)
     families = (DiffusionPrior, LatentFamily)
+    nonnegative = ("omega",)
 
     def validate(self) -> None:
         cfg = self.config
-        if cfg.omega is not None and cfg.omega < 0:
-            raise InvalidInputError(f"omega must be >= 0, got {cfg.omega}")
         if not (cfg.gamma >= 0 and cfg.beta >= 0 and cfg.delta > 0 and 0 <= cfg.eta <= 1):
             raise InvalidInputError("need gamma, beta >= 0, delta > 0 and 0 <= eta <= 1")
         if cfg.n_probes < 1:
