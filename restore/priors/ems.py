@@ -7,7 +7,7 @@ Along the probability-flow trajectory, with ``λ = log(a/s)``, DPM-Solver-v3 int
 * ``l_λ = E[diag ∂(s eps)/∂x]`` — the linear part of the noise prediction (Hutchinson estimate with one
   Rademacher probe per state, one backward pass);
 * ``s_λ, b_λ`` — the least-squares fit of ``f′`` on ``f`` (``s = Cov(f′, f) / Var(f)``, ``b = E f′ - s E f``),
-  with ``f′`` by three-point differences along each trajectory.
+  with ``f′`` by central differences along each trajectory.
 
 The states are the model's own trajectories: ``N(0, I)`` at the noisiest level, advanced level to level by
 DPM-Solver++(2M) on the statistics grid (data-free, as the statistics describe the model, not a data set).
@@ -175,18 +175,11 @@ def compute_ems(prior, shape: tuple[int, ...], *, levels: int = 100, generator: 
 
 
 def _moments(fs, lam, i, dims):
-    """Per-channel ``(E f, E f′, Var f, Cov(f′, f))`` at grid index ``i`` (``fs`` holds the last three f's).
-
-    ``f′`` is the three-point derivative on the (non-uniform) λ grid, second order inside, first at the ends.
-    """
+    """Per-channel ``(E f, E f′, Var f, Cov(f′, f))`` at grid index ``i`` (``fs`` holds the last three f's)."""
     n = len(fs)
-    f = fs[i]
-    if i == 0 or i == n - 1:
-        lo, hi = max(i - 1, 0), min(i + 1, n - 1)
-        d1 = (fs[hi] - fs[lo]) / (lam[hi] - lam[lo])
-    else:
-        h1, h2 = lam[i] - lam[i - 1], lam[i + 1] - lam[i]
-        d1 = (h1 / (h2 * (h1 + h2))) * fs[i + 1] + ((h2 - h1) / (h1 * h2)) * f - (h2 / (h1 * (h1 + h2))) * fs[i - 1]
+    lo, hi = max(i - 1, 0), min(i + 1, n - 1)
+    f_lo, f_hi, f = fs[lo], fs[hi], fs[i]
+    d1 = (f_hi - f_lo) / (lam[hi] - lam[lo])
     mf, mf1 = f.mean(dim=dims), d1.mean(dim=dims)
     shape = (1,) + tuple(mf.shape) + (1,) * (f.ndim - 2)
     fc, d1c = f - mf.reshape(shape), d1 - mf1.reshape(shape)
