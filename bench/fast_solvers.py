@@ -1,18 +1,22 @@
 """Fast diffusion solvers (issue 17): NFE against error on the analytic priors and on a shipped prior, and
 DDS deblurring with a DPM-Solver++ step.
 
-    python -m bench.fast_solvers [--parts analytic,natural,dds] [--size 32] [--images 4] [--crops 4]
-                                 [-o bench/results/fast_solvers.json]
+    python -m bench.fast_solvers [--parts analytic,natural,dds,momentum] [--size 32] [--images 4] [--crops 4]
+                                 [--ems FILE] [--reference FILE] [-o bench/results/fast_solvers.json]
 
 * ``analytic``: relative error at t = 0 against the exact probability-flow map (Gaussian, d = 4, linear
   schedule) and against a converged 600-call third-order solve (2-D mixture), per solver and NFE.
 * ``natural``: the shipped ``natural-rgb`` prior on ``--images`` noises of ``--size``² (one seed): RMS
   difference in [0, 1] units to the 1000-step DDIM endpoint from the same noise, and the smallest NFE of the
   list that reaches 0.01 (each solver stops at twice that). DPM-Solver-v3 uses statistics computed here
-  first (16 trajectories of 32², 50 levels, as ``restore ems``; CPU time recorded).
+  first (32 trajectories of 32², 100 levels, as ``restore ems``; CPU time recorded) or ``--ems FILE``.
+  ``--reference FILE`` caches the 1000-step reference (reused when its prior fingerprint and noise match).
 * ``dds``: Gaussian deblurring (σ_blur = 2, σ_y = 0.01) of ``--crops`` 64² crops of the held-out colour
-  validation photos (``/work/shared/data/cbsd432/val``): PSNR of DDS's default 50 steps against DDS with
-  DDIM / DPM-Solver++ / SDE-DPM-Solver++ steps at 10–25 NFE.
+  validation photos (``/work/data/cbsd432/val``) with ``natural-rgb``: PSNR of DDS's default 50 steps against
+  DDS with DDIM / DPM-Solver++ / SDE-DPM-Solver++ steps at 10–25 NFE, with DDS's noise fraction and without.
+* ``momentum``: the same deblurring on ``--crops`` 64² crops of the held-out grey photos
+  (``/work/data/bsd400/val``) with ``natural-gray``: DDS at 10 and 20 NFE without momentum, with HB and with
+  GHVB (β = 0.8), at DDS's noise fraction and at η′ = 0.
 
 CPU seconds are ``time.process_time`` of this process (the machine is shared: wall time is not comparable).
 """
@@ -31,7 +35,8 @@ import restore
 from restore.priors import GaussianPrior, GMMPrior
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VAL_DIR = "/work/shared/data/cbsd432/val"
+VAL_DIR = "/work/data/cbsd432/val"
+GRAY_VAL_DIR = "/work/data/bsd400/val"
 NFES = (5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50)
 #: natural-rgb: each solver stops one point after reaching 0.01 (network calls are the cost being measured)
 NATURAL_NFES = (5, 8, 10, 12, 15, 20, 25, 30, 40, 50, 100, 200)
@@ -45,9 +50,11 @@ SOLVERS = (
     ("dpm-solver-2M (logSNR)", "dpm-solver", {"order": 2, "method": "multistep"}),
     ("dpm-solver++2M (time-uniform)", "dpm-solver++", {}),
     ("dpm-solver++2M (logSNR)", "dpm-solver++", {"spacing": "logSNR"}),
+    ("dpm-solver++2M (time-uniform, end=lowest)", "dpm-solver++", {"end": "lowest"}),
     ("dpm-solver++3M (time-uniform)", "dpm-solver++", {"order": 3}),
     ("dpm-solver++2M+hb0.8", "dpm-solver++", {"momentum": "hb", "beta": 0.8}),
     ("dpm-solver-v3", "dpm-solver-v3", {}),
+    ("dpm-solver-v3 (logSNR)", "dpm-solver-v3", {"spacing": "logSNR"}),
     ("ve-ode (Heun)", "ve-ode", {}),
 )
 
@@ -123,14 +130,20 @@ def analytic(results: dict) -> None:
 
 # -- natural-rgb ------------------------------------------------------------------------------------------
 
-def natural(results: dict, size: int, images: int, ems_path: str | None) -> None:
-    from restore.priors.ems import compute_ems
+def natural(results: dict, size: int, images: int, ems_path: str | None, ref_path: str | None) -> None:
+    from restore.priors.ems import compute_ems, load_ems
 
     prior = restore.prior("natural-rgb", device="cpu")
     x = torch.randn(images, 3, size, size, generator=torch.Generator().manual_seed(0))
-    start = time.process_time()
-    ref = run_solver(prior, "ddim", {"spacing": "guided"}, 1000, x, None)
-    ref_cpu = time.process_time() - start
+    cached = torch.load(ref_path) if ref_path and os.path.exists(ref_path) else None
+    if cached is not None and cached["fingerprint"] == prior.fingerprint() and torch.equal(cached["x"], x):
+        ref_x, ref_cpu = cached["ref"], cached["cpu_seconds"]
+    else:
+        start = time.process_time()
+        ref_x = run_solver(prior, "ddim", {"spacing": "guided"}, 1000, x, None).x_model
+        ref_cpu = time.process_time() - start
+        if ref_path:
+            torch.save({"fingerprint": prior.fingerprint(), "x": x, "ref": ref_x, "cpu_seconds": ref_cpu}, ref_path)
     entry = {"prior": "natural-rgb", "fingerprint": prior.fingerprint(), "shape": list(x.shape),
              "reference": "ddim, 1000 steps (every training level), same initial noise",
              "metric": "RMS difference of the final state to the reference, [0, 1] units",
@@ -139,9 +152,12 @@ def natural(results: dict, size: int, images: int, ems_path: str | None) -> None
         ems_path = os.path.join(tempfile.mkdtemp(), "ems.safetensors")
         start = time.process_time()
         with torch.no_grad():
-            ems = compute_ems(prior, (16, 3, 32, 32), levels=50, generator=torch.Generator().manual_seed(0), batch=16)
+            ems = compute_ems(prior, (32, 3, 32, 32), levels=100, generator=torch.Generator().manual_seed(0), batch=16)
         ems.save(ems_path)
-        entry["ems"] = {"states": 16, "size": 32, "levels": 50, "cpu_seconds": round(time.process_time() - start, 1)}
+        entry["ems"] = {"states": 32, "size": 32, "levels": 100, "cpu_seconds": round(time.process_time() - start, 1)}
+    else:
+        ems = load_ems(ems_path, prior.fingerprint())
+        entry["ems"] = {"file": os.path.basename(ems_path), "states": ems.states, "levels": int(ems.levels.numel())}
     solvers = {}
     for label, sampler, options in SOLVERS:
         if label.startswith("ddim+"):
@@ -156,7 +172,7 @@ def natural(results: dict, size: int, images: int, ems_path: str | None) -> None
             res = run_solver(prior, sampler, options, nfe, x, ems_path)
             if res is None:
                 continue
-            rms = float(((res.x_model - ref.x_model) / prior.model_scale).pow(2).mean().sqrt())
+            rms = float(((res.x_model - ref_x) / prior.model_scale).pow(2).mean().sqrt())
             row[str(res.nfe)] = rms
             cpu[str(res.nfe)] = round(time.process_time() - start, 2)
             if needed is None and rms <= 0.01:
@@ -169,58 +185,78 @@ def natural(results: dict, size: int, images: int, ems_path: str | None) -> None
 
 # -- DDS deblurring -----------------------------------------------------------------------------------------
 
-def load_crops(n: int, size: int) -> torch.Tensor:
+def load_crops(n: int, size: int, folder: str = VAL_DIR, mode: str = "RGB") -> torch.Tensor:
     from PIL import Image
 
-    if not os.path.isdir(VAL_DIR):
-        raise SystemExit(f"the held-out photos are not at {VAL_DIR}; run with --parts analytic,natural")
-    files = sorted(f for f in os.listdir(VAL_DIR) if f.lower().endswith((".jpg", ".png")))
+    if not os.path.isdir(folder):
+        raise SystemExit(f"the held-out photos are not at {folder}; run with --parts analytic,natural")
+    files = sorted(f for f in os.listdir(folder) if f.lower().endswith((".jpg", ".png")))
     crops = []
     for i in range(n):
-        im = np.asarray(Image.open(os.path.join(VAL_DIR, files[(3 * i) % len(files)])).convert("RGB"),
-                        dtype=np.float32) / 255
+        im = np.asarray(Image.open(os.path.join(folder, files[(3 * i) % len(files)])).convert(mode), dtype=np.float32)
+        im = (im / 255).reshape(im.shape[0], im.shape[1], -1)
         y, x = (im.shape[0] - size) // 2, (im.shape[1] - size) // 2
         crops.append(torch.from_numpy(np.ascontiguousarray(im[y:y + size, x:x + size].transpose(2, 0, 1))))
     return torch.stack(crops)
 
 
-DDS_RUNS = [("dds (default)", 50, {})] + [
+DDS_RUNS = [("dds (default)", 50, {}), ("dds (100 steps)", 100, {})] + [
     (f"dds {label}", nfe, opts) for nfe in (10, 15, 20, 25) for label, opts in (
         ("ddim step", {}), ("dpm-solver++ step", {"step": "dpm-solver++"}))] + [
-    ("dds sde-dpm-solver++ step", nfe, {"step": "sde-dpm-solver++"}) for nfe in (10, 20)]
+    (f"dds {label}", nfe, opts) for nfe in (10, 20) for label, opts in (
+        ("sde-dpm-solver++ step", {"step": "sde-dpm-solver++"}),
+        ("ddim step, eta=0", {"eta": 0.0}), ("dpm-solver++ step, eta=0", {"step": "dpm-solver++", "eta": 0.0}))] + [
+    (f"dds {label}", 20, opts) for label, opts in (
+        ("ddim step, eta=0.95", {"eta": 0.95}), ("dpm-solver++ step, eta=0.95", {"step": "dpm-solver++", "eta": 0.95}))]
+
+MOMENTUM_RUNS = [("dds (default)", 50, {})] + [
+    (f"dds {label}{', eta=0' if eta == 0 else ''}", nfe, dict(opts, **({"eta": 0.0} if eta == 0 else {})))
+    for eta in (0.85, 0) for nfe in (10, 20) for label, opts in (
+        ("plain", {}), ("hb 0.8", {"momentum": "hb", "beta": 0.8}), ("ghvb 1.8", {"momentum": "ghvb", "beta": 0.8}))]
 
 
-def dds(results: dict, crops: int) -> None:
+def deblur_runs(prior_name: str, x: torch.Tensor, runs) -> dict:
     from restore.metrics import psnr
     from restore_imaging.blur import GaussianBlur
 
-    x = load_crops(crops, 64)
     blur = GaussianBlur(2.0)
     sigma_y = 0.01
     y = blur(x) + sigma_y * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
     problem = restore.Problem(y, blur, restore.operators.GaussianNoise(sigma_y))
-    prior = restore.prior("natural-rgb", device="cpu")
+    prior = restore.prior(prior_name, device="cpu")
     rows = {}
-    for label, steps, opts in DDS_RUNS:
+    for label, steps, opts in runs:
         start = time.process_time()
         with torch.no_grad():
             res = restore.sampler("dds", steps=steps, **opts).run(prior, problem,
                                                                    generator=torch.Generator().manual_seed(0))
         p = [float(psnr(res.x[i:i + 1], x[i:i + 1])) for i in range(x.shape[0])]
-        rows[f"{label} @{res.nfe} NFE"] = {"nfe": res.nfe, "psnr_mean": float(np.mean(p)), "psnr": p,
+        rows[f"{label} @{res.nfe} NFE"] = {"nfe": res.nfe, "options": opts, "psnr_mean": float(np.mean(p)), "psnr": p,
                                            "cpu_seconds": round(time.process_time() - start, 1)}
-        print("dds", label, res.nfe, f"{np.mean(p):.2f}", flush=True)
-    results["dds_deblur"] = {"task": "gaussian blur sigma 2, noise 0.01, 64x64 centre crops of cbsd432/val",
-                             "crops": crops, "runs": rows}
+        print(prior_name, label, res.nfe, f"{np.mean(p):.2f}", flush=True)
+    return rows
+
+
+def dds(results: dict, crops: int) -> None:
+    rows = deblur_runs("natural-rgb", load_crops(crops, 64), DDS_RUNS)
+    results["dds_deblur"] = {"task": "gaussian blur sigma 2, noise 0.01, 64x64 centre crops of cbsd432/val, "
+                                     "natural-rgb", "crops": crops, "runs": rows}
+
+
+def momentum(results: dict, crops: int) -> None:
+    rows = deblur_runs("natural-gray", load_crops(crops, 64, GRAY_VAL_DIR, "L"), MOMENTUM_RUNS)
+    results["momentum_deblur"] = {"task": "gaussian blur sigma 2, noise 0.01, 64x64 centre crops of bsd400/val, "
+                                          "natural-gray", "crops": crops, "runs": rows}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--parts", default="analytic,natural,dds")
+    parser.add_argument("--parts", default="analytic,natural,dds,momentum")
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--crops", type=int, default=4)
     parser.add_argument("--ems", default=None, help="natural-rgb statistics file (default: computed here)")
+    parser.add_argument("--reference", default=None, help="cache file of the natural-rgb 1000-step reference")
     parser.add_argument("-o", "--output", default=os.path.join(ROOT, "bench", "results", "fast_solvers.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -230,10 +266,13 @@ def main() -> None:
         analytic(results)
         write_json(args.output, results)
     if "natural" in parts:
-        natural(results, args.size, args.images, args.ems)
+        natural(results, args.size, args.images, args.ems, args.reference)
         write_json(args.output, results)
     if "dds" in parts:
         dds(results, args.crops)
+        write_json(args.output, results)
+    if "momentum" in parts:
+        momentum(results, args.crops)
         write_json(args.output, results)
     results["torch_threads"] = 1
     write_json(args.output, results)

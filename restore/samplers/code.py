@@ -21,6 +21,7 @@ import torch
 from ..errors import InvalidInputError
 from ..priors.view import ModelView
 from .base import Sampler
+from .momentum import Momentum, Velocity, check_momentum, ddim_momentum_step
 from .steps import ddim_step
 
 
@@ -48,6 +49,9 @@ class CODEConfig:
             ``dt_max``: largest threshold (1.3).
         jitter: std (model units) of the noise added to the guidance image; the notebook adds 0.01 twice.
         official_decode: return the official loop's re-noised last state instead of the denoised x0̂.
+        momentum: ``hb`` or ``ghvb`` momentum (:mod:`restore.samplers.momentum`) on the decoding DDIM steps,
+            restarted after each Langevin correction (the state jumps there).
+        beta: momentum β in (0, 1]; 1 is plain DDIM (hb) or PLMS-2 (ghvb); official default 0.8.
     """
 
     steps: int = 200
@@ -67,6 +71,8 @@ class CODEConfig:
     dt_max: float = 1.3
     jitter: float = 0.01 * 2**0.5
     official_decode: bool = False
+    momentum: Momentum = "none"
+    beta: float = 0.8
 
 
 def dynamic_threshold(x0: torch.Tensor, ratio: float, max_value: float, lo: float, hi: float) -> torch.Tensor:
@@ -118,6 +124,7 @@ class CODE(Sampler):
             raise InvalidInputError("need langevin_steps >= 0, step_size >= 0, n_levels >= 1 and annealing >= 1")
         if not 0 < c.annealing_factor <= 1 or c.cbc_eta <= 0 or not 0 < c.dt_ratio <= 1 or c.dt_max < 1:
             raise InvalidInputError("need 0 < annealing_factor <= 1, cbc_eta > 0, 0 < dt_ratio <= 1, dt_max >= 1")
+        check_momentum(c.momentum, c.beta)
 
     # -- pieces ------------------------------------------------------------------------------------------
     def levels(self, view: ModelView) -> list[int]:
@@ -193,14 +200,18 @@ class CODE(Sampler):
                 done += 1
                 callback(done, total, view.nfe)
             latent = x
+            velocity = Velocity(c.momentum, c.beta)
             for i in range(K - 1, -1, -1):  # decode with Langevin corrections
                 if i in corrections:
                     x = self.langevin(view, levels, x, i, self.step_size_at(i), generator)
+                    velocity = Velocity(c.momentum, c.beta)
                     done += 1
                     callback(done, total, view.nfe)
                 x = self.clip(view, levels, x, i)
                 x0, eps = self.denoise(view, levels, x, i)
-                if i > 0:
+                if i > 0 and c.momentum != "none":
+                    x = ddim_momentum_step(view.schedule, x, velocity(eps), levels[i], levels[i - 1])
+                elif i > 0:
                     x = ddim_step(view.schedule, x0, eps, levels[i], levels[i - 1])
                 elif c.official_decode and c.steps > 1:
                     x = ddim_step(view.schedule, x0, eps, levels[i], levels[1])

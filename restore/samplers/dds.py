@@ -16,6 +16,7 @@ from ..operators.cg import conjugate_gradient
 from ..priors.schedules import Spacing
 from .base import Sampler
 from .dpm_solver_pp import dpmpp_step
+from .momentum import Momentum, Velocity, check_momentum, momentum_eps
 from .steps import dds_renoise
 
 Renoise = Literal["code", "paper"]
@@ -37,8 +38,13 @@ class DDSConfig:
         renoise: ``code`` or ``paper``.
         spacing: timestep respacing rule.
         step: the unconditional move to the next level: ``ddim`` (the re-noising above), ``dpm-solver++``
-            (DPM-Solver++(2M) on the data-consistent estimates x̃, deterministic) or ``sde-dpm-solver++``
-            (SDE-DPM-Solver++(2M) on x̃); ``eta`` and ``renoise`` apply to ``ddim`` only.
+            (DPM-Solver++(2M) on the data-consistent estimates x̃ with the noise fraction ``eta``; ``eta=0`` is
+            the ODE step) or ``sde-dpm-solver++`` (SDE-DPM-Solver++(2M) on x̃). Both start from the state
+            ``a_k x̃ + s_k eps`` as the ``ddim`` step does; ``renoise`` applies to ``ddim`` only.
+        momentum: ``hb`` or ``ghvb`` momentum (:mod:`restore.samplers.momentum`) on the ``ddim`` step: the
+            noise direction of the re-noising is the one the momentum DDIM step from ``a_k x̃ + s_k eps``
+            would take; ``hb`` also applies to ``step=dpm-solver++`` (on its 2M direction).
+        beta: momentum β in (0, 1]; 1 is the plain step (hb) or PLMS-2 (ghvb); official default 0.8.
     """
 
     steps: int = 50
@@ -50,6 +56,8 @@ class DDSConfig:
     renoise: Renoise = "code"
     spacing: Spacing = "uniform"
     step: Literal["ddim", "dpm-solver++", "sde-dpm-solver++"] = "ddim"
+    momentum: Momentum = "none"
+    beta: float = 0.8
 
 
 class DDS(Sampler):
@@ -61,6 +69,10 @@ class DDS(Sampler):
         cfg = self.config
         if not 0 <= cfg.eta <= 1 or cfg.gamma <= 0 or cfg.cg_iters < 0:
             raise InvalidInputError("need 0 <= eta <= 1, gamma > 0 and cg_iters >= 0")
+        check_momentum(cfg.momentum, cfg.beta)
+        if cfg.momentum != "none" and not (cfg.step == "ddim" or (cfg.step, cfg.momentum) == ("dpm-solver++", "hb")):
+            raise InvalidInputError(f"momentum={cfg.momentum} does not apply to step={cfg.step}; use step=ddim "
+                                    f"(hb or ghvb) or step=dpm-solver++ (hb)")
 
     def data_weight(self, view, k: int) -> float:
         cfg = self.config
@@ -88,16 +100,25 @@ class DDS(Sampler):
         pairs = view.schedule.pairs(cfg.steps, cfg.spacing)
         x = view.initial_state(generator)
         history: list[tuple[int, torch.Tensor]] = []
+        velocity = Velocity(cfg.momentum, cfg.beta)
         for i, (k, j) in enumerate(pairs):
             with torch.no_grad():
                 eps, x0 = view.predict(x, k)
                 x_tilde = self.data_step(view, x0, k)
                 if cfg.step == "ddim" or j <= 0:
+                    if cfg.momentum != "none" and j > 0:
+                        eps = momentum_eps(view.schedule, eps, velocity(eps), k, j)
                     x = dds_renoise(view.schedule, x_tilde, eps, k, j, cfg.eta, cfg.renoise,
                                     lambda: view.noise_like(x, generator))
                 else:
+                    # start from the state whose Tweedie estimate is x̃ (as DDS's own step does): stepping from
+                    # x itself would keep a share e^{-h} of the uncorrected x0̂
+                    a_k, s_k = view.coefficients(k)
                     history = (history + [(k, x_tilde)])[-2:]
-                    noise = view.noise_like(x, generator) if cfg.step == "sde-dpm-solver++" else None
-                    x = dpmpp_step(view.schedule, x, [h[1] for h in history], [h[0] for h in history], j, noise)
+                    sde = cfg.step == "sde-dpm-solver++"
+                    noise = view.noise_like(x, generator) if sde or cfg.eta > 0 else None
+                    x = dpmpp_step(view.schedule, a_k * x_tilde + s_k * eps, [h[1] for h in history],
+                                   [h[0] for h in history], j, noise, velocity if cfg.momentum == "hb" else None,
+                                   None if sde else cfg.eta)
             callback(i + 1, len(pairs), view.nfe)
         return x, {}

@@ -45,16 +45,23 @@ class DPMSolverPPConfig(DPMSolverConfig):
 
 
 def dpmpp_step(schedule, x: torch.Tensor, x0s: list[torch.Tensor], ks: list[int], t: int,
-               noise: torch.Tensor | None = None, velocity: Velocity | None = None) -> torch.Tensor:
+               noise: torch.Tensor | None = None, velocity: Velocity | None = None,
+               fraction: float | None = None) -> torch.Tensor:
     """DPM-Solver++ multistep update (order ``len(x0s)``, 1 or 2) from level ``ks[-1]`` to ``t``.
+
+    With ``c`` the weight kept on the state, the update is
+    ``x_t = c (σ_t/σ_s) x + α_t (1 - c e^{-h}) D + σ_t sqrt(1 - c²) z`` with ``D = x0̂_s + ½ D1``: the ODE step
+    (``c = 1``), SDE-DPM-Solver++ (``c = e^{-h}``), or DDS's noise fraction ``η′`` (``c = sqrt(1 - η′²)``;
+    its first-order step is DDS's code re-noising when ``x = α_s x̃ + σ_s eps``).
 
     Args:
         schedule: the VP schedule.
         x: ``(B, C, H, W)`` state at level ``ks[-1]``.
         x0s: data estimates at the levels ``ks`` (last = current); any estimate, e.g. a data-consistent one.
         t: target level (``-1`` = clean, taken at first order).
-        noise: ``z`` for the SDE variant (``None``: the ODE update).
+        noise: ``z`` of the stochastic forms (``None``: the ODE update).
         velocity: heavy-ball state for the second-order ODE direction.
+        fraction: the noise fraction ``η′`` (with ``noise``); ``None`` is SDE-DPM-Solver++.
     """
     s = ks[-1]
     sg_s = float(schedule.s(s))
@@ -65,13 +72,17 @@ def dpmpp_step(schedule, x: torch.Tensor, x0s: list[torch.Tensor], ks: list[int]
     if second:
         r0 = (lam(schedule, s) - lam(schedule, ks[-2])) / h
         d = x0s[-1] + 0.5 * (x0s[-1] - x0s[-2]) / r0
-    if noise is not None:
-        em2h = -math.expm1(-2 * h)
-        out = (sg_t / sg_s) * math.exp(-h) * x + (a_t * em2h) * d
-        return out + sg_t * math.sqrt(em2h) * noise if t != CLEAN else out
     if second and velocity is not None:
         d = velocity(d)
-    return (sg_t / sg_s) * x - (a_t * math.expm1(-h)) * d
+    if noise is None:
+        return (sg_t / sg_s) * x - (a_t * math.expm1(-h)) * d
+    if fraction is None:
+        c, w, std = math.exp(-h), -math.expm1(-2 * h), math.sqrt(-math.expm1(-2 * h))
+    else:
+        c = math.sqrt(1 - fraction**2)
+        w, std = 1 - c * math.exp(-h), fraction
+    out = c * (sg_t / sg_s) * x + (a_t * w) * d
+    return out + (sg_t * std) * noise if t != CLEAN else out
 
 
 class DPMSolverPP(DPMSolver):

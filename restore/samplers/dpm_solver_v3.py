@@ -6,8 +6,10 @@ official code), the solver integrates
 ``g = e^{-(S - S_s)} f - ∫ e^{-(S - S_s)} b`` with ``f = (s_λ eps - l x) / a`` — the parameterisation whose
 first-order error the statistics minimise — by a multistep predictor (order up to 3, derivatives from
 previous calls, or "pseudo" divided differences) and a corrector that re-uses the newest call (no extra
-NFE). Solver levels are snapped to the statistics grid (official ``convert_to_indexes``). ``end="clean"``
-finishes with the data prediction of the last state (one first-order step, no extra call).
+NFE). The solver runs on its own grid of training levels; the statistics are interpolated in λ to those
+levels and integrated on a fine λ grid (:class:`Statistics`), where the official code snaps the solver's
+steps to the statistics grid (``convert_to_indexes``). ``end="clean"`` finishes with the data prediction
+of the last state (one first-order step, no extra call).
 
 Without statistics (no file next to the prior and no ``statistics`` path) the sampler runs DPM-Solver++
 with the same steps, order and spacing, and says so once.
@@ -64,14 +66,44 @@ def _cum_trapz_exp(a: torch.Tensor, x: torch.Tensor, w: torch.Tensor | None) -> 
     return torch.cat([torch.zeros_like(out[:1]), out])
 
 
+#: largest λ gap between the nodes the statistics' integrals are taken on (trapezoid error ~ gap² / 12)
+MAX_DLAMBDA = 0.01
+
+
+def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear ``fp(x)`` along the first axis (``xp`` ascending, ``x`` inside its range)."""
+    j = torch.searchsorted(xp, x).clamp(1, len(xp) - 1)
+    w = ((x - xp[j - 1]) / (xp[j] - xp[j - 1])).reshape((-1,) + (1,) * (fp.ndim - 1))
+    return (1 - w) * fp[j - 1] + w * fp[j]
+
+
 class Statistics:
-    """EMS with their integrals on the statistics grid (index ``i`` = grid position, λ ascending)."""
+    """EMS and their running integrals on a fine λ grid (index ``i`` = node, λ ascending).
+
+    The nodes are every training level the statistics span plus points in between where two levels are
+    more than :data:`MAX_DLAMBDA` apart in λ; ``l, s, b`` are interpolated linearly in λ between the EMS
+    levels. The official code instead snaps the solver's steps to the statistics grid and integrates on it,
+    which needs a statistics grid much finer than any solver grid (120–1200 levels); interpolating keeps
+    the solver on its own grid and the integrals' error independent of how many levels the EMS have.
+    """
 
     def __init__(self, ems: EMS, schedule) -> None:
-        self.levels = [int(k) for k in ems.levels.tolist()]
+        levels = [int(k) for k in ems.levels.tolist()]
+        lam_e = torch.tensor([lam(schedule, k) for k in levels], dtype=torch.float64)
+        self.top, self.bottom = levels[0], levels[-1]
+        nodes, self._node = [], {}
+        for k in range(self.top, self.bottom - 1, -1):
+            lk = lam(schedule, k)
+            if nodes:
+                start, gap = nodes[-1], lk - nodes[-1]
+                n_sub = max(math.ceil(gap / MAX_DLAMBDA) - 1, 0)
+                nodes += [start + gap * (i + 1) / (n_sub + 1) for i in range(n_sub)]
+            self._node[k] = len(nodes)
+            nodes.append(lk)
         extra = (1,) * (ems.l.ndim - 1)
-        self.lam = torch.tensor([lam(schedule, k) for k in self.levels], dtype=torch.float64).reshape((-1,) + extra)
-        self.l, self.s, self.b = ems.l, ems.s, ems.b
+        lam_f = torch.tensor(nodes, dtype=torch.float64)
+        self.lam = lam_f.reshape((-1,) + extra)
+        self.l, self.s, self.b = (_interp(lam_f, lam_e, v) for v in (ems.l, ems.s, ems.b))
         zero = torch.zeros_like(self.l)
         self.L = _cum_trapz_exp(zero, self.lam, self.l)
         self.S = _cum_trapz_exp(zero, self.lam, self.s)
@@ -80,10 +112,16 @@ class Statistics:
         self.C = _cum_trapz_exp(self.L + self.S, self.lam, self.B)
         self._coeffs: dict = {}
 
-    def index(self, schedule, k: int) -> int:
-        """Grid position nearest to level ``k`` in λ."""
-        target = lam(schedule, k)
-        return int(torch.argmin((self.lam.flatten() - target).abs()))
+    def index(self, k: int) -> int:
+        """Node of training level ``k``.
+
+        Raises:
+            InvalidInputError: ``k`` outside the levels the statistics were computed on.
+        """
+        if k not in self._node:
+            raise InvalidInputError(f"level {k} lies outside the model statistics' levels {self.bottom}..{self.top}; "
+                                    f"recompute them with `restore ems PRIOR`")
+        return self._node[k]
 
     def g(self, f: torch.Tensor, i_s: int, i: int) -> torch.Tensor:
         return torch.exp(self.S[i_s] - self.S[i]) * f - torch.exp(self.S[i_s]) * (self.B[i] - self.B[i_s])
@@ -155,17 +193,12 @@ class DPMSolverV3(Sampler):
         levels = grid(sched, cfg.steps, cfg.spacing, cfg.end)
         clean = levels[-1] == CLEAN
         noisy = levels[:-1] if clean else levels
-        idx, snapped = [], []
-        for k in noisy:
-            i = stats.index(sched, k)
-            if not idx or i > idx[-1]:
-                idx.append(i)
-                snapped.append(stats.levels[i])
-        n = len(snapped) - 1 + (1 if clean else 0)  # transitions
+        idx = [stats.index(k) for k in noisy]
+        n = len(levels) - 1  # transitions
         xs, eps_list, ks, iis = [], [], [], []
         p_order = 0
         for step in range(1, n + 1):
-            k_s, i_s = snapped[step - 1], idx[step - 1]
+            k_s, i_s = noisy[step - 1], idx[step - 1]
             eps, _ = view.predict(x, k_s)
             xs.append(x)
             eps_list.append(eps)
@@ -174,7 +207,7 @@ class DPMSolverV3(Sampler):
             if cfg.use_corrector:
                 c_order = p_order + int(cfg.corrector_pseudo)
                 if c_order > 1:
-                    x_new = self._update(view, stats, xs, eps_list, ks, iis, i_s, c_order, cfg.corrector_pseudo,
+                    x_new = self._update(view, stats, xs, eps_list, ks, iis, k_s, c_order, cfg.corrector_pseudo,
                                          corrector=True)
                     a_t, sg_t = view.coefficients(k_s)
                     l_t = stats.l[i_s].to(x)
@@ -189,14 +222,14 @@ class DPMSolverV3(Sampler):
                 a_s, sg_s = view.coefficients(k_s)
                 x = (xs[-1] - sg_s * eps_list[-1]) / a_s
             else:
-                x = self._update(view, stats, xs, eps_list, ks, iis, idx[step], p_order, cfg.predictor_pseudo)
+                x = self._update(view, stats, xs, eps_list, ks, iis, noisy[step], p_order, cfg.predictor_pseudo)
             callback(step, n, view.nfe)
-        return x, {"levels": snapped + ([CLEAN] if clean else [])}
+        return x, {"levels": levels}
 
-    def _update(self, view, stats: Statistics, xs, eps_list, ks, iis, i_t: int, order: int, pseudo: bool,
+    def _update(self, view, stats: Statistics, xs, eps_list, ks, iis, k_t: int, order: int, pseudo: bool,
                 corrector: bool = False) -> torch.Tensor:
-        """Predictor (to grid position ``i_t`` from the last ``order`` points) or corrector (recompute the
-        newest point from the one before it and its own call)."""
+        """Predictor (to level ``k_t`` from the last ``order`` points) or corrector (recompute the newest
+        point, level ``k_t``, from the one before it and its own call)."""
         if corrector:
             sel = [-2, -1] + [-(j + 1) for j in range(2, order)]
         else:
@@ -207,7 +240,7 @@ class DPMSolverV3(Sampler):
         i0n = [iis[j] for j in sel]
         i_s, x_s = i0n[0], x0n[0]
         a_s = view.coefficients(k0n[0])[0]
-        a_t = view.coefficients(stats.levels[i_t])[0]
+        a_t, i_t = view.coefficients(k_t)[0], stats.index(k_t)
         dtype = x_s.dtype
         gs = []
         for x_i, e_i, k_i, ii in zip(x0n, e0n, k0n, i0n):

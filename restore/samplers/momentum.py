@@ -53,3 +53,13 @@ def ddim_momentum_step(schedule: VPSchedule, x: torch.Tensor, direction: torch.T
     (the noise prediction gives DDIM exactly)."""
     a_k, s_k, a_j, s_j = (float(v) for v in (schedule.a(k), schedule.s(k), schedule.a(j), schedule.s(j)))
     return a_j * (x / a_k + (s_j / a_j - s_k / a_k) * direction)
+
+
+def momentum_eps(schedule: VPSchedule, eps: torch.Tensor, direction: torch.Tensor, k: int, j: int) -> torch.Tensor:
+    """The noise estimate that takes a sampler's re-noising from level ``k`` to ``j > 0`` where the momentum
+    step would: ``(σ̄_k eps + (σ̄_j - σ̄_k) d) / σ̄_j`` (``σ̄ = s/a``), so that ``a_j x̃ + s_j ε_v`` is
+    :func:`ddim_momentum_step` from the state ``a_k x̃ + s_k eps`` of a data estimate ``x̃`` (DDS). ``d = eps``
+    returns ``eps``."""
+    sb_k = float(schedule.s(k)) / float(schedule.a(k))
+    sb_j = float(schedule.s(j)) / float(schedule.a(j))
+    return (sb_k * eps + (sb_j - sb_k) * direction) / sb_j
