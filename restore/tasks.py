@@ -243,6 +243,13 @@ def run_tasks(runs: list[PreparedRun], group_size: int,
     return out  # type: ignore[return-value]
 
 
+def _downsampled(y, ref) -> bool:
+    """Whether ``y`` is ``ref`` at an integer downsampling factor (both ``(B, C, H, W)``, real)."""
+    if y.ndim != 4 or y.is_complex() or y.shape[:2] != ref.shape[:2]:
+        return False
+    (h, w), (H, W) = y.shape[-2:], ref.shape[-2:]
+    return H % h == 0 and W % w == 0 and H // h == W // w > 1
+
 def finish_run(prepared: PreparedRun, run) -> RunReport:
     """Write the posterior mean (and ``_std`` with several samples, and ``--save-config``) of ``run`` (a
     :class:`restore.plan.Execution`) for ``prepared``; metrics against the reference with ``--simulate``."""
@@ -267,7 +274,7 @@ def finish_run(prepared: PreparedRun, run) -> RunReport:
             y = problem.y.cpu()
             if y.shape == ref.shape and not y.is_complex():  # k-space y is not an image
                 report.metrics["psnr_input"] = psnr(y.clamp(0, 1), ref)
-            elif y.ndim == 4 and y.shape[:2] == ref.shape[:2] and not y.is_complex():  # low-resolution input
+            elif _downsampled(y, ref):  # low-resolution input (not a sinogram or other measurement space)
                 size = tuple(ref.shape[-2:])
                 up = torch.nn.functional.interpolate
                 report.metrics["psnr_input"] = psnr(up(y.clamp(0, 1), size=size, mode="nearest"), ref)

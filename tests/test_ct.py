@@ -144,6 +144,7 @@ def test_ct_task_cli(tmp_path, capsys):
     code, output = _run(["ct", str(img), "--simulate", "--views", "30", "--method", "fbp", "-o", str(out)], capsys)
     assert code == 0, output
     assert out.exists() and "psnr" in output
+    assert "psnr_input" not in output and "psnr_bicubic" not in output  # a sinogram is not a low-res image
     # sinogram input (.npy, raw line integrals) -> volume reconstruction with TV, written as .npy
     vol = shepp_logan_3d((3, 32, 32), torch.float64)
     op = restore.operator("ct-parallel", size=32, views=10)
