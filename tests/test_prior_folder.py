@@ -32,7 +32,8 @@ def folder(tmp_path) -> Path:
 
 
 def test_shipped_priors_are_valid_and_carry_checksums():
-    for prior in sorted(p for p in WEIGHTS.iterdir() if p.is_dir()):
+    # hidden folders are ship.py's work in progress (renamed into place when complete), not shipped priors
+    for prior in sorted(p for p in WEIGHTS.iterdir() if p.is_dir() and not p.name.startswith(".")):
         validate_prior_folder(prior)
         assert "sha256" in (prior / "MODEL_CARD.md").read_text(), prior
 
