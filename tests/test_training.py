@@ -81,6 +81,7 @@ def _one_line_error(capsys):
     ("missing", "is not a folder"),
     ("init-channels", "channel(s)"),
     ("unknown-init", "neither a shipped prior"),
+    ("bad-lr", "--lr must be in (0, 1)"),
 ])
 def test_bad_data_is_one_line_and_leaves_no_run_folder(tmp_path, capsys, case, expected):
     import tifffile
@@ -101,6 +102,9 @@ def test_bad_data_is_one_line_and_leaves_no_run_folder(tmp_path, capsys, case, e
     elif case == "unknown-init":
         _write_images(data)
         extra = ["--init", "no-such-prior"]
+    elif case == "bad-lr":
+        _write_images(data)
+        extra = ["--lr", "0"]
     run = tmp_path / "run"
     assert main(["train", "prior", "--data", str(data), "-o", str(run)] + WIDTHS + extra) == 2
     assert expected in _one_line_error(capsys)

@@ -45,6 +45,7 @@ def train_prior(
     steps: int = typer.Option(20000, "--steps", help="total training steps"),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="stop after this many minutes of training"),
     batch_size: int = typer.Option(8, "--batch-size"),
+    lr: float = typer.Option(3e-4, "--lr", help="AdamW learning rate (constant after warm-up)"),
     crop: int = typer.Option(64, "--crop", help="training crop size (multiple of 8)"),
     widths: str = typer.Option("32,64,128,128", "--widths", help="UNet block channels"),
     precision: str = typer.Option("bf16", "--precision", help="bf16 (autocast, about 2x faster on AVX-512-BF16 "
@@ -85,13 +86,15 @@ def train_prior(
                                     "--reflow-steps >= 1")
         if precision not in ("bf16", "fp32"):
             raise InvalidInputError(f"--precision must be bf16 or fp32, got '{precision}'")
+        if not 0 < lr < 1:
+            raise InvalidInputError(f"--lr must be in (0, 1), got {lr}")
         if os.path.exists(os.path.join(output, "checkpoint.pt")):
             raise InvalidInputError(f"'{output}' already holds a training run; continue it with --resume {output} "
                                     "or choose another --output")
         images = load_training_folders(tuple(data), 0, warn)
         config = resolve_config(TrainConfig(
             preset=preset or os.path.basename(os.path.normpath(output)), steps=steps, max_minutes=minutes,
-            batch_size=batch_size, crop=crop, block_out_channels=parse_widths(widths), data=tuple(data),
+            batch_size=batch_size, lr=lr, crop=crop, block_out_channels=parse_widths(widths), data=tuple(data),
             val=val, builtin_sources=preset is not None, channels=channels, init=init, precision=precision,
             procedural_fraction=procedural_fraction, checkpoint_minutes=checkpoint_minutes, threads=threads,
             seed=seed, objective=objective, reflow=reflow, reflow_steps=reflow_steps), warn=warn, images=images)
