@@ -19,14 +19,16 @@ def _per_channel(fn, y: np.ndarray) -> np.ndarray:
 
 
 def _psf(op, shape) -> np.ndarray:
-    """The operator's blur kernel as a centred PSF (the response to an impulse at the image centre)."""
-    H, W = shape
+    """The operator's blur kernel as a centred PSF: its response to an impulse at the centre of its input
+    (a ``valid`` operator's input is larger than ``shape``, so the response is found, not assumed centred)."""
+    H, W = tuple(op.input_shape((1, 1) + tuple(shape)))[-2:]
     impulse = torch.zeros(1, 1, H, W, dtype=torch.float64)
     impulse[0, 0, H // 2, W // 2] = 1
     resp = op(impulse)[0, 0].numpy()
     ys, xs = np.nonzero(np.abs(resp) > 1e-6 * np.abs(resp).max())
-    r = max(abs(ys - H // 2).max(), abs(xs - W // 2).max()) + 1
-    return resp[H // 2 - r:H // 2 + r + 1, W // 2 - r:W // 2 + r + 1]
+    cy, cx = (ys.min() + ys.max()) // 2, (xs.min() + xs.max()) // 2
+    r = max(cy - ys.min(), ys.max() - cy, cx - xs.min(), xs.max() - cx) + 1
+    return resp[cy - r:cy + r + 1, cx - r:cx + r + 1]
 
 
 def deblur_baselines(y: torch.Tensor, op, sigma: float) -> dict[str, torch.Tensor]:
@@ -35,6 +37,10 @@ def deblur_baselines(y: torch.Tensor, op, sigma: float) -> dict[str, torch.Tenso
     yn = _np(y)
     psf = _psf(op.to(torch.float64), yn.shape[:2])
     balance = max(sigma, 1e-3) ** 2 * 100
+    # The FFT baselines assume a periodic image; a photo is not one, so (as a careful user would) the input is
+    # extended by mirroring past its edges and the result cropped back, which keeps ringing out of the frame.
+    m = 2 * psf.shape[0]
+    yn = np.pad(yn, ((m, m), (m, m), (0, 0)), mode="symmetric")
     out = {
         "wiener": _per_channel(lambda c: restoration.wiener(c, psf, balance, clip=False), yn),
         "unsupervised-wiener": _per_channel(
@@ -45,7 +51,7 @@ def deblur_baselines(y: torch.Tensor, op, sigma: float) -> dict[str, torch.Tenso
             _per_channel(lambda c: restoration.wiener(c, psf, balance * 0.1, clip=False), yn),
             weight=max(sigma, 0.005) * 2, channel_axis=2),
     }
-    return {k: _torch(v) for k, v in out.items()}
+    return {k: _torch(v[m:-m, m:-m]) for k, v in out.items()}
 
 
 def denoise_baselines(y: torch.Tensor, sigma: float) -> dict[str, torch.Tensor]:

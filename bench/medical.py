@@ -3,7 +3,7 @@ tasks' own ``build`` and defaults (as the CLI runs them), on held-out photograph
 
 Images (none is in any prior's training data; all are resized to ``--size``², default 128):
 
-- photographs: centre 256² gray crops of three held-out BSD images (``/work/shared/data/cbsd432/val``, or
+- photographs: centre 256² gray crops of three held-out BSD images (``$RESTORE_DATA/cbsd432/val``, or
   ``$RESTORE_CBSD_VAL``; skipped with a message when absent), skimage ``rocket`` and matplotlib
   ``grace_hopper`` (restore_models.data.NATURAL_VALIDATION);
 - real slices: matplotlib ``s1045.ima.gz`` (MRI, 256²) and pydicom ``CT_small.dcm`` (CT, 128², HU window
@@ -35,10 +35,12 @@ import restore
 from restore.errors import RestoreError
 from restore.metrics import psnr, ssim
 from restore.tasks import get_task
+from restore_models.data import data_root
 
 from .run import ROOT, load_prior, machine, write_json
 
-CBSD_VAL = os.environ.get("RESTORE_CBSD_VAL", "/work/shared/data/cbsd432/val")
+DATA_ROOT = data_root()  # restore_models.prepare writes the collections there
+CBSD_VAL = os.environ.get("RESTORE_CBSD_VAL", os.path.join(DATA_ROOT, "cbsd432", "val"))
 NOISE = float(os.environ.get("RESTORE_BENCH_NOISE", "0"))
 BSD_IDS = ("105053", "134008", "187003")
 

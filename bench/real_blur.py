@@ -9,7 +9,7 @@ with every boundary model, with the shipped prior and DDS. PSNR is over the whol
 — no border excluded — and, to show frames, separately over the 16-pixel border band and the interior.
 "Input" is the blurred observation (for super-resolution, its bicubic upsampling).
 
-Images: two held-out BSD colour images (``/work/shared/data/cbsd432/val``) and skimage ``rocket`` and
+Images: two held-out BSD colour images (``$RESTORE_DATA/cbsd432/val``) and skimage ``rocket`` and
 matplotlib ``grace_hopper`` (restore_models.data NATURAL_VALIDATION): never sample_images/ or test sets.
 """
 from __future__ import annotations
@@ -28,10 +28,12 @@ from restore.errors import RestoreError
 from restore.operators import GaussianNoise
 from restore.problem import Problem
 from restore.tasks import get_task
+from restore_models.data import data_root
 
 from .run import load_prior, machine, write_json
 
-CBSD_VAL = "/work/shared/data/cbsd432/val"
+DATA_ROOT = data_root()  # restore_models.prepare writes the collections there
+CBSD_VAL = os.path.join(DATA_ROOT, "cbsd432", "val")
 IMAGES = (f"{CBSD_VAL}/105053.jpg", f"{CBSD_VAL}/145079.jpg", "skimage:rocket", "matplotlib:grace_hopper")
 BOUNDARIES = ("valid", "reflect", "replicate", "zero", "circular")
 CASES = {"deblur-gaussian-2": ("deblur", {"kernel": "gaussian:2.0"}),

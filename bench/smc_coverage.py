@@ -1,6 +1,6 @@
 """Issue 19: calibration of the per-pixel posterior std — twisted SMC against DPS and DDS draws.
 
-A 64×64 grayscale crop of held-out validation images (``/work/shared/data/bsd400/val``, never a standard test
+A 64×64 grayscale crop of held-out validation images (``$RESTORE_DATA/bsd400/val``, never a standard test
 set) is blurred (circular Gaussian, σ = 2 px) with white noise, and restored with the shipped ``natural-gray``
 prior by ``smc`` (one run, ``--particles`` weighted particles), ``dps --samples N`` and ``dds --samples N``
 (N independent runs). For each method: PSNR of the (weighted) posterior mean, coverage of the ±2 std
@@ -23,8 +23,10 @@ import torch
 import restore
 from restore.metrics import psnr
 from restore.samplers.particles import weighted_moments
+from restore_models.data import data_root
 
-VAL_DIR = "/work/shared/data/bsd400/val"
+DATA_ROOT = data_root()  # restore_models.prepare writes the collections there
+VAL_DIR = os.path.join(DATA_ROOT, "bsd400", "val")
 
 
 def crop(path: str, size: int) -> torch.Tensor:

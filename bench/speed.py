@@ -7,7 +7,7 @@ Three parts, each written into bench/results/speed.json as it finishes (``--part
   the modes interleaved call by call so that the shared machine's drift hits them alike; max |eps| error
   of each mode against fp32.
 * ``deblur``: ``restore deblur --simulate`` (task defaults: DDS, 50 steps) on a 256² gray and a 256² colour
-  crop of held-out BSD validation photos (/work/shared/data/cbsd432/val; the gray one is converted with
+  crop of held-out BSD validation photos ($RESTORE_DATA/cbsd432/val; the gray one is converted with
   BT.601 weights), ``--precision auto`` against ``fp32``, runs interleaved: CPU-time ratio and PSNR change.
 * ``group``: ``restore batch deblur`` on four 64² crops of held-out BSD gray validation photos
   (/work/data/bsd400/val), ungrouped against ``--group-size 4``: wall/CPU ratio and the outputs' largest

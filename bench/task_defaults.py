@@ -5,7 +5,7 @@ on held-out validation crops, next to the classical baselines.
     python -m bench.task_defaults choose A.json [B.json] -o bench/results/task_defaults.json   # table + choice
 
 Images are centre crops of the first files (sorted) of the held-out validation folders (never the sample
-images nor standard test sets): ``/work/shared/data/bsd400/val`` (gray) and ``/work/shared/data/cbsd432/val``
+images nor standard test sets): ``$RESTORE_DATA/bsd400/val`` (gray) and ``$RESTORE_DATA/cbsd432/val``
 (colour), or the folders in ``$RESTORE_VAL_GRAY`` / ``$RESTORE_VAL_RGB``. Each task runs as the CLI would: the
 task's default noise, the task's per-sampler options, the shipped default prior for the channel count.
 
@@ -18,6 +18,7 @@ The JSON is rewritten after every run, and a rerun skips the runs already in it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -29,11 +30,13 @@ import restore
 from restore.errors import RestoreError
 from restore.metrics import psnr, ssim
 from restore.tasks import get_task
+from restore_models.data import data_root
 
 from .run import Case, case_options, classical, load_prior, machine, write_json
 
-VAL_GRAY = os.environ.get("RESTORE_VAL_GRAY", "/work/shared/data/bsd400/val")
-VAL_RGB = os.environ.get("RESTORE_VAL_RGB", "/work/shared/data/cbsd432/val")
+DATA_ROOT = data_root()  # restore_models.prepare writes the collections there
+VAL_GRAY = os.environ.get("RESTORE_VAL_GRAY", os.path.join(DATA_ROOT, "bsd400", "val"))
+VAL_RGB = os.environ.get("RESTORE_VAL_RGB", os.path.join(DATA_ROOT, "cbsd432", "val"))
 
 #: The imaging tasks as a user meets them: each task's default noise level.
 CASES = (
@@ -101,7 +104,8 @@ def run_one(case: Case, image: restore.Image, spec: str, steps: int, seed: int) 
         cfg = dict(task.sampler_defaults.get(sampler_name, {}))
         cfg.update(setup.sampler_options.get(sampler_name, {}))
         cfg.update(variant)
-        cfg["steps"] = steps
+        if "steps" in {f.name for f in dataclasses.fields(restore.sampler(sampler_name).Config)}:
+            cfg["steps"] = steps  # one-step samplers (tweedie) have no steps option
         sampler = restore.sampler(sampler_name, **cfg)
         problem, crop = _pad(prior, setup.problem)
         cpu, wall = time.process_time(), time.perf_counter()

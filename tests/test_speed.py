@@ -133,17 +133,19 @@ def test_bf16_psnr_matches_fp32_on_a_shipped_prior():
 def test_quality_presets():
     from restore.tasks import get_task
 
-    deblur = get_task("deblur")
-    default = deblur.default_sampler
-    name, preset = quality_preset(deblur, "draft", None)
-    assert name == default and preset["steps"] <= deblur.sampler_defaults[default]["steps"] / 3
-    assert quality_preset(deblur, "default", None) == (default, {})
-    assert quality_preset(deblur, "draft", "dps") == ("dps", {})  # a preset for another sampler is not applied
+    sr = get_task("super-resolve")
+    default = sr.default_sampler
+    name, preset = quality_preset(sr, "draft", None)
+    assert name == default and preset["steps"] <= sr.sampler_defaults[default]["steps"] / 3
+    assert quality_preset(sr, "default", None) == (default, {})
+    assert quality_preset(sr, "draft", "dps") == ("dps", {})  # a preset for another sampler is not applied
+    deblur = get_task("deblur")  # its measured draft is another, cheaper sampler
+    assert quality_preset(deblur, "draft", None) == ("pnp-hqs", {"steps": 8})
     enhance = get_task("enhance")  # no table of its own: a fifth of the sampler's default steps
     name, preset = quality_preset(enhance, "draft", None)
     assert name == enhance.default_sampler
     with pytest.raises(restore.RestoreError, match="--quality must be one of"):
-        quality_preset(deblur, "fast", None)
+        quality_preset(sr, "fast", None)
 
 
 def test_cli_speed_options(tmp_path):
