@@ -313,3 +313,10 @@ def test_cli_svd_sampler_on_bicubic_super_resolution_is_one_line_exit_2(gray_png
     err = capsys.readouterr().err
     assert rc == 2 and not out.exists()
     assert err.count("\n") == 1 and "SVD" in err and "pigdm" in err, err
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 20])
+def test_diffpir_levels_stay_on_the_schedule_and_start_at_the_noisiest(steps):
+    # one step is the noisiest level alone (the official spacing's last entry would step past T - 1)
+    levels = diffpir_levels(1000, steps)
+    assert levels[0] == 999 and all(0 <= k <= 999 for k in levels) and levels == sorted(set(levels), reverse=True)

@@ -38,7 +38,7 @@ def diffpir_levels(T: int, steps: int, skip: str = "quad") -> list[int]:
         seq = [i * stride for i in range(steps)]
         if stride > 1:
             seq.append(T - 1)
-    levels = [T - 1 - min(v, T - 1) for v in seq]
+    levels = [T - 1 - min(max(v, 0), T - 1) for v in seq]  # one step: seq = [-1]
     out: list[int] = []
     for k in levels:
         if k not in out:
