@@ -165,13 +165,33 @@ def _maps(spec: str, y: torch.Tensor, mask: torch.Tensor, simulated: torch.Tenso
     raise InvalidInputError(f"unknown --coil-maps '{spec}'; use auto, estimate, birdcage or a .npy file")
 
 
+def _calibration_radius(mask: torch.Tensor, H: int, W: int) -> tuple[int, int]:
+    """Largest ``(r_h, r_w)`` such that rows/columns ``N//2 - r .. N//2 + r`` through the k-space centre are
+    sampled: the block where the data are Hermitian-symmetric whenever the image is real."""
+    import torch
+
+    m = torch.broadcast_to(mask != 0, (H, W))
+
+    def radius(line: torch.Tensor) -> int:
+        c, r = line.shape[0] // 2, 0
+        while c - r - 1 >= 0 and c + r + 1 < line.shape[0] and bool(line[c - r - 1]) and bool(line[c + r + 1]):
+            r += 1
+        return r
+
+    return radius(m[:, W // 2]), radius(m[H // 2, :])
+
+
 def smooth_phase(op: MultiCoilMRI, y: torch.Tensor, mask: torch.Tensor, iters: int = 10,
                  width: float = 0.125) -> torch.Tensor:
     """Phase ``(B, 1, H, W)`` of a low-pass filtered SENSE-CG image (``iters`` CG steps).
 
-    The k-space of the SENSE image is Hann-windowed over the central ``width`` of each axis, so the phase
-    is smooth and the aliasing of the undersampled image averages out; combining the calibration data with
-    the coil maps directly would give a phase biased by the coil phases across the window.
+    The k-space of the SENSE image is Hann-windowed over at most the central ``width`` of each axis, so the
+    phase is smooth and the aliasing of the undersampled image averages out; combining the calibration data
+    with the coil maps directly would give a phase biased by the coil phases across the window. The window
+    is symmetric about the k-space centre and stays inside the fully sampled centre: a real image then gets
+    an exactly real low-pass image (phase 0 or π). A window over randomly sampled columns, or one shifted by
+    half a sample, gives a real image a spurious phase, which the magnitude view cannot explain: the data
+    steps of pnp-hqs (large weights early) amplify that inconsistency into stripes.
     """
     import torch
 
@@ -180,12 +200,12 @@ def smooth_phase(op: MultiCoilMRI, y: torch.Tensor, mask: torch.Tensor, iters: i
 
     H, W = y.shape[-2:]
     x = sense(op, y, iters)
+    r_h, r_w = _calibration_radius(mask, H, W)
     window = torch.zeros(H, W, dtype=torch.float64)
-    h, w = max(int(round(H * width)), 3), max(int(round(W * width)), 3)
-    hy = torch.hann_window(h + 2, periodic=False, dtype=torch.float64)[1:-1]
-    hx = torch.hann_window(w + 2, periodic=False, dtype=torch.float64)[1:-1]
-    y0, x0 = H // 2 - h // 2, W // 2 - w // 2
-    window[y0:y0 + h, x0:x0 + w] = hy[:, None] * hx[None, :]
+    r_h, r_w = max(min(r_h, round(H * width / 2)), 1), max(min(r_w, round(W * width / 2)), 1)
+    hy = torch.hann_window(2 * r_h + 3, periodic=False, dtype=torch.float64)[1:-1]
+    hx = torch.hann_window(2 * r_w + 3, periodic=False, dtype=torch.float64)[1:-1]
+    window[H // 2 - r_h:H // 2 + r_h + 1, W // 2 - r_w:W // 2 + r_w + 1] = hy[:, None] * hx[None, :]
     return torch.angle(ifft2c(fft2c(x) * window.to(x.real.dtype)))
 
 
