@@ -14,8 +14,8 @@ For CT every image is placed inside the scanner disk (multiplied by the inscribe
 Cases: single-coil and 8-coil MRI at 4× (centre 0.08) and 8× (centre 0.04), random fastMRI column mask,
 ``--simulate`` (so the simulated coil maps); CT with 30 and 60 parallel-beam views and limited angle 0–120°.
 Methods: zero-filled / SENSE / FBP, TV with its weight tuned per case (the best PSNR of ``TV_GRID``, as a
-careful user would), and the diffusion samplers with the task defaults (``dds``; ``red-diff`` with
-``--samplers``). Time is seconds per slice.
+careful user would), and the diffusion samplers with the task defaults (``pnp-hqs``, the MRI and 2D CT
+default, and ``dds``; ``red-diff`` with ``--samplers``). Time is seconds per slice.
 
     python -m bench.medical                    # the default set, writes bench/results/medical.json/.md
     python -m bench.medical --images bsd-1 s1045 --cases mri-1c-4x --size 256 -o /tmp/m.json
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", default=os.path.join(ROOT, "bench", "results", "medical.json"))
     parser.add_argument("--images", nargs="+", choices=sorted(IMAGES), default=list(DEFAULT_IMAGES))
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
-    parser.add_argument("--samplers", nargs="+", default=["dds"], help="diffusion samplers (task defaults)")
+    parser.add_argument("--samplers", nargs="+", default=["pnp-hqs", "dds"], help="diffusion samplers (task defaults)")
     parser.add_argument("--prior", default=None, help="prior for the diffusion samplers (default: the task's)")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
