@@ -18,7 +18,6 @@ The JSON is rewritten after every run, and a rerun skips the runs already in it.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -29,6 +28,7 @@ import torch
 import restore
 from restore.errors import RestoreError
 from restore.metrics import psnr, ssim
+from restore.plan import make_plan
 from restore.tasks import get_task
 from restore_models.data import data_root
 
@@ -101,12 +101,10 @@ def run_one(case: Case, image: restore.Image, spec: str, steps: int, seed: int) 
     prior_name = restore.default_prior_name(channels, task.domain)
     try:
         prior = load_prior(prior_name, channels, task.domain)
-        cfg = dict(task.sampler_defaults.get(sampler_name, {}))
-        cfg.update(setup.sampler_options.get(sampler_name, {}))
-        cfg.update(variant)
-        if "steps" in {f.name for f in dataclasses.fields(restore.sampler(sampler_name).Config)}:
-            cfg["steps"] = steps  # one-step samplers (tweedie) have no steps option
-        sampler = restore.sampler(sampler_name, **cfg)
+        # the CLI's own plan: task defaults, task-derived options, the variant; steps only where the sampler has them
+        plan = make_plan(sampler_name, steps=steps, option_layers=(
+            task.sampler_defaults.get(sampler_name, {}), setup.sampler_options.get(sampler_name, {}), variant))
+        sampler = restore.sampler(sampler_name, **plan.sampler_config)
         problem, crop = _pad(prior, setup.problem)
         cpu, wall = time.process_time(), time.perf_counter()
         result = sampler.run(prior, problem, generator=torch.Generator().manual_seed(seed))

@@ -7,6 +7,7 @@ pixels, or a missing box; the latter two are built lazily for the image size.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from restore.errors import InvalidInputError, ShapeError
 from restore.operators import LinearOperator
@@ -19,15 +20,13 @@ MASK_FIX = "pass a mask image (white = observed, black = missing), random:FRACTI
 def push_pull_fill(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Smooth fill of ``values / weights`` over the pixels where ``weights`` is 0, both ``(B, C, H, W)``
     with ``values`` already multiplied by ``weights`` (in [0, 1])."""
+    own = torch.where(weights > 0, values / weights.clamp_min(1e-12), values.new_zeros(()))
     if values.shape[-2] <= 1 and values.shape[-1] <= 1 or bool((weights > 0).all()):
-        return torch.where(weights > 0, values / weights.clamp_min(1e-12), values.new_zeros(()))
-    coarse_v = torch.nn.functional.avg_pool2d(values, 2, ceil_mode=True)
-    coarse_w = torch.nn.functional.avg_pool2d(weights, 2, ceil_mode=True)
-    coarse = push_pull_fill(coarse_v, coarse_w)
-    up = torch.nn.functional.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=False)
-    up = up[..., : values.shape[-2], : values.shape[-1]]
+        return own
+    coarse = push_pull_fill(F.avg_pool2d(values, 2, ceil_mode=True), F.avg_pool2d(weights, 2, ceil_mode=True))
+    up = F.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=False)
     w = weights.clamp(0, 1)
-    return torch.where(w > 0, values / weights.clamp_min(1e-12), values.new_zeros(())) * w + (1 - w) * up
+    return own * w + (1 - w) * up[..., : values.shape[-2], : values.shape[-1]]
 
 
 class Inpainting(LinearOperator):
@@ -160,7 +159,8 @@ class Inpainting(LinearOperator):
         missing share is taken from the bilinear upsampling of the coarser one). Starting a splitting loop
         from zeros leaves large holes dark: a denoiser only fills what is a few noise widths wide."""
         m = self.mask_for(y).expand_as(y)
-        return m * self.pinv(y) + (1 - m) * push_pull_fill(m * self.pinv(y), m)
+        observed = m * self.pinv(y)
+        return observed + (1 - m) * push_pull_fill(observed, m)
 
     def svd(self, x_shape):
         """``U = V = I`` and ``s = M`` (the mask is diagonal)."""
