@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from restore.errors import InvalidInputError, ShapeError
+from restore.operators import conjugate_gradient, preconditioned_cg
 
-from .pcg import preconditioned_cg
 from .specs import BOUNDARIES, Boundary, check_boundary  # noqa: F401 - declared where the CLI reads them without torch
 
 
@@ -175,8 +175,6 @@ class BoundaryFilter:
         """Minimum-norm least-squares ``A⁺y`` (CG on the normal equations from zero); circular: closed form."""
         if self.boundary == "circular":
             return super().pinv(y)
-        from restore.operators import conjugate_gradient
-
         x, _ = conjugate_gradient(self.normal, self.adjoint(y), max_iter=self.lsq_iters, tol=1e-9)
         return x
 

@@ -29,7 +29,7 @@ import torch
 
 from restore.errors import ShapeError
 from restore.operators import LinearOperator
-from restore.operators.cg import conjugate_gradient
+from restore.operators.cg import conjugate_gradient, preconditioned_cg
 
 from .fft import fft2c, ifft2c, rss
 
@@ -259,41 +259,14 @@ class PhaseMagnitude(LinearOperator):
         def precondition(r: torch.Tensor) -> torch.Tensor:
             return sign * ifft2c(fft2c(sign * r) * damping).real
 
-        return _pcg(lambda v: v + gamma * self.normal(v), z + gamma * self.adjoint(y), precondition, z,
-                    PROX_ITERS, PROX_TOL)
+        return preconditioned_cg(lambda v: v + gamma * self.normal(v), z + gamma * self.adjoint(y), precondition,
+                                 x0=z, max_iter=PROX_ITERS, tol=PROX_TOL)
 
     def batch_slice(self, start: int, stop: int) -> "PhaseMagnitude | None":
         inner = self.op.batch_slice(start, stop)
         if inner is None:
             return None
         return PhaseMagnitude(inner, self.phase[start:stop] if self.phase.shape[0] > 1 else self.phase)
-
-
-def _pcg(apply, b: torch.Tensor, precondition, x0: torch.Tensor, max_iter: int, tol: float) -> torch.Tensor:
-    """Preconditioned CG on a real SPD system, sample by sample (stops once every residual is at most
-    ``tol·‖b‖``, never below a few machine epsilons)."""
-    def dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return (u * v).flatten(1).sum(1).reshape((-1,) + (1,) * (u.ndim - 1))
-
-    tiny = torch.finfo(b.dtype).tiny
-    threshold = max(tol, 10 * torch.finfo(b.dtype).eps) * dot(b, b).sqrt()
-    x = x0.clone()
-    r = b - apply(x)
-    q = precondition(r)
-    p = q.clone()
-    rq = dot(r, q)
-    for _ in range(max_iter):
-        if bool((dot(r, r).sqrt() <= threshold).all()):
-            break
-        ap = apply(p)
-        alpha = rq / dot(p, ap).clamp_min(tiny)
-        x = x + alpha * p
-        r = r - alpha * ap
-        q = precondition(r)
-        rq_new = dot(r, q)
-        p = q + rq_new / rq.clamp_min(tiny) * p
-        rq = rq_new
-    return x
 
 
 def make_single(mask=None, shape=None) -> SingleCoilMRI:
