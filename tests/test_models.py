@@ -102,3 +102,13 @@ def test_default_deblur_with_the_trained_prior_beats_the_stationary_prior(tmp_pa
     # The default sampler (pnp-hqs, measured best) makes even the stationary Gaussian prior a strong Wiener-like
     # baseline: the trained prior leads it by 0.8 dB here (by 1.0 dB under 20 DDS steps).
     assert scores["natural-rgb"] > scores["stationary-gaussian"] + 0.5, scores
+
+
+def test_training_history_lists_each_stage_once():
+    from restore_models.ship import training_history
+
+    run = {"training_steps": 300, "training_minutes": 10.0, "train_config": {"init": None, "data": ["d"]}}
+    stage = {"steps": 300, "minutes": 10.0, "init": None, "data": ["d"]}
+    assert training_history(run) == [stage]
+    shipped = {**run, "history": [{"steps": 100, "minutes": 5.0, "init": None, "data": []}, stage]}
+    assert training_history(shipped) == shipped["history"]  # its own stage is already the last entry

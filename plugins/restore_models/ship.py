@@ -58,11 +58,13 @@ def forward_ms(prior, side: int = 256, repeats: int = 3) -> float:
 
 
 def training_history(meta: dict) -> list[dict]:
-    """Every stage behind a prior, oldest first: a fine-tuned run lists the prior it started from."""
-    return list(meta.get("history", [])) + [{
-        "steps": meta["training_steps"], "minutes": meta["training_minutes"],
-        "init": (meta.get("train_config") or {}).get("init"),
-        "data": [str(d) for d in (meta.get("train_config") or {}).get("data", ())]}]
+    """Every stage behind a prior, oldest first. A shipped prior's ``history`` already ends with its own
+    stage; a run without one is its own single stage."""
+    if meta.get("history"):
+        return list(meta["history"])
+    return [{"steps": meta["training_steps"], "minutes": meta["training_minutes"],
+             "init": (meta.get("train_config") or {}).get("init"),
+             "data": [str(d) for d in (meta.get("train_config") or {}).get("data", ())]}]
 
 
 def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> str:
