@@ -1,11 +1,17 @@
-"""Training-step cost of the prior recipe's options on this CPU (precision, layout, threads, crop, width).
+"""The prior recipe on this CPU: step cost of each option, and validation PSNR after equal compute.
 
-    python -m bench.training_recipe [-o bench/results/training_recipe.json] [--steps 8]
+    python -m bench.training_recipe steps [-o bench/results/training_recipe.json] [--steps 8] [--threads 1,2]
+    RESTORE_DATA=DATA python -m bench.training_recipe quality [-o bench/results/training_recipe_quality.json]
+        [--cpu-minutes 12] [--parallel 2] [--arms baseline,fp32,...]
 
-Each configuration runs a few optimiser steps of the real training step (UNet forward, MSE, backward, AdamW)
-on random data and reports the median step time in wall-clock and in CPU seconds of this process. On a shared
-machine the CPU seconds are the steadier figure; steps per CPU-hour of one core is what a niced background
-training gets out of each core it is given.
+``steps`` runs a few optimiser steps of the real training step (UNet forward, MSE, backward, AdamW) on random
+data per configuration and reports the median step time in wall-clock and in CPU seconds of this process.
+
+``quality`` trains each arm of :data:`ARMS` from scratch with ``restore_models.training.train`` on the
+bsd400 training split (the natural-gray recipe) for the same CPU time of one thread, then measures one-step
+Tweedie PSNR of the EMA weights on all bsd400 validation images at sigma 15/25/50. Equal CPU time rather
+than equal wall-clock makes arms comparable on a shared machine: one thread on a free core spends the two at
+the same rate.
 """
 from __future__ import annotations
 
@@ -60,14 +66,89 @@ def step_times(widths, layers, batch, crop, precision, channels_last, threads, s
     return float(np.median(wall[1:])), float(np.median(cpu[1:])), params
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-o", "--output", default=os.path.join(os.path.dirname(__file__), "results",
-                                                               "training_recipe.json"))
-    parser.add_argument("--steps", type=int, default=8)
-    args = parser.parse_args()
+# name -> TrainConfig changes from the natural-gray recipe (bf16, widths 32-64-128-128, one layer per block,
+# batch 8 of 64² crops, lr 3e-4 constant, uniform levels, eps objective).
+ARMS = {
+    "baseline": {},
+    "fp32": {"precision": "fp32"},
+    "crop 96 batch 4": {"crop": 96, "batch_size": 4},
+    "wider 64-128-256-256": {"block_out_channels": (64, 128, 256, 256)},
+    "deeper 2 layers/block": {"layers_per_block": 2},
+    "restoration levels": {"timesteps": "restoration"},
+    "cosine lr": {"lr_schedule": "cosine"},
+    "flow objective": {"objective": "flow"},
+}
+SIGMAS = (15, 25, 50)
+
+
+def run_arm(name: str, out: str, cpu_minutes: float, data_root: str) -> dict:
+    """Train one arm from scratch for ``cpu_minutes`` of one thread, then score its EMA weights."""
+    from dataclasses import replace
+
+    import restore
+    from restore_models.evaluate import evaluate, validation_set
+    from restore_models.training import TrainConfig, train
+
+    config = replace(TrainConfig(preset="natural-gray", steps=10**9, max_cpu_minutes=cpu_minutes, threads=1,
+                                 data=(os.path.join(data_root, "bsd400", "train"),), checkpoint_minutes=10**6),
+                     **ARMS[name])
+    summary = train(config, out, warn=lambda m: None)
+    prior = restore.prior(out, device="cpu")
+    images = [(f"bsd400-val|{key}", im) for key, im in validation_set("bsd400-val", 1, data_root)]
+    rows = evaluate(prior, images, [s / 255 for s in SIGMAS], use_bm3d=False)
+    psnrs = {f"sigma{s}": float(np.mean([r.prior_psnr for r in rows if round(r.sigma * 255) == s])) for s in SIGMAS}
+    return {"arm": name, "changes": {k: list(v) if isinstance(v, tuple) else v for k, v in ARMS[name].items()},
+            "steps": summary["steps"], "cpu_minutes": cpu_minutes, "wall_minutes": summary["minutes"],
+            "steps_per_cpu_hour": summary["steps"] / cpu_minutes * 60, "tweedie_psnr": psnrs,
+            "parameters": sum(p.numel() for p in prior.unet.parameters())}
+
+
+def quality(args) -> None:
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    from restore_models.data import data_root
+
+    names = args.arms.split(",") if args.arms else list(ARMS)
+    unknown = [n for n in names if n not in ARMS]
+    if unknown:
+        raise SystemExit(f"unknown arm(s) {unknown}; choose from {list(ARMS)}")
+    root = data_root()
+    work = tempfile.mkdtemp(prefix="recipe-")
+    pending, running, rows = list(names), [], []
+    while pending or running:
+        while pending and len(running) < args.parallel:
+            name = pending.pop(0)
+            out = os.path.join(work, name.replace(" ", "_").replace("/", "-"))
+            cmd = [sys.executable, "-m", "bench.training_recipe", "arm", name, "--out", out,
+                   "--cpu-minutes", str(args.cpu_minutes)]
+            running.append((name, out, subprocess.Popen(cmd, env={**os.environ, "RESTORE_DATA": root,
+                                                                  "OMP_NUM_THREADS": "1"})))
+        time.sleep(5)
+        for item in [r for r in running if r[2].poll() is not None]:
+            running.remove(item)
+            name, out, proc = item
+            if proc.returncode:
+                raise SystemExit(f"arm '{name}' failed (exit {proc.returncode})")
+            with open(os.path.join(out, "arm.json")) as f:
+                rows.append(json.load(f))
+            print(f"{name:24s} {rows[-1]['steps']:6d} steps  " + "  ".join(
+                f"{k} {v:.2f}" for k, v in rows[-1]["tweedie_psnr"].items()), flush=True)
+    rows.sort(key=lambda r: names.index(r["arm"]))
+    write_json(args.output, {"machine": machine(), "command": "python -m bench.training_recipe quality "
+                             f"--cpu-minutes {args.cpu_minutes}", "data": "bsd400 train (+ natural-gray built-in "
+                             "sources), scored on bsd400 val (20 images), one-step Tweedie",
+                             "cpu_minutes_per_arm": args.cpu_minutes, "rows": rows})
+
+
+def steps(args) -> None:
     rows = []
+    threads_list = [int(t) for t in args.threads.split(",")] if args.threads else None
     for name, widths, layers, batch, crop, precision, cl, threads in CONFIGS:
+        if threads_list and threads not in threads_list:
+            continue
         wall, cpu, params = step_times(widths, layers, batch, crop, precision, cl, threads, args.steps)
         pixels = batch * crop * crop
         rows.append({"config": name, "widths": widths, "layers_per_block": layers, "batch": batch, "crop": crop,
@@ -77,6 +158,39 @@ def main() -> None:
                      "pixels_per_cpu_s": pixels / cpu if cpu else None})
         print(f"{name:30s} wall {wall:.3f} s  cpu {cpu:.3f} s  params {params / 1e6:.2f} M", flush=True)
     write_json(args.output, {"machine": machine(), "steps": args.steps, "rows": rows})
+
+
+def main() -> None:
+    import json
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="part", required=True)
+    p = sub.add_parser("steps")
+    p.add_argument("-o", "--output", default=os.path.join(os.path.dirname(__file__), "results",
+                                                          "training_recipe.json"))
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--threads", help="only the configurations with these thread counts, e.g. 1,2")
+    p = sub.add_parser("quality")
+    p.add_argument("-o", "--output", default=os.path.join(os.path.dirname(__file__), "results",
+                                                          "training_recipe_quality.json"))
+    p.add_argument("--cpu-minutes", type=float, default=12.0)
+    p.add_argument("--parallel", type=int, default=2)
+    p.add_argument("--arms", help=f"comma-separated subset of: {', '.join(ARMS)}")
+    p = sub.add_parser("arm")  # one arm in its own process (quality runs these)
+    p.add_argument("name")
+    p.add_argument("--out", required=True)
+    p.add_argument("--cpu-minutes", type=float, required=True)
+    args = parser.parse_args()
+    if args.part == "steps":
+        steps(args)
+    elif args.part == "quality":
+        quality(args)
+    else:
+        from restore_models.data import data_root
+
+        row = run_arm(args.name, args.out, args.cpu_minutes, data_root())
+        with open(os.path.join(args.out, "arm.json"), "w") as f:
+            json.dump(row, f)
 
 
 if __name__ == "__main__":

@@ -272,27 +272,30 @@ def test_flowchef_clip_keeps_x0_hat_in_range_and_is_automatic_on_vp_priors():
 
 
 # -- flow-SMC ----------------------------------------------------------------------------------------------
-def test_flow_smc_spends_its_budget_and_its_weighted_mean_approaches_the_posterior():
+@pytest.mark.parametrize("coefficient", ["square", "sigma"])
+def test_flow_smc_spends_its_budget_and_its_weighted_mean_approaches_the_posterior(coefficient):
     fx = make_gaussian_fixture(torch.Generator().manual_seed(3), d=3, m=2, sigma_y=0.05)
     problem = Problem(fx.y, fx.operator, GaussianNoise(fx.sigma_y))
-    r = FlowSMC(particles=8, budget=80).run(fx.prior, problem, generator=torch.Generator().manual_seed(1))
+    r = FlowSMC(particles=8, budget=80, coefficient=coefficient).run(fx.prior, problem, generator=torch.Generator().manual_seed(1))
     assert r.nfe == 80 and r.extras["weights"].shape == (8, 1) and r.extras["particles"].shape == (8, 1, 3)
     errors = []
     reps = 8
     prob = Problem(fx.batch_y(reps), fx.operator, GaussianNoise(fx.sigma_y))
     for n in (16, 256):
-        r = FlowSMC(particles=n, steps=25).run(fx.prior, prob, generator=torch.Generator().manual_seed(n))
+        r = FlowSMC(particles=n, steps=25, coefficient=coefficient).run(fx.prior, prob, generator=torch.Generator().manual_seed(n))
         w = r.extras["weights"].unsqueeze(-1)
         means = (w * r.extras["particles"]).sum(0)  # (reps, d)
         errors.append(float((means - fx.post_mean).norm(dim=1).mean()))
     gap = float((fx.prior.mean - fx.post_mean).norm())
-    print(f"flow-smc mean error (16, 256 particles): {errors}, prior-to-posterior gap {gap:.3g}")
+    print(f"flow-smc ({coefficient}) mean error (16, 256 particles): {errors}, prior-to-posterior gap {gap:.3g}")
     assert errors[1] < errors[0] and errors[1] < 0.25 * gap
 
 
 def test_flow_smc_rejects_a_budget_below_one_step_and_noiseless_measurements():
     with pytest.raises(InvalidInputError):
         FlowSMC(particles=8, budget=4)
+    with pytest.raises(InvalidInputError):
+        FlowSMC(coefficient="linear")
     fx = _fixture()
     with pytest.raises(IncompatibleError):
         FlowSMC(particles=2, steps=2).run(fx.prior, Problem(fx.y, fx.operator, GaussianNoise(0.0)))

@@ -68,6 +68,22 @@ def test_one_step_denoiser_beats_the_noisy_input(name):
     assert gain > 4.0, gain
 
 
+def test_one_step_denoiser_of_a_flow_prior_is_the_exact_posterior_mean():
+    from restore.priors.flow import GaussianFlowPrior
+    from restore_models.evaluate import tweedie_denoise
+
+    g = torch.Generator().manual_seed(0)
+    root = 0.1 * torch.randn(4, 4, generator=g, dtype=torch.float64)
+    cov = root @ root.T + 0.01 * torch.eye(4, dtype=torch.float64)
+    mean = torch.full((1, 2, 2), 0.5, dtype=torch.float64)
+    sigma = 0.05
+    noisy = mean[None] + 0.05 * torch.randn(1, 1, 2, 2, generator=g, dtype=torch.float64)
+    exact = 0.5 + cov @ torch.linalg.solve(cov + sigma**2 * torch.eye(4, dtype=torch.float64), noisy.flatten() - 0.5)
+    for interpolant in ("rectified", "trigonometric"):
+        prior = GaussianFlowPrior(mean, cov, interpolant=interpolant)
+        assert torch.allclose(tweedie_denoise(prior, noisy, sigma).flatten(), exact, atol=1e-10)
+
+
 def test_train_command_trains_saves_resumes_and_loads(tmp_path, capsys):
     out = tmp_path / "tiny"
     args = ["train", "prior", "--preset", "natural-gray", "-o", str(out), "--widths", "8,16", "--crop", "16",

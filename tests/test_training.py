@@ -43,6 +43,54 @@ def test_resumed_run_equals_an_uninterrupted_run(tmp_path, capsys):
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
 
 
+def test_a_killed_run_resumes_exactly_with_cosine_lr_and_restoration_levels(tmp_path):
+    from restore_models.training import TrainConfig, train
+
+    data = _write_images(tmp_path / "data")
+    config = TrainConfig(preset="run", steps=6, batch_size=2, crop=16, block_out_channels=(8, 16), threads=1,
+                         precision="fp32", data=(str(data),), builtin_sources=False, channels=1,
+                         checkpoint_minutes=0.0, lr_schedule="cosine", timesteps="restoration")
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(config, str(straight))
+
+    def kill(step, total, loss):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, str(split), progress=kill)
+    assert torch.load(split / "checkpoint.pt", weights_only=False)["step"] == 3
+    train(config, str(split), resume=str(split / "checkpoint.pt"))
+    a, b = _weights(straight), _weights(split)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_restoration_levels_put_half_the_batch_in_the_restoration_band():
+    from restore_models.training import RESTORATION_SIGMAS, sample_levels
+
+    abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), 0).float()
+    ratio = (1 / abar.double() - 1).sqrt()
+    k = sample_levels(abar, 4000, "restoration", torch.Generator().manual_seed(0))
+    lo, hi = RESTORATION_SIGMAS
+    in_band = (ratio[k] >= lo * 0.97) & (ratio[k] <= hi * 1.03)
+    assert bool(in_band[2000:].all())
+    # the uniform half lands in the band at the band's share of the 1000 levels
+    share = float(((ratio >= lo) & (ratio <= hi)).double().mean())
+    assert abs(float(in_band[:2000].double().mean()) - share) < 0.03
+    # log-uniform inside the band: the median level sits near the geometric mean of its ends
+    assert abs(np.log(float(ratio[k[2000:]].median())) - 0.5 * np.log(lo * hi)) < 0.1
+
+
+def test_cosine_schedule_ends_at_zero_on_the_nearest_budget():
+    from restore_models.training import TrainConfig, lr_factor
+
+    config = TrainConfig(preset="x", steps=1000, max_minutes=10.0, lr_schedule="cosine")
+    assert lr_factor(config, 0, 0.0, 0.0) == pytest.approx(1.0)
+    assert lr_factor(config, 500, 1.0, 0.0) == pytest.approx(0.5)
+    assert lr_factor(config, 10, 10.0, 0.0) == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(TrainConfig(preset="x", steps=1000), 500, 9.0, 0.0) == 1.0
+
+
 def test_gray_folder_gives_a_one_channel_prior_that_loads(tmp_path, capsys):
     import restore
 
@@ -82,6 +130,8 @@ def _one_line_error(capsys):
     ("init-channels", "channel(s)"),
     ("unknown-init", "neither a shipped prior"),
     ("bad-lr", "--lr must be in (0, 1)"),
+    ("bad-schedule", "--lr-schedule must be"),
+    ("flow-timesteps", "eps objective only"),
 ])
 def test_bad_data_is_one_line_and_leaves_no_run_folder(tmp_path, capsys, case, expected):
     import tifffile
@@ -105,6 +155,12 @@ def test_bad_data_is_one_line_and_leaves_no_run_folder(tmp_path, capsys, case, e
     elif case == "bad-lr":
         _write_images(data)
         extra = ["--lr", "0"]
+    elif case == "bad-schedule":
+        _write_images(data)
+        extra = ["--lr-schedule", "linear"]
+    elif case == "flow-timesteps":
+        _write_images(data)
+        extra = ["--objective", "flow", "--timesteps", "restoration"]
     run = tmp_path / "run"
     assert main(["train", "prior", "--data", str(data), "-o", str(run)] + WIDTHS + extra) == 2
     assert expected in _one_line_error(capsys)

@@ -45,7 +45,11 @@ def train_prior(
     steps: int = typer.Option(20000, "--steps", help="total training steps"),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="stop after this many minutes of training"),
     batch_size: int = typer.Option(8, "--batch-size"),
-    lr: float = typer.Option(3e-4, "--lr", help="AdamW learning rate (constant after warm-up)"),
+    lr: float = typer.Option(3e-4, "--lr", help="AdamW learning rate (after a linear warm-up)"),
+    lr_schedule: str = typer.Option("constant", "--lr-schedule", help="constant | cosine (to 0 at the --steps or "
+                                    "--minutes budget, whichever runs out first)"),
+    timesteps: str = typer.Option("uniform", "--timesteps", help="eps objective: uniform noise levels | "
+                                  "restoration (half the batch log-uniform in sigma 2.5/255-128/255)"),
     crop: int = typer.Option(64, "--crop", help="training crop size (multiple of 8)"),
     widths: str = typer.Option("32,64,128,128", "--widths", help="UNet block channels"),
     precision: str = typer.Option("bf16", "--precision", help="bf16 (autocast, about 2x faster on AVX-512-BF16 "
@@ -88,6 +92,11 @@ def train_prior(
             raise InvalidInputError(f"--precision must be bf16 or fp32, got '{precision}'")
         if not 0 < lr < 1:
             raise InvalidInputError(f"--lr must be in (0, 1), got {lr}")
+        if lr_schedule not in ("constant", "cosine"):
+            raise InvalidInputError(f"--lr-schedule must be constant or cosine, got '{lr_schedule}'")
+        if timesteps not in ("uniform", "restoration") or (timesteps != "uniform" and objective != "eps"):
+            raise InvalidInputError(f"--timesteps must be uniform or restoration (eps objective only), got "
+                                    f"'{timesteps}' with --objective {objective}")
         if os.path.exists(os.path.join(output, "checkpoint.pt")):
             raise InvalidInputError(f"'{output}' already holds a training run; continue it with --resume {output} "
                                     "or choose another --output")
@@ -97,7 +106,8 @@ def train_prior(
             batch_size=batch_size, lr=lr, crop=crop, block_out_channels=parse_widths(widths), data=tuple(data),
             val=val, builtin_sources=preset is not None, channels=channels, init=init, precision=precision,
             procedural_fraction=procedural_fraction, checkpoint_minutes=checkpoint_minutes, threads=threads,
-            seed=seed, objective=objective, reflow=reflow, reflow_steps=reflow_steps), warn=warn, images=images)
+            seed=seed, objective=objective, reflow=reflow, reflow_steps=reflow_steps, timesteps=timesteps,
+            lr_schedule=lr_schedule), warn=warn, images=images)
         checkpoint = None
     with progress_bar(f"train {config.preset}") as update:
         summary = train(config, output, resume=checkpoint, progress=lambda s, n, loss: update(s, n, 0),

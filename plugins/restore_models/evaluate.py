@@ -25,11 +25,22 @@ class Row:
 def tweedie_denoise(prior, noisy: torch.Tensor, sigma: float) -> torch.Tensor:
     """Denoise ``(B, C, H, W)`` images in [0, 1] with noise std ``sigma`` (public units) in one network call.
 
-    ``x + σn`` in model units is ``x_k / a_k`` at the level ``k`` where ``s_k / a_k = σ · model_scale``.
+    ``x + σn`` in model units is ``x_k / a_k`` at the level ``k`` where ``s_k / a_k = σ · model_scale``; a flow
+    prior takes the time ``t`` with ``σ_t / α_t`` equal to that ratio.
     """
+    from restore.priors.flow import FlowPrior
+
+    rho = sigma * prior.model_scale
+    if isinstance(prior, FlowPrior):
+        interp = prior.interpolant
+        t = interp.time_of_ratio(rho)
+        x = interp.alpha(t) * prior.to_model(noisy)
+        with torch.no_grad():
+            x0 = interp.x0(prior.velocity(x, t), x, t)
+        return prior.from_model(x0).clamp(0, 1)
     sched = prior.schedule
     ratio = (sched._abar[1:].reciprocal() - 1).sqrt()  # s_k / a_k for k = 0..T-1
-    k = int((ratio - sigma * prior.model_scale).abs().argmin())
+    k = int((ratio - rho).abs().argmin())
     a = float(sched.a(k))
     with torch.no_grad():
         x0 = prior.x0(a * prior.to_model(noisy), k)

@@ -30,6 +30,7 @@ class TrainConfig:
     preset: str
     steps: int = 20000
     max_minutes: float | None = None
+    max_cpu_minutes: float | None = None
     batch_size: int = 8
     crop: int = 64
     lr: float = 3e-4
@@ -51,6 +52,8 @@ class TrainConfig:
     objective: str = "eps"
     reflow: bool = False
     reflow_steps: int = 8
+    timesteps: str = "uniform"
+    lr_schedule: str = "constant"
 
 
 def effective_preset(config: TrainConfig) -> Preset:
@@ -226,6 +229,36 @@ def log_validation(out_dir: str, ema, crops: list[torch.Tensor], step: int, minu
     return value
 
 
+# Restoration samplers (DPIR-style splitting, Tweedie denoising, DiffPIR's late steps) call the network at
+# public noise levels of about 2.5/255 to 128/255; twice that in the model's [-1, 1] units.
+RESTORATION_SIGMAS = (0.02, 1.0)
+
+
+def sample_levels(abar: torch.Tensor, batch: int, mode: str, gen: torch.Generator) -> torch.Tensor:
+    """Training levels ``k`` (``(B,)`` int64): uniform over all levels, or ``"restoration"``: the first half of
+    the batch uniform (the full range generation needs), the second log-uniform in :data:`RESTORATION_SIGMAS`."""
+    k = torch.randint(0, len(abar), (batch,), generator=gen)
+    if mode == "restoration":
+        lo, hi = np.log(RESTORATION_SIGMAS[0]), np.log(RESTORATION_SIGMAS[1])
+        log_sigma = lo + (hi - lo) * torch.rand(batch - batch // 2, generator=gen, dtype=torch.float64)
+        ratio = (1 / abar.double() - 1).sqrt()
+        k[batch // 2:] = torch.searchsorted(ratio, log_sigma.exp()).clamp(max=len(abar) - 1)
+    return k
+
+
+def lr_factor(config: TrainConfig, step: int, minutes: float, cpu_minutes: float) -> float:
+    """The learning-rate multiplier after warm-up: 1, or a cosine to 0 over whichever budget (steps, minutes,
+    CPU minutes) is nearest to running out."""
+    if config.lr_schedule != "cosine":
+        return 1.0
+    done = step / config.steps
+    if config.max_minutes:
+        done = max(done, minutes / config.max_minutes)
+    if config.max_cpu_minutes:
+        done = max(done, cpu_minutes / config.max_cpu_minutes)
+    return 0.5 * (1 + np.cos(np.pi * min(done, 1.0)))
+
+
 def optimizer_step(model, ema, opt, loss, step: int, lr: float, warmup: int, ema_decay: float) -> None:
     """Linear warm-up, clipped AdamW step, then the EMA update (with the usual early-step decay ramp)."""
     for group in opt.param_groups:
@@ -300,7 +333,7 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
     teacher = copy.deepcopy(model).requires_grad_(False) if config.reflow else None
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), 0).float()
-    step, elapsed = 0, 0.0
+    step, elapsed, cpu_elapsed = 0, 0.0, 0.0
     gen = torch.Generator().manual_seed(config.seed)
     ckpt_path = os.path.join(out_dir, "checkpoint.pt")
     if resume:
@@ -308,7 +341,7 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
-        step, elapsed = state["step"], state["elapsed"]
+        step, elapsed, cpu_elapsed = state["step"], state["elapsed"], state.get("cpu_elapsed", 0.0)
         gen.set_state(state["gen"])
     if images is None:
         images = load_training_folders(config.data, 0, warn=warn)
@@ -320,11 +353,12 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
         sampler.load_state_dict(state["data"])
     os.makedirs(out_dir, exist_ok=True)
     log = TrainingLog(out_dir, step, config.steps, config.checkpoint_minutes, progress)
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
 
     def save() -> None:
         state = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
-                 "elapsed": elapsed + time.time() - start, "gen": gen.get_state(), "config": asdict(config),
+                 "elapsed": elapsed + time.time() - start, "cpu_elapsed": cpu_elapsed + time.process_time() - cpu_start,
+                 "gen": gen.get_state(), "config": asdict(config),
                  "data": sampler.state_dict()}
         torch.save(state, ckpt_path + ".tmp")
         os.replace(ckpt_path + ".tmp", ckpt_path)
@@ -339,7 +373,10 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
     model.train()
     while step < config.steps:
         minutes = (elapsed + time.time() - start) / 60
+        cpu_minutes = (cpu_elapsed + time.process_time() - cpu_start) / 60
         if config.max_minutes is not None and minutes >= config.max_minutes:
+            break
+        if config.max_cpu_minutes is not None and cpu_minutes >= config.max_cpu_minutes:
             break
         x0 = torch.from_numpy(sampler.batch(config.batch_size)) * 2 - 1
         if config.objective == "flow":
@@ -350,7 +387,7 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
             tv = t.view(-1, 1, 1, 1)
             inputs, level, target = (1 - tv) * x0 + tv * noise, 1000 * t, noise - x0
         else:
-            k = torch.randint(0, 1000, (config.batch_size,), generator=gen)
+            k = sample_levels(abar, config.batch_size, config.timesteps, gen)
             noise = torch.randn(x0.shape, generator=gen)
             a = abar[k].sqrt().view(-1, 1, 1, 1)
             s = (1 - abar[k]).sqrt().view(-1, 1, 1, 1)
@@ -359,7 +396,8 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bf16"):
             pred = model(inputs, level).sample
         loss = torch.nn.functional.mse_loss(pred.float(), target)
-        optimizer_step(model, ema, opt, loss, step, config.lr, config.warmup, config.ema_decay)
+        lr = config.lr * lr_factor(config, step, minutes, cpu_minutes)
+        optimizer_step(model, ema, opt, loss, step, lr, config.warmup, config.ema_decay)
         step += 1
         if log.record(step, minutes, loss.item()):
             save()

@@ -3,8 +3,9 @@
 2025: the stochastic-generation and particle-filtering part).
 
 The deterministic flow is turned into the reverse SDE with the same marginals,
-``dx = [v - ½ g_t² ∇log p_t(x)] dt + g_t dW̄`` with ``g_t = diffusion · t²`` (our reading of the paper; not
-checked against its code), so particles can branch. ``N`` particles follow its Euler–Maruyama steps; each
+``dx = [v - ½ g_t² ∇log p_t(x)] dt + g_t dW̄``, so particles can branch. ``g_t = diffusion · t²`` by default
+(our reading of the paper; the official code implements it as its ``"square"`` coefficient, next to
+``"sigma"``, ``g_t = diffusion · σ_t``, the default of its configuration classes: ``coefficient="sigma"`` here). ``N`` particles follow its Euler–Maruyama steps; each
 carries the potential ``G_t(x) = N(y; A x0̂(x_t), (σ_y² + r_t²) I)`` with ``r_t² = σ_t² / (α_t² + σ_t²)`` (the
 likelihood at the Tweedie estimate, widened by the noise level as in ΠGDM), weights are multiplied by
 ``G_{t′}(x_{t′}) / G_t(x_t)`` and the last step replaces the potential by the exact likelihood
@@ -31,8 +32,9 @@ class FlowSMCConfig:
         steps: SDE steps (NFE = particles · steps); ignored when ``budget`` is set.
         particles: particles ``N`` per problem; ``--samples N`` sets it.
         budget: total NFE to spend; ``steps = budget // particles``. ``None``: use ``steps``.
-        diffusion: scale of the SDE's diffusion ``g_t = diffusion · t²`` (0: deterministic particles, which
-            only the initial draws tell apart).
+        diffusion: scale of the SDE's diffusion ``g_t`` (0: deterministic particles, which only the initial
+            draws tell apart).
+        coefficient: shape of ``g_t``: ``"square"`` (``diffusion · t²``) or ``"sigma"`` (``diffusion · σ_t``).
         ess_threshold: resample when ``ESS < ess_threshold · N``.
         particle_batch: particles per network call; ``None``: all. The result does not depend on it.
     """
@@ -41,6 +43,7 @@ class FlowSMCConfig:
     particles: int = 8
     budget: int | None = None
     diffusion: float = 1.0
+    coefficient: str = "square"
     ess_threshold: float = 0.5
     particle_batch: int | None = None
 
@@ -57,6 +60,8 @@ class FlowSMC(FlowSampler):
     def validate(self) -> None:
         cfg = self.config
         check_particle_options("flow-smc", cfg)
+        if cfg.coefficient not in ("square", "sigma"):
+            raise InvalidInputError(f"coefficient must be 'square' or 'sigma', got {cfg.coefficient!r}")
         if cfg.budget is not None and cfg.budget < cfg.particles:
             raise InvalidInputError(f"budget={cfg.budget} NFE cannot pay for one step of {cfg.particles} particles; "
                                     f"raise the budget or lower particles")
@@ -104,7 +109,7 @@ class FlowSMC(FlowSampler):
         weights.add(log_g)
         for i, (t, t_next) in enumerate(zip(times, times[1:])):
             if t_next > 0:
-                g = cfg.diffusion * t * t
+                g = cfg.diffusion * (t * t if cfg.coefficient == "square" else it.sigma(t))
                 drift = v - 0.5 * g * g * it.score(v, x, view.snap(t))
                 x = euler_step(x, drift, t, t_next)
                 if g > 0:
