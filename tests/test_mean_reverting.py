@@ -244,3 +244,37 @@ def test_training_reduces_loss_and_saved_model_round_trips(tmp_path):
     assert float((outs[0] - outs[1]).abs().max() / outs[1].abs().max()) <= 1e-5
     again = MRS(steps=4).run(loaded, _problem(y), generator=torch.Generator().manual_seed(9)).x
     assert torch.equal(outs[0], again)
+
+
+def test_fine_tuning_on_a_folder_starts_from_the_given_weights(tmp_path, capsys):
+    from PIL import Image
+    from safetensors.torch import load_file
+
+    from restore.cli import main
+    from restore_models.mean_reverting import MRTrainConfig, train
+
+    data = tmp_path / "data" / "nested"
+    data.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(data / f"im{i}.png")
+    base = tmp_path / "base"
+    train(MRTrainConfig(task="denoise", crop=16, batch_size=2, block_out_channels=(8, 16), T=20, steps=1), str(base))
+    tuned = tmp_path / "tuned"
+    # zero steps: the exported weights are the --init weights themselves, whatever --widths says
+    assert main(["train", "mean-reverting", "--task", "denoise", "--data", str(data), "--init",
+                 str(base), "-o", str(tuned), "--steps", "1", "--minutes", "0", "--crop", "16",
+                 "--widths", "4,8"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    a = load_file(str(base / "model" / "diffusion_pytorch_model.safetensors"))
+    b = load_file(str(tuned / "model" / "diffusion_pytorch_model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    card = (tuned / "model" / "MODEL_CARD.md").read_text()
+    assert "data/nested" in card and "Fine-tuned from" in card
+    for args, expected in ((["--init", str(tmp_path / "nowhere")], "neither a shipped"),
+                           (["--data", str(tmp_path / "nowhere")], "is not a folder")):
+        assert main(["train", "mean-reverting", "--task", "denoise", "-o", str(tmp_path / "bad"), "--crop", "16"]
+                    + args) == 2
+        err = capsys.readouterr().err.strip()
+        assert expected in err and "\n" not in err
+        assert not (tmp_path / "bad").exists()

@@ -142,6 +142,10 @@ def train_mean_reverting(
     max_sigma: Optional[float] = typer.Option(None, "--max-sigma", help="stationary std λ·255 of the MR process "
                                               "(default: 70 denoise, 10 deblur, 30 super-resolve)"),
     preset: str = typer.Option("natural-rgb", "--preset", help="training data: natural-rgb | natural-gray | medical-gray"),
+    data: list[str] = typer.Option([], "--data", help="folder of clean training images added to the preset's "
+                                   "sources (searched recursively; repeatable)"),
+    init: Optional[str] = typer.Option(None, "--init", help="fine-tune a shipped mean-reverting prior (name) or a "
+                                       "run folder"),
     batch_size: int = typer.Option(8, "--batch-size"),
     crop: int = typer.Option(64, "--crop", help="training crop size (multiple of 4)"),
     widths: str = typer.Option("32,64,64", "--widths", help="UNet block channels"),
@@ -161,11 +165,12 @@ def train_mean_reverting(
     config = MRTrainConfig(task=task, preset=preset, steps=steps, max_minutes=minutes, noise=noise,
                            max_sigma=max_sigma, batch_size=batch_size, crop=crop,
                            block_out_channels=parse_widths(widths), prediction=prediction, threads=threads,
-                           seed=seed).resolved()
+                           seed=seed, data=tuple(data), init=init).resolved()
     with progress_bar(f"train mean-reverting {task}") as update:
         summary = train(config, output, resume=resume, name=f"mr-{task}",
                         progress=lambda s, n, loss: update(s, n, 0))
-    print(f"trained {summary['steps']} steps in {summary['minutes']} min, loss {summary['loss']:.5f}; "
+    loss = "-" if summary["loss"] is None else f"{summary['loss']:.5f}"
+    print(f"trained {summary['steps']} steps in {summary['minutes']} min, loss {loss}; "
           f"prior saved to {summary['model']} (use --prior {summary['model']} --sampler mrs)", file=sys.stderr)
 
 

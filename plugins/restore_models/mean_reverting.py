@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from restore.errors import InvalidInputError
 from restore.priors.mean_reverting import MRSchedule, bcast, mr_to_eps, save_mean_reverting_folder
 
-from .data import PRESETS, PatchSampler
+from .data import PRESETS, PatchSampler, load_training_folders
 from .training import TrainingLog, optimizer_step
 
 TASKS = ("denoise", "deblur", "super-resolve")
@@ -41,6 +41,9 @@ class MRTrainConfig:
         prediction: ``residual`` (default: the network predicts ``x̂_0 - μ``, stable for small, briefly
             trained networks) or ``epsilon`` (the IR-SDE code's noise prediction). The loss is the same.
         lr, betas: Adam(W) settings of the IR-SDE code (1e-4, (0.9, 0.99)); a short CPU run uses 2e-4.
+        data: folders of clean training images (searched recursively) added to the preset's sources.
+        init: start from a shipped mean-reverting prior (name) or a trained ``model/`` folder of the same
+            architecture (fine-tuning).
     """
 
     task: str = "denoise"
@@ -66,6 +69,8 @@ class MRTrainConfig:
     checkpoint_minutes: float = 5.0
     seed: int = 0
     threads: int | None = None
+    data: tuple[str, ...] = ()
+    init: str | None = None
 
     def resolved(self) -> "MRTrainConfig":
         if self.task not in TASKS:
@@ -79,8 +84,29 @@ class MRTrainConfig:
         multiple = 2 ** (len(self.block_out_channels) - 1)
         if self.crop % multiple or (self.task == "super-resolve" and self.crop % self.scale):
             raise InvalidInputError(f"crop {self.crop} must be a multiple of {multiple} (and of the scale)")
-        return type(self)(**{**asdict(self), "noise": noise, "max_sigma": max_sigma,
-                             "betas": tuple(self.betas), "block_out_channels": tuple(self.block_out_channels)})
+        for folder in self.data:
+            if not os.path.isdir(folder):
+                raise InvalidInputError(f"--data '{folder}' is not a folder")
+        block_out_channels, layers = tuple(self.block_out_channels), self.layers_per_block
+        if self.init:
+            # Fine-tuning keeps the starting network's architecture, whatever --widths says.
+            with open(os.path.join(init_folder(self.init), "config.json")) as f:
+                arch = json.load(f)
+            block_out_channels, layers = tuple(arch["block_out_channels"]), arch["layers_per_block"]
+        return type(self)(**{**asdict(self), "noise": noise, "max_sigma": max_sigma, "betas": tuple(self.betas),
+                             "block_out_channels": block_out_channels, "layers_per_block": layers,
+                             "data": tuple(self.data)})
+
+
+def init_folder(init: str) -> str:
+    """The weights folder of ``init``: a shipped prior's name, a run folder (its ``model/``) or a model folder."""
+    from .plugin import WEIGHTS
+
+    for folder in (os.path.join(WEIGHTS, init), os.path.join(init, "model"), init):
+        if os.path.exists(os.path.join(folder, "diffusion_pytorch_model.safetensors")):
+            return folder
+    raise InvalidInputError(f"--init '{init}' is neither a shipped mean-reverting prior nor a folder with "
+                            "diffusion_pytorch_model.safetensors; see `restore list priors`")
 
 
 def build_conditional_unet(channels: int, block_out_channels=(32, 64, 64), layers_per_block: int = 1,
@@ -142,6 +168,8 @@ def mr_loss(model, x0: torch.Tensor, mu: torch.Tensor, sched: MRSchedule, genera
 
 def model_card(info: dict) -> str:
     cfg = info.get("train_config", {})
+    # the last two path parts name a prepared collection's split (cbsd432/train) without the user's paths
+    folders = ", ".join("`" + "/".join(os.path.normpath(d).split(os.sep)[-2:]) + "`" for d in cfg.get("data", ()))
     lines = [
         f"# {info.get('name', 'mean-reverting prior')}",
         "",
@@ -157,8 +185,10 @@ def model_card(info: dict) -> str:
         f"- Objective: IR-SDE L1 'maximum-likelihood' loss; Adam(W) lr {cfg.get('lr')}, betas {cfg.get('betas')}, "
         f"EMA {cfg.get('ema_decay')}.",
         f"- Data: random {cfg.get('crop')}² crops (flips, rotations) of preset `{cfg.get('preset')}` "
-        "(restore_models.data: scikit-image / PyWavelets / scikit-learn sample images + procedural dead leaves); "
-        "validation images (rocket, stereo_motorcycle, grace_hopper) and sample_images/ never used for training.",
+        "(restore_models.data: scikit-image / PyWavelets / scikit-learn sample images + procedural dead leaves)"
+        + (f" and the folders {folders}" if folders else "")
+        + "; validation images (rocket, stereo_motorcycle, grace_hopper) and sample_images/ never used for training."
+        + (f" Fine-tuned from `{cfg['init']}`." if cfg.get("init") else ""),
         f"- Training: {info.get('training_steps')} steps, batch {cfg.get('batch_size')}, "
         f"{info.get('training_minutes')} min on CPU ({cfg.get('threads') or 'default'} thread(s)).",
     ]
@@ -189,6 +219,11 @@ def train(config: MRTrainConfig, out_dir: str, resume: str | None = None,
     torch.manual_seed(config.seed)
     sched = MRSchedule(config.T, config.max_sigma, config.eps)
     model = build_conditional_unet(preset.channels, config.block_out_channels, config.layers_per_block, config.crop)
+    if config.init:
+        from safetensors.torch import load_file
+
+        state = load_file(os.path.join(init_folder(config.init), "diffusion_pytorch_model.safetensors"))
+        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     step, elapsed, first = 0, 0.0, None
@@ -204,7 +239,11 @@ def train(config: MRTrainConfig, out_dir: str, resume: str | None = None,
         opt.load_state_dict(state["opt"])
         step, elapsed, first = state["step"], state["elapsed"], state.get("first_loss")
         gen.set_state(state["gen"])
-    sampler = PatchSampler(preset, config.crop, seed=config.seed + step)
+    folder_images = load_training_folders(config.data, config.crop, warn=lambda m: print(f"warning: {m}")) \
+        if config.data else []
+    if config.data and not folder_images:
+        raise InvalidInputError(f"no readable images of at least {config.crop}px in {', '.join(config.data)}")
+    sampler = PatchSampler(preset, config.crop, seed=config.seed + step, folder_images=folder_images)
     log = TrainingLog(out_dir, step, config.steps, config.checkpoint_minutes, progress, digits=6)
     start = time.time()
     model_dir = os.path.join(out_dir, "model")
