@@ -99,6 +99,24 @@ def write_json(path: str, data: dict) -> None:
     os.replace(path + ".partial", path)
 
 
+def shipped_weights() -> dict[str, str]:
+    """``{prior: sha256[:12]}`` of every shipped prior's weights file: what a result was measured with, so
+    ``python -m bench.stale`` can list results that predate a re-ship."""
+    import hashlib
+
+    from restore_models.plugin import WEIGHTS
+
+    out = {}
+    for name in sorted(os.listdir(WEIGHTS)):
+        for rel in ("unet/diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors"):
+            path = os.path.join(WEIGHTS, name, rel)
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    out[name] = hashlib.sha256(f.read()).hexdigest()[:12]
+                break
+    return out
+
+
 def machine() -> dict:
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
@@ -111,7 +129,7 @@ def machine() -> dict:
         commit = ""
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "platform": platform.platform(), "commit": commit,
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "weights": shipped_weights()}
 
 
 def load_images(case: Case, suite: Suite) -> list[tuple[str, restore.Image]]:

@@ -103,6 +103,34 @@ def run_arm(name: str, out: str, cpu_minutes: float, data_root: str) -> dict:
             "parameters": sum(p.numel() for p in prior.unet.parameters())}
 
 
+def out_of_range_fraction(prior, samples: int = 4, side: int = 64, steps: int = 50) -> float:
+    """Share of pixels of unconditional samples (DDIM, or Euler for a flow, from seeded noise) that leave the
+    data range by more than 5 %: how well the network knows the noisiest levels, where ``x0̂`` of an eps
+    network amplifies its error by ``1 / a_t``."""
+    import restore
+
+    x = torch.randn(samples, prior.channels, side, side, generator=torch.Generator().manual_seed(0))
+    sampler = "flow-euler" if getattr(prior, "kind", "") == "flow" else "ddim"
+    with torch.no_grad():
+        out = restore.sampler(sampler, steps=steps).run(prior, shape=x.shape, x_init=x.clone()).x_model
+    return float((out.abs() > 1.05).double().mean())
+
+
+def add_out_of_range(path: str, work: str) -> None:
+    """Score the unconditional samples of every arm whose run folder is in ``work`` (``quality`` does this)."""
+    import json
+
+    import restore
+
+    with open(path) as f:
+        data = json.load(f)
+    for row in data["rows"]:
+        run = os.path.join(work, row["arm"].replace(" ", "_").replace("/", "-"))
+        row["unconditional_out_of_range"] = out_of_range_fraction(restore.prior(run, device="cpu"))
+        print(f"{row['arm']:24s} out of range {row['unconditional_out_of_range']:.3f}", flush=True)
+    write_json(path, data)
+
+
 def quality(args) -> None:
     import json
     import subprocess
@@ -141,6 +169,7 @@ def quality(args) -> None:
                              f"--cpu-minutes {args.cpu_minutes}", "data": "bsd400 train (+ natural-gray built-in "
                              "sources), scored on bsd400 val (20 images), one-step Tweedie",
                              "cpu_minutes_per_arm": args.cpu_minutes, "rows": rows})
+    add_out_of_range(args.output, work)
 
 
 def steps(args) -> None:
@@ -176,6 +205,9 @@ def main() -> None:
     p.add_argument("--cpu-minutes", type=float, default=12.0)
     p.add_argument("--parallel", type=int, default=2)
     p.add_argument("--arms", help=f"comma-separated subset of: {', '.join(ARMS)}")
+    p = sub.add_parser("out-of-range")  # rescore the arms of a finished quality run
+    p.add_argument("json")
+    p.add_argument("--work", required=True, help="the run folders of that quality run")
     p = sub.add_parser("arm")  # one arm in its own process (quality runs these)
     p.add_argument("name")
     p.add_argument("--out", required=True)
@@ -185,6 +217,8 @@ def main() -> None:
         steps(args)
     elif args.part == "quality":
         quality(args)
+    elif args.part == "out-of-range":
+        add_out_of_range(args.json, args.work)
     else:
         from restore_models.data import data_root
 
