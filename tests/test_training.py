@@ -131,7 +131,7 @@ def _one_line_error(capsys):
     ("unknown-init", "neither a shipped prior"),
     ("bad-lr", "--lr must be in (0, 1)"),
     ("bad-schedule", "--lr-schedule must be"),
-    ("flow-timesteps", "eps objective only"),
+    ("flow-timesteps", "(eps or v objective)"),
 ])
 def test_bad_data_is_one_line_and_leaves_no_run_folder(tmp_path, capsys, case, expected):
     import tifffile
@@ -205,3 +205,20 @@ def test_prepare_copies_verified_files_into_splits_and_refuses_a_changed_file(tm
     (source / "im1.png").write_bytes(b"changed")
     with pytest.raises(SystemExit, match="checksum"):
         prepare.prepare("tiny", str(tmp_path / "clone"), str(tmp_path / "out2"))
+
+
+def test_v_objective_exports_a_v_prediction_prior_whose_x0_is_a_x_minus_s_v(tmp_path, capsys):
+    import restore
+
+    data = _write_images(tmp_path / "data")
+    run = tmp_path / "run"
+    assert main(["train", "prior", "--data", str(data), "-o", str(run), "--steps", "2", "--objective", "v",
+                 "--val", str(data), "--checkpoint-minutes", "0"] + WIDTHS) == 0, capsys.readouterr().err
+    prior = restore.prior(str(run), device="cpu")
+    assert prior.prediction_type == "v_prediction"
+    x = torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    k = 700
+    a, s = float(prior.schedule.a(k)), float(prior.schedule.s(k))
+    with torch.no_grad():
+        v = prior.unet(x, torch.tensor([k])).sample
+        assert torch.allclose(prior.x0(x, k), a * x - s * v, atol=1e-5)

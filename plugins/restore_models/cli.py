@@ -48,7 +48,7 @@ def train_prior(
     lr: float = typer.Option(3e-4, "--lr", help="AdamW learning rate (after a linear warm-up)"),
     lr_schedule: str = typer.Option("constant", "--lr-schedule", help="constant | cosine (to 0 at the --steps or "
                                     "--minutes budget, whichever runs out first)"),
-    timesteps: str = typer.Option("uniform", "--timesteps", help="eps objective: uniform noise levels | "
+    timesteps: str = typer.Option("uniform", "--timesteps", help="eps or v objective: uniform noise levels | "
                                   "restoration (half the batch log-uniform in sigma 2.5/255-128/255)"),
     crop: int = typer.Option(64, "--crop", help="training crop size (multiple of 8)"),
     widths: str = typer.Option("32,64,128,128", "--widths", help="UNet block channels"),
@@ -59,8 +59,8 @@ def train_prior(
     checkpoint_minutes: float = typer.Option(5.0, "--checkpoint-minutes"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads"),
     seed: int = typer.Option(0, "--seed"),
-    objective: str = typer.Option("eps", "--objective", help="eps (DDPM noise prediction) | flow (rectified-flow "
-                                  "velocity, flow matching)"),
+    objective: str = typer.Option("eps", "--objective", help="eps (DDPM noise prediction) | v (v-prediction on "
+                                  "the same schedule) | flow (rectified-flow velocity, flow matching)"),
     reflow: bool = typer.Option(False, "--reflow", help="flow only: train on (noise, ODE sample) pairs of the "
                                 "--init flow prior (the reflow stage)"),
     reflow_steps: int = typer.Option(8, "--reflow-steps", help="Euler steps of the --reflow teacher's samples"),
@@ -83,8 +83,8 @@ def train_prior(
         if not output:
             raise InvalidInputError("missing option --output: restore train prior needs -o RUN_FOLDER (or --resume "
                                     "RUN_FOLDER); see restore train prior --help")
-        if objective not in ("eps", "flow"):
-            raise InvalidInputError(f"--objective must be eps or flow, got '{objective}'")
+        if objective not in ("eps", "v", "flow"):
+            raise InvalidInputError(f"--objective must be eps, v or flow, got '{objective}'")
         if reflow and (objective != "flow" or not init or reflow_steps < 1):
             raise InvalidInputError("--reflow needs --objective flow, --init FLOW_PRIOR_FOLDER (the teacher) and "
                                     "--reflow-steps >= 1")
@@ -94,8 +94,8 @@ def train_prior(
             raise InvalidInputError(f"--lr must be in (0, 1), got {lr}")
         if lr_schedule not in ("constant", "cosine"):
             raise InvalidInputError(f"--lr-schedule must be constant or cosine, got '{lr_schedule}'")
-        if timesteps not in ("uniform", "restoration") or (timesteps != "uniform" and objective != "eps"):
-            raise InvalidInputError(f"--timesteps must be uniform or restoration (eps objective only), got "
+        if timesteps not in ("uniform", "restoration") or (timesteps != "uniform" and objective == "flow"):
+            raise InvalidInputError(f"--timesteps must be uniform or restoration (eps or v objective), got "
                                     f"'{timesteps}' with --objective {objective}")
         if os.path.exists(os.path.join(output, "checkpoint.pt")):
             raise InvalidInputError(f"'{output}' already holds a training run; continue it with --resume {output} "
