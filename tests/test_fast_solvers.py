@@ -214,6 +214,12 @@ def test_bad_options_are_one_line_errors():
         DDIM(momentum="hb", beta=1.5)
 
 
+@pytest.mark.parametrize("cls", [DPMSolver, DPMSolverPP])
+def test_ddim_quad_spacing_is_refused_with_the_solver_quadratic_named(gaussian_problem, cls):
+    with pytest.raises(InvalidInputError, match="time-quadratic"):
+        solve(cls(steps=10, spacing="quad"), gaussian_problem[0], x_T(1, 4))
+
+
 # -- DPM-Solver-v3 ------------------------------------------------------------------------------------------
 
 def test_v3_with_statistics_beats_dpm_solver_pp_on_the_gaussian(tmp_path):

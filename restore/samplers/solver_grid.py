@@ -80,6 +80,11 @@ def level_grid(schedule: VPSchedule, n: int, spacing: str) -> list[int]:
     """
     if n < 1:
         raise InvalidInputError(f"a solver grid needs at least one level, got {n}")
+    if spacing == "quad":
+        # DDIM's quadratic rule ends its grid at level 0.8 T: started from pure noise, a solver would treat
+        # that noise as a much less noisy state and land on another image
+        raise InvalidInputError("spacing 'quad' is DDIM's rule and starts at level 0.8·T, not where the solver's "
+                                "noise is; use spacing=time-quadratic (DPM-Solver's quadratic spacing)")
     if spacing in SPACINGS:
         return schedule.timesteps(min(n, schedule.T), spacing)
     return _dedupe(np.round(continuous_levels(schedule, schedule.T - 1, 0, n, spacing)))
