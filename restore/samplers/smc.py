@@ -1,11 +1,19 @@
 """Twisted SMC — the Twisted Diffusion Sampler (Wu, Trippe, Naesseth, Blei, Cunningham; NeurIPS 2023),
 SAMPLERS.md §10.7.
 
-``N`` particles per problem follow the respaced DDPM chain with the proposal mean shifted by the gradient of a
-twisting function ``p̃_k(y | x_k) = N(y; A x0̂(x_k), σ̃_k² I)`` (one VJP per particle and step). Each step
-multiplies the weights by ``p(x_j | x_k) p̃_j(y | x_j) / (q(x_j | x_k, y) p̃_k(y | x_k))``; the last step
-replaces the twist by the exact likelihood ``N(y; A x_0, σ_y² I)``, so the weighted particles target the
-model's posterior exactly as ``N → ∞``. Particles are resampled systematically when ``ESS < threshold · N``.
+``N`` particles per problem follow the respaced DDPM chain with a proposal guided by a twisting function
+``p̃_k(y | x_k) ≈ p(y | x_k)``. Each step multiplies the weights by
+``p(x_j | x_k) p̃_j(y | x_j) / (q(x_j | x_k, y) p̃_k(y | x_k))``; the last step replaces the twist by the exact
+likelihood ``N(y; A x_0, σ_y² I)``, so the weighted particles target the model's posterior exactly as
+``N → ∞`` whatever the proposal. Particles are resampled systematically when ``ESS < threshold · N``.
+
+Two proposals:
+
+* ``gaussian`` (:mod:`.smc_gaussian`): the exact Gaussian transition of the affine case — the reverse step
+  times ΠGDM's twist ``N(y; A x0̂, σ_y² I + r_k² A Aᵀ)`` with the denoiser linearised, sampled exactly in the
+  operator's SVD; one network call per particle and step, no VJP;
+* ``gradient`` (the TDS paper's): the reverse mean shifted by the gradient of the twist
+  ``N(y; A x0̂(x_k), σ̃_k² I)`` (one VJP per particle and step); works with any differentiable operator.
 
 The weighted particles are the result: ``Result.extras["particles"]`` ``(N, B, C, H, W)`` in public units with
 ``extras["weights"]`` ``(N, B)``; their weighted mean and per-pixel std are the posterior mean and std
@@ -18,15 +26,18 @@ from typing import Literal
 
 import torch
 
-from ..errors import IncompatibleError, RestoreError
+from ..errors import IncompatibleError, InvalidInputError, RestoreError
 from ..operators.noise import GaussianNoise
 from ..priors.schedules import Spacing
 from .base import Sampler
 from .particles import ParticleWeights, check_particle_options, gather_particles
+from .smc_gaussian import GaussianTransition, nfe_x0
 from .steps import Variance, ddpm_coefficients
 
 #: twist variance: ``dps`` σ_y² (the TDS paper's ``p(y | x0̂)``) or ``pigdm`` σ_y² + s_k²/scale² (ΠGDM's r_k²)
 Twist = Literal["pigdm", "dps"]
+#: ``auto``: ``gaussian`` when the operator has a fast SVD and ``y`` is real, else ``gradient``
+Proposal = Literal["auto", "gaussian", "gradient"]
 
 
 @dataclass(frozen=True)
@@ -35,9 +46,14 @@ class SMCConfig:
         steps: DDPM steps (TDS paper: 100 for its image experiments [PAPER]).
         particles: particles ``N`` per problem (TDS paper: 2 to 64 [PAPER]); ``--samples N`` sets it.
         ess_threshold: resample when ``ESS < ess_threshold · N`` (TDS code: one half).
-        twist: ``pigdm`` (default here: the twist variance ``σ_y² + s_k²`` in public units, ΠGDM's
-            inflation, keeps early weights from collapsing when ``σ_y`` is small) or ``dps`` (the TDS paper's
-            ``σ_y²`` alone). Either way the last step uses the exact likelihood, so the limit is the same.
+        proposal: ``gaussian`` (the exact Gaussian transition of the affine case, needs the operator's SVD),
+            ``gradient`` (the TDS paper's gradient-shifted step) or ``auto`` (default: ``gaussian`` where the
+            operator allows it). Both keep the sampler exact as ``N → ∞``; they differ in how many particles
+            that takes.
+        twist: for ``gradient``: ``pigdm`` (default here: the twist variance ``σ_y² + s_k²`` in public units,
+            ΠGDM's inflation, keeps early weights from collapsing when ``σ_y`` is small) or ``dps`` (the TDS
+            paper's ``σ_y²`` alone). ``gaussian`` always uses ΠGDM's ``σ_y² I + r_k² A Aᵀ``. Either way the last
+            step uses the exact likelihood, so the limit is the same.
         particle_batch: particles sent through the network at once (with their VJP); ``None``: all.
             Bounds memory; the result does not depend on it.
         spacing, variance: as for ``ddpm``. ``fixed-large`` (the reverse SDE's own variance β) is the default
@@ -48,6 +64,7 @@ class SMCConfig:
     steps: int = 100
     particles: int = 16
     ess_threshold: float = 0.5
+    proposal: Proposal = "auto"
     twist: Twist = "pigdm"
     particle_batch: int | None = None
     spacing: Spacing = "uniform"
@@ -107,12 +124,24 @@ class SMC(Sampler):
     def validate(self) -> None:
         cfg = self.config
         check_particle_options("smc", cfg)
+        if cfg.proposal == "gaussian" and cfg.twist != "pigdm":
+            raise InvalidInputError("smc proposal=gaussian uses ΠGDM's twist; drop --set twist=dps or use "
+                                    "--set proposal=gradient")
 
     def check_view(self, view) -> None:
         noise = view.problem.noise
         if not isinstance(noise, GaussianNoise) or noise.sigma <= 0:
             raise IncompatibleError(f"smc weights particles by a Gaussian likelihood and needs a noise level > 0, "
                                     f"got {noise!r}; pass --noise SIGMA (e.g. 0.01)")
+
+    def proposal_kind(self, view) -> str:
+        """``gaussian`` or ``gradient`` for this run (``auto`` picks ``gaussian`` where the operator has an SVD)."""
+        cfg = self.config
+        if cfg.proposal != "auto":
+            return cfg.proposal
+        op = view.problem.operator
+        has_svd = getattr(op, "linear", False) and op.svd(tuple(view.x_shape)) is not None
+        return "gaussian" if has_svd and cfg.twist == "pigdm" and not view.problem.y.is_complex() else "gradient"
 
     def twist_variance(self, view, k: int) -> float:
         sigma_y = view.problem.noise.sigma
@@ -121,42 +150,60 @@ class SMC(Sampler):
         _, s = view.coefficients(k)
         return sigma_y**2 + (s / view.prior.model_scale) ** 2
 
+    def gradient_step(self, view, x0, x, grad, k: int, j: int, generator):
+        """The TDS proposal: ``(x_j, log p(x_j | x_k) - log q(x_j | x_k, y))``."""
+        c1, c2, std = ddpm_coefficients(view.schedule, k, j, self.config.variance)
+        mean = c1 * x0 + c2 * x
+        # damped towards the twist's curvature 1/(a_k² var scale²) (operators of norm <= 1): the plain step
+        # std² ∇log p̃ overshoots once std² exceeds the twist's width; the weights correct any shift
+        curvature = 1.0 / (view.coefficients(k)[0] ** 2 * self.twist_variance(view, k) * view.prior.model_scale**2)
+        shift = std**2 * grad / (1 + std**2 * curvature)
+        noise = std * view.noise_like(mean, generator)
+        log_ratio = ((noise.double() ** 2).flatten(1).sum(1)
+                     - ((shift + noise).double() ** 2).flatten(1).sum(1)) / (2 * std**2)
+        return mean + shift + noise, log_ratio
+
     def sample(self, view, generator, callback):
         cfg = self.config
         n, b = cfg.particles, view.shape[0]
         pairs = view.schedule.pairs(cfg.steps, cfg.spacing)
         weights = ParticleWeights(n, b, cfg.ess_threshold)
+        if self.proposal_kind(view) == "gaussian":
+            transition = GaussianTransition(view, n)
+
+            def twist(x, k):  # (x0̂, log p̃_k, no gradient)
+                x0 = nfe_x0(view, x, k, n, cfg.particle_batch)
+                return x0, transition.log_twist(view, x0, k), None
+
+            def move(x0, x, grad, k, j):
+                c1, c2, std = ddpm_coefficients(view.schedule, k, j, cfg.variance)
+                return transition.propose(view, c1 * x0 + c2 * x, x0, j, std, generator)
+        else:
+            def twist(x, k):
+                return twist_terms(view, x, k, n, self.twist_variance(view, k), cfg.particle_batch)
+
+            def move(x0, x, grad, k, j):
+                return self.gradient_step(view, x0, x, grad, k, j, generator)
+
         shape = (n * b,) + tuple(view.shape[1:])
         x = view.noise_like(torch.empty(shape, dtype=view.dtype, device=view.device), generator)
-        var = self.twist_variance(view, pairs[0][0])
-        x0, log_t, grad = twist_terms(view, x, pairs[0][0], n, var, cfg.particle_batch)
+        x0, log_t, grad = twist(x, pairs[0][0])
         weights.add(log_t)  # the chain starts from the prior; the first target is p(x_T) p̃_T(y | x_T)
         for i, (k, j) in enumerate(pairs):
-            c1, c2, std = ddpm_coefficients(view.schedule, k, j, cfg.variance)
-            mean = c1 * x0 + c2 * x
-            if std > 0 and j >= 0:
-                # damped towards the twist's curvature 1/(a_k² var scale²) (operators of norm <= 1): the plain
-                # step std² ∇log p̃ overshoots once std² exceeds the twist's width; the weights correct any shift
-                curvature = 1.0 / (view.coefficients(k)[0] ** 2 * var * view.prior.model_scale**2)
-                shift = std**2 * grad / (1 + std**2 * curvature)
-                noise = std * view.noise_like(mean, generator)
-                x = mean + shift + noise
-                # log p(x_j | x_k) - log q(x_j | x_k, y) for x_j = mean + shift + noise
-                log_ratio = ((noise**2).flatten(1).sum(1) - ((shift + noise) ** 2).flatten(1).sum(1)) / (2 * std**2)
-                var = self.twist_variance(view, j)
-                x0, log_t_next, grad = twist_terms(view, x, j, n, var, cfg.particle_batch)
-                weights.add(log_ratio + log_t_next - log_t)
+            if j >= 0 and ddpm_coefficients(view.schedule, k, j, cfg.variance)[2] > 0:
+                x, log_ratio = move(x0, x, grad, k, j)
+                x0, log_t_next, grad = twist(x, j)
+                weights.add(log_ratio + log_t_next.double() - log_t.double())
                 log_t = log_t_next
             else:  # last step: the output is the deterministic mean; the twist gives way to the likelihood
-                x = mean
-                sigma_y = view.problem.noise.sigma
+                c1, c2, _ = ddpm_coefficients(view.schedule, k, j, cfg.variance)
+                x = c1 * x0 + c2 * x
                 with torch.no_grad():
-                    weights.add(log_likelihood(view, x, n, sigma_y**2) - log_t)
+                    weights.add(log_likelihood(view, x, n, view.problem.noise.sigma ** 2).double() - log_t.double())
             ancestors = weights.maybe_resample(i + 1, generator)
-            if ancestors is not None and j >= 0:
-                x, x0, log_t, grad = (gather_particles(t, ancestors) for t in (x, x0, log_t, grad))
-            elif ancestors is not None:
-                x = gather_particles(x, ancestors)
+            if ancestors is not None:
+                x, x0, log_t = (gather_particles(t, ancestors) for t in (x, x0, log_t))
+                grad = None if grad is None else gather_particles(grad, ancestors)
             callback(i + 1, len(pairs), view.nfe)
         w = weights.normalised()
         pick = choose(w, generator)
