@@ -182,8 +182,8 @@ def test_smc_gaussian_proposal_is_the_exact_transition_for_a_unit_gaussian_prior
     # deterministic Tweedie output depart from it, by amounts of order a_T and s_0).
     prior, op, y, sigma_y = _unit_gaussian_problem(kind)
     n, steps = 64, 20
-    r = SMC(particles=n, steps=steps, proposal="gaussian").run(prior, Problem(y, op, GaussianNoise(sigma_y)),
-                                                                generator=torch.Generator().manual_seed(0))
+    r = SMC(particles=n, steps=steps, proposal="gaussian", tau2=1.0).run(  # τ² = the prior's variance
+        prior, Problem(y, op, GaussianNoise(sigma_y)), generator=torch.Generator().manual_seed(0))
     diag = r.extras["diagnostics"]
     ess_trace = [e[0] for e in diag["ess"]]
     assert diag["resampled_steps"] == []
@@ -205,12 +205,37 @@ def test_smc_gaussian_proposal_is_the_exact_transition_for_a_unit_gaussian_prior
     assert float(z.abs().max()) < 4.5, z
 
 
-def test_smc_refuses_noiseless_measurements():
+def test_smc_unweighted_mode_keeps_every_particle():
+    # weight_exponent=0 is the documented approximate mode: independent draws of the guided proposal
+    fx = make_gaussian_fixture(torch.Generator().manual_seed(0), d=3, m=2, sigma_y=0.05)
+    r = SMC(particles=8, steps=10, weight_exponent=0.0).run(fx.prior, Problem(fx.y, fx.operator, GaussianNoise(0.05)),
+                                                            generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(r.extras["weights"], torch.full((8, 1), 1 / 8, dtype=F64))
+    assert r.extras["diagnostics"]["resampled_steps"] == []
+
+
+def test_smc_refuses_noiseless_measurements_and_bad_options():
     fx = make_gaussian_fixture(torch.Generator().manual_seed(0), d=3, m=2)
     with pytest.raises(RestoreError, match="noise level > 0"):
         SMC(steps=5).run(fx.prior, Problem(fx.y, fx.operator, GaussianNoise(0.0)))
     with pytest.raises(RestoreError, match="particles"):
         SMC(particles=0)
+    with pytest.raises(RestoreError, match="weight_exponent"):
+        SMC(weight_exponent=1.5)
+    with pytest.raises(RestoreError, match="tau2"):
+        SMC(proposal="gaussian", tau2=0.0)
+
+
+def test_smc_gaussian_proposal_names_the_alternative_without_an_svd():
+    import restore
+
+    op = restore.operator("gaussian-blur", sigma=0.8, boundary="reflect")  # no fast SVD
+    prior = GaussianPrior(torch.full((1, 8, 8), 0.5, dtype=F64), torch.eye(64, dtype=F64))
+    problem = Problem(op(torch.full((1, 1, 8, 8), 0.5, dtype=F64)), op, GaussianNoise(0.1))
+    with pytest.raises(RestoreError, match="proposal=gradient"):
+        SMC(proposal="gaussian", steps=3, particles=2).run(prior, problem)
+    r = SMC(steps=3, particles=2).run(prior, problem, generator=torch.Generator().manual_seed(0))  # auto
+    assert r.vjp == 2 * 3  # fell back to the gradient proposal
 
 
 # -- Feynman–Kac correctors -----------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ likelihood ``N(y; A x_0, σ_y² I)``, so the weighted particles target the model
 Two proposals:
 
 * ``gaussian`` (:mod:`.smc_gaussian`): the exact Gaussian transition of the affine case — the reverse step
-  times ΠGDM's twist ``N(y; A x0̂, σ_y² I + r_k² A Aᵀ)`` with the denoiser linearised, sampled exactly in the
-  operator's SVD; one network call per particle and step, no VJP;
+  times the ΠGDM-style twist ``N(y; A x0̂, σ_y² I + r_k² A Aᵀ)`` with the denoiser linearised, sampled exactly in
+  the operator's SVD; one network call per particle and step, no VJP;
 * ``gradient`` (the TDS paper's): the reverse mean shifted by the gradient of the twist
   ``N(y; A x0̂(x_k), σ̃_k² I)`` (one VJP per particle and step); works with any differentiable operator.
 
@@ -31,11 +31,9 @@ from ..operators.noise import GaussianNoise
 from ..priors.schedules import Spacing
 from .base import Sampler
 from .particles import ParticleWeights, check_particle_options, gather_particles
-from .smc_gaussian import GaussianTransition, nfe_x0
+from .smc_gaussian import GaussianTransition, gaussian_denoiser, nfe_x0
 from .steps import Variance, ddpm_coefficients
 
-#: twist variance: ``dps`` σ_y² (the TDS paper's ``p(y | x0̂)``) or ``pigdm`` σ_y² + s_k²/scale² (ΠGDM's r_k²)
-Twist = Literal["pigdm", "dps"]
 #: ``auto``: ``gaussian`` when the operator has a fast SVD and ``y`` is real, else ``gradient``
 Proposal = Literal["auto", "gaussian", "gradient"]
 
@@ -45,15 +43,22 @@ class SMCConfig:
     """Attributes:
         steps: DDPM steps (TDS paper: 100 for its image experiments [PAPER]).
         particles: particles ``N`` per problem (TDS paper: 2 to 64 [PAPER]); ``--samples N`` sets it.
-        ess_threshold: resample when ``ESS < ess_threshold · N`` (TDS code: one half).
+        ess_threshold: resample when ``ESS < ess_threshold · N``. The TDS code resamples at every step (its
+            ``ess_threshold: null``, i.e. ``1``); one half here, the usual adaptive rule: the same limit with
+            less resampling noise while the weights stay even.
         proposal: ``gaussian`` (the exact Gaussian transition of the affine case, needs the operator's SVD),
             ``gradient`` (the TDS paper's gradient-shifted step) or ``auto`` (default: ``gaussian`` where the
             operator allows it). Both keep the sampler exact as ``N → ∞``; they differ in how many particles
             that takes.
-        twist: for ``gradient``: ``pigdm`` (default here: the twist variance ``σ_y² + s_k²`` in public units,
-            ΠGDM's inflation, keeps early weights from collapsing when ``σ_y`` is small) or ``dps`` (the TDS
-            paper's ``σ_y²`` alone). ``gaussian`` always uses ΠGDM's ``σ_y² I + r_k² A Aᵀ``. Either way the last
-            step uses the exact likelihood, so the limit is the same.
+        tau2: the variance τ² (model units) of the Gaussian prior behind the twist: its x0 variance is
+            ``r_k² = τ² s_k² / (a_k² τ² + s_k²)`` (added to σ_y²; for ``gaussian`` shaped ``r_k² A Aᵀ``, and the
+            proposal linearises the denoiser with that Gaussian's slope). TDS code: ``0.12`` (its image script's
+            ``var_type=6, tausq=0.12``); ``1`` is ΠGDM's ``r_k² = s_k²``; ``inf`` the flat prior's ``s_k²/a_k²``
+            (the TDS code's ``var_type=1``); ``0`` the DPS twist ``σ_y²`` alone (``gradient`` only). The last
+            step uses the exact likelihood whatever τ², so the limit is the same.
+        weight_exponent: ``1`` (default) is exact SMC. Below one the incremental weights are tempered,
+            ``w^λ``, an approximate mode that is biased for every ``N`` (``0``: no reweighting, the particles are
+            independent draws of the guided proposal); for images where the exact weights degenerate.
         particle_batch: particles sent through the network at once (with their VJP); ``None``: all.
             Bounds memory; the result does not depend on it.
         spacing, variance: as for ``ddpm``. ``fixed-large`` (the reverse SDE's own variance β) is the default
@@ -65,7 +70,8 @@ class SMCConfig:
     particles: int = 16
     ess_threshold: float = 0.5
     proposal: Proposal = "auto"
-    twist: Twist = "pigdm"
+    tau2: float = 0.12
+    weight_exponent: float = 1.0
     particle_batch: int | None = None
     spacing: Spacing = "uniform"
     variance: Variance = "fixed-large"
@@ -124,9 +130,13 @@ class SMC(Sampler):
     def validate(self) -> None:
         cfg = self.config
         check_particle_options("smc", cfg)
-        if cfg.proposal == "gaussian" and cfg.twist != "pigdm":
-            raise InvalidInputError("smc proposal=gaussian uses ΠGDM's twist; drop --set twist=dps or use "
-                                    "--set proposal=gradient")
+        if not 0 <= cfg.weight_exponent <= 1:
+            raise InvalidInputError(f"smc weight_exponent must be in [0, 1] (1 = exact), got {cfg.weight_exponent}")
+        if not cfg.tau2 >= 0:
+            raise InvalidInputError(f"smc tau2 must be >= 0 (inf allowed), got {cfg.tau2}")
+        if cfg.proposal == "gaussian" and cfg.tau2 == 0:
+            raise InvalidInputError("smc proposal=gaussian needs a twist with an x0 variance: --set tau2=0.12 (or "
+                                    "any value > 0), or --set proposal=gradient")
 
     def check_view(self, view) -> None:
         noise = view.problem.noise
@@ -141,14 +151,12 @@ class SMC(Sampler):
             return cfg.proposal
         op = view.problem.operator
         has_svd = getattr(op, "linear", False) and op.svd(tuple(view.x_shape)) is not None
-        return "gaussian" if has_svd and cfg.twist == "pigdm" and not view.problem.y.is_complex() else "gradient"
+        return "gaussian" if has_svd and cfg.tau2 > 0 and not view.problem.y.is_complex() else "gradient"
 
     def twist_variance(self, view, k: int) -> float:
-        sigma_y = view.problem.noise.sigma
-        if self.config.twist == "dps":
-            return sigma_y**2
-        _, s = view.coefficients(k)
-        return sigma_y**2 + (s / view.prior.model_scale) ** 2
+        """``σ_y² + r_k²`` of the gradient proposal's isotropic twist, public units²."""
+        r2, _ = gaussian_denoiser(*view.coefficients(k), self.config.tau2)
+        return view.problem.noise.sigma ** 2 + r2 / view.prior.model_scale**2
 
     def gradient_step(self, view, x0, x, grad, k: int, j: int, generator):
         """The TDS proposal: ``(x_j, log p(x_j | x_k) - log q(x_j | x_k, y))``."""
@@ -167,9 +175,9 @@ class SMC(Sampler):
         cfg = self.config
         n, b = cfg.particles, view.shape[0]
         pairs = view.schedule.pairs(cfg.steps, cfg.spacing)
-        weights = ParticleWeights(n, b, cfg.ess_threshold)
+        weights = ParticleWeights(n, b, cfg.ess_threshold, exponent=cfg.weight_exponent)
         if self.proposal_kind(view) == "gaussian":
-            transition = GaussianTransition(view, n)
+            transition = GaussianTransition(view, n, cfg.tau2)
 
             def twist(x, k):  # (x0̂, log p̃_k, no gradient)
                 x0 = nfe_x0(view, x, k, n, cfg.particle_batch)

@@ -4,8 +4,8 @@ For ``y = A x0 + σ_y n`` the twist at level ``j`` is ΠGDM's Gaussian likelihoo
 
     p̃_j(y | x_j) = N(y; A x0̂_j(x_j), σ_y² I + r_j² A Aᵀ),   r_j² = v s_j² / (a_j² v + s_j²),
 
-the exact ``p(y | x_j)`` when the prior is ``N(m, v I)`` in model units (``v = 1``, ΠGDM's choice; ``r_j`` is
-converted to public units). The proposal is the product of the reverse step ``N(x_j; μ, σ² I)`` and that twist
+the exact ``p(y | x_j)`` when the prior is ``N(m, v I)`` in model units (``v`` is smc's ``tau2``: ΠGDM's choice
+is ``1``, the TDS code's image default ``0.12``; ``r_j`` is converted to public units). The proposal is the product of the reverse step ``N(x_j; μ, σ² I)`` and that twist
 with the denoiser linearised around the reverse mean, ``x0̂_j(x_j) ≈ x0̂_k(x_k) + γ_j (x_j - μ)`` with the same
 Gaussian's Jacobian ``γ_j = a_j r_j² / s_j²``: a Gaussian, sampled exactly in the coordinates of the operator's
 SVD ``A = U diag(s) Vᵀ`` (circular blurs, masks, average pooling, colourisation, dense matrices), where its
@@ -13,7 +13,7 @@ precision is diagonal:
 
     p_i = 1/σ² + γ² s_i² / (σ_y² + r² s_i²),   mean_i = γ s_i [Uᵀ(y - A x0̂_k)]_i / ((σ_y² + r² s_i²) p_i).
 
-For the prior ``N(m, I)`` and the chain's ``fixed-large`` variance every piece is exact (the tower property
+For the prior ``N(m, I)``, ``v = 1`` and the chain's ``fixed-large`` variance every piece is exact (the tower property
 makes ``x0̂_j(μ) = x0̂_k(x_k)``), so the proposal is the true ``p(x_j | x_k, y)`` and the incremental weights are
 one. For a network the weights ``p(x_j | x_k) p̃_j(y | x_j) / (q(x_j | x_k, y) p̃_k(y | x_k))`` use this
 proposal's exact density and the twist evaluated with the network at ``x_j``, so SMC stays asymptotically
@@ -26,8 +26,15 @@ import torch
 from ..errors import IncompatibleError
 from ..operators.svd import require_svd
 
-#: model-space variance of the Gaussian the twist and the linearisation assume (ΠGDM: 1)
-DATA_VARIANCE = 1.0
+
+def gaussian_denoiser(a: float, s: float, v: float) -> tuple[float, float]:
+    """``(Var[x0 | x_k], d x0̂ / d x_k)`` per entry for a prior ``N(m, v I)`` at level ``(a, s)``, model units.
+
+    ``v = inf`` is the flat prior: ``(s²/a², 1/a)`` (the TDS code's default twist variance ``(1 - ᾱ)/ᾱ``)."""
+    if v == float("inf"):
+        return s * s / (a * a), 1.0 / a
+    denom = a * a * v + s * s
+    return v * s * s / denom, a * v / denom
 
 
 def _sq(c: torch.Tensor) -> torch.Tensor:
@@ -41,9 +48,12 @@ class GaussianTransition:
     Args:
         view: the bound model view (its problem's operator needs a fast SVD, its noise is Gaussian, ``y`` real).
         n: particles per problem; states are particle-major ``(n·B, ...)``.
+        v: the variance of the Gaussian prior the twist and the linearisation assume, model units (``inf``:
+            flat).
     """
 
-    def __init__(self, view, n: int) -> None:
+    def __init__(self, view, n: int, v: float) -> None:
+        self.v = v
         problem = view.problem
         if problem.y.is_complex():
             raise IncompatibleError("smc proposal=gaussian needs a real measurement; use --set proposal=gradient")
@@ -60,10 +70,8 @@ class GaussianTransition:
     def twist_parameters(self, view, k: int) -> tuple[float, float]:
         """``(r_k², γ_k)``: the twist's x0 variance in public units² and the linearised denoiser's slope
         ``d x0̂_public / d x_k`` (model -> public units)."""
-        a, s = view.coefficients(k)
-        v = DATA_VARIANCE
-        denom = a * a * v + s * s
-        return v * s * s / denom / self.scale**2, a * v / denom / self.scale
+        r2, gamma = gaussian_denoiser(*view.coefficients(k), self.v)
+        return r2 / self.scale**2, gamma / self.scale
 
     def residual(self, view, x0: torch.Tensor) -> torch.Tensor:
         """``Uᵀ(y - A x0̂)`` in the SVD's slots for a model-space ``x0̂`` ``(n·B, ...)``."""
