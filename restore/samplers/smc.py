@@ -53,8 +53,8 @@ class SMCConfig:
         tau2: the variance τ² (model units) of the Gaussian prior behind the twist: its x0 variance is
             ``r_k² = τ² s_k² / (a_k² τ² + s_k²)`` (added to σ_y²; for ``gaussian`` shaped ``r_k² A Aᵀ``, and the
             proposal linearises the denoiser with that Gaussian's slope). TDS code: ``0.12`` (its image script's
-            ``var_type=6, tausq=0.12``); ``1`` is ΠGDM's ``r_k² = s_k²``; ``inf`` the flat prior's ``s_k²/a_k²``
-            (the TDS code's ``var_type=1``); ``0`` the DPS twist ``σ_y²`` alone (``gradient`` only). The last
+            ``var_type=6, tausq=0.12``); ``1`` is ΠGDM's ``r_k² = s_k²``; ``flat`` (or ``inf``) the flat prior's
+            ``s_k²/a_k²`` (the TDS code's ``var_type=1``); ``0`` the DPS twist ``σ_y²`` alone (``gradient`` only). The last
             step uses the exact likelihood whatever τ², so the limit is the same.
         weight_exponent: ``1`` (default) is exact SMC. Below one the incremental weights are tempered,
             ``w^λ``, an approximate mode that is biased for every ``N`` (``0``: no reweighting, the particles are
@@ -70,7 +70,7 @@ class SMCConfig:
     particles: int = 16
     ess_threshold: float = 0.5
     proposal: Proposal = "auto"
-    tau2: float = 0.12
+    tau2: float | Literal["flat"] = 0.12
     weight_exponent: float = 1.0
     particle_batch: int | None = None
     spacing: Spacing = "uniform"
@@ -132,9 +132,9 @@ class SMC(Sampler):
         check_particle_options("smc", cfg)
         if not 0 <= cfg.weight_exponent <= 1:
             raise InvalidInputError(f"smc weight_exponent must be in [0, 1] (1 = exact), got {cfg.weight_exponent}")
-        if not cfg.tau2 >= 0:
-            raise InvalidInputError(f"smc tau2 must be >= 0 (inf allowed), got {cfg.tau2}")
-        if cfg.proposal == "gaussian" and cfg.tau2 == 0:
+        if not self.tau2() >= 0:
+            raise InvalidInputError(f"smc tau2 must be >= 0 or flat, got {cfg.tau2}")
+        if cfg.proposal == "gaussian" and self.tau2() == 0:
             raise InvalidInputError("smc proposal=gaussian needs a twist with an x0 variance: --set tau2=0.12 (or "
                                     "any value > 0), or --set proposal=gradient")
 
@@ -144,6 +144,10 @@ class SMC(Sampler):
             raise IncompatibleError(f"smc weights particles by a Gaussian likelihood and needs a noise level > 0, "
                                     f"got {noise!r}; pass --noise SIGMA (e.g. 0.01)")
 
+    def tau2(self) -> float:
+        """τ² as a number (``flat``: infinity)."""
+        return float("inf") if self.config.tau2 == "flat" else float(self.config.tau2)
+
     def proposal_kind(self, view) -> str:
         """``gaussian`` or ``gradient`` for this run (``auto`` picks ``gaussian`` where the operator has an SVD)."""
         cfg = self.config
@@ -151,11 +155,11 @@ class SMC(Sampler):
             return cfg.proposal
         op = view.problem.operator
         has_svd = getattr(op, "linear", False) and op.svd(tuple(view.x_shape)) is not None
-        return "gaussian" if has_svd and cfg.tau2 > 0 and not view.problem.y.is_complex() else "gradient"
+        return "gaussian" if has_svd and self.tau2() > 0 and not view.problem.y.is_complex() else "gradient"
 
     def twist_variance(self, view, k: int) -> float:
         """``σ_y² + r_k²`` of the gradient proposal's isotropic twist, public units²."""
-        r2, _ = gaussian_denoiser(*view.coefficients(k), self.config.tau2)
+        r2, _ = gaussian_denoiser(*view.coefficients(k), self.tau2())
         return view.problem.noise.sigma ** 2 + r2 / view.prior.model_scale**2
 
     def gradient_step(self, view, x0, x, grad, k: int, j: int, generator):
@@ -176,8 +180,9 @@ class SMC(Sampler):
         n, b = cfg.particles, view.shape[0]
         pairs = view.schedule.pairs(cfg.steps, cfg.spacing)
         weights = ParticleWeights(n, b, cfg.ess_threshold, exponent=cfg.weight_exponent)
-        if self.proposal_kind(view) == "gaussian":
-            transition = GaussianTransition(view, n, cfg.tau2)
+        kind = self.proposal_kind(view)
+        if kind == "gaussian":
+            transition = GaussianTransition(view, n, self.tau2())
 
             def twist(x, k):  # (x0̂, log p̃_k, no gradient)
                 x0 = nfe_x0(view, x, k, n, cfg.particle_batch)
@@ -217,4 +222,4 @@ class SMC(Sampler):
         pick = choose(w, generator)
         x_out = gather_particles(x, pick.reshape(1, b))
         particles = view.result(x).reshape((n, b) + tuple(view.image_shape[1:]))
-        return x_out, {"particles": particles, "weights": w, "diagnostics": weights.diagnostics()}
+        return x_out, {"particles": particles, "weights": w, "diagnostics": {**weights.diagnostics(), "proposal": kind}}
