@@ -3,12 +3,17 @@
 A 64×64 grayscale crop of held-out validation images (``$RESTORE_DATA/bsd400/val``, never a standard test
 set) is blurred (circular Gaussian, σ = 2 px) with white noise, and restored with the shipped ``natural-gray``
 prior by ``smc`` (one run, ``--particles`` weighted particles), ``dps --samples N`` and ``dds --samples N``
-(N independent runs). For each method: PSNR of the (weighted) posterior mean, coverage of the ±2 std
-per-pixel band (fraction of true pixels inside; calibrated ≈ 0.95), mean std, NFE and CPU seconds
-(``time.process_time``: the machine is shared, wall time is meaningless).
+(N independent runs). ``smc`` rows: ``smc`` (the exact Gaussian transition, exact weights), ``smc-gradient``
+(the TDS paper's gradient proposal, exact weights) and ``smc-unweighted`` (the Gaussian transition with
+``weight_exponent=0``: the approximate mode, N independent guided draws). For each method: PSNR of the
+(weighted) posterior mean, coverage of the ±2 std per-pixel band (fraction of true pixels inside; calibrated
+≈ 0.95), mean std, NFE, VJPs and CPU seconds (``time.process_time``: the machine is shared, wall time is
+meaningless); for SMC also the ESS trace (minimum, median, final) and the number of resampling steps.
 
 Usage: .venv/bin/python bench/smc_coverage.py [--images test_020.png,test_100.png] [--particles 16]
-       [--steps 50] [--noise 0.02] [--json bench/results/smc_coverage.json]
+       [--steps 40] [--noise 0.02] [--methods smc,smc-gradient,smc-unweighted,dps,dds]
+       [--json bench/results/smc_coverage.json]
+An smc method may carry options after a colon, ``;``-separated: ``--methods "smc:tau2=1;steps=100"``.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import time
 
 import torch
@@ -27,6 +33,9 @@ from restore_models.data import data_root
 
 DATA_ROOT = data_root()  # restore_models.prepare writes the collections there
 VAL_DIR = os.path.join(DATA_ROOT, "bsd400", "val")
+#: smc variants: the sampler's options
+SMC_VARIANTS = {"smc": {"proposal": "gaussian"}, "smc-gradient": {"proposal": "gradient"},
+                "smc-unweighted": {"proposal": "gaussian", "weight_exponent": 0.0}}
 
 
 def crop(path: str, size: int) -> torch.Tensor:
@@ -38,6 +47,23 @@ def crop(path: str, size: int) -> torch.Tensor:
     return img[..., top:top + size, left:left + size].float()
 
 
+def smc_options(method: str) -> dict | None:
+    """The smc options of a method name (``smc-gradient``, ``smc:tau2=1;steps=100``), ``None`` for other samplers."""
+    name, _, extra = method.partition(":")
+    if name not in SMC_VARIANTS:
+        return None
+    options = dict(SMC_VARIANTS[name])
+    for item in filter(None, extra.split(";")):
+        key, _, value = item.partition("=")
+        for parse in (int, float, str):
+            try:
+                options[key] = parse(value)
+                break
+            except ValueError:
+                continue
+    return options
+
+
 def coverage(mean: torch.Tensor, std: torch.Tensor, truth: torch.Tensor) -> float:
     return float(((truth - mean).abs() <= 2 * std).double().mean())
 
@@ -47,9 +73,9 @@ def main() -> None:
     ap.add_argument("--images", default="test_020.png,test_100.png")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--particles", type=int, default=16)
-    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--noise", type=float, default=0.02)
-    ap.add_argument("--methods", default="smc,dps,dds")
+    ap.add_argument("--methods", default="smc,smc-gradient,smc-unweighted,dps,dds")
     ap.add_argument("--json", default="bench/results/smc_coverage.json")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -66,13 +92,20 @@ def main() -> None:
         for method in args.methods.split(","):
             gen = torch.Generator().manual_seed(1)
             start = time.process_time()
-            nfe = 0
-            if method == "smc":
-                r = restore.sampler("smc", steps=args.steps, particles=args.particles).run(prior, problem, generator=gen)
+            nfe = vjp = 0
+            options = smc_options(method)
+            if options is not None:
+                sampler = restore.sampler("smc", **{"steps": args.steps, "particles": args.particles, **options})
+                r = sampler.run(prior, problem, generator=gen)
                 mean, std = weighted_moments(r.extras["particles"], r.extras["weights"])
-                nfe, diag = r.nfe, r.extras["diagnostics"]
-                extra = {"final_ess": diag["ess"][-1][0], "resampling_steps": len(diag["resampled_steps"]),
-                         "log_z": diag["log_z"][0]}
+                nfe, vjp, diag = r.nfe, r.vjp, r.extras["diagnostics"]
+                trace = [e[0] for e in diag["ess"]]
+                tau2 = sampler.config.tau2
+                extra = {"options": {**options, "tau2": tau2 if tau2 != float("inf") else "inf",
+                                     "ess_threshold": sampler.config.ess_threshold},
+                         "ess_min": round(min(trace), 2), "ess_median": round(statistics.median(trace), 2),
+                         "ess_final": round(trace[-1], 2), "resampling_steps": len(diag["resampled_steps"]),
+                         "log_z": round(diag["log_z"][0], 2)}
             else:
                 sampler = restore.sampler(method, steps=args.steps)
                 draws = []
@@ -80,11 +113,12 @@ def main() -> None:
                     r = sampler.run(prior, problem, generator=gen)
                     draws.append(r.x)
                     nfe += r.nfe
+                    vjp += r.vjp
                 stack = torch.stack(draws)
                 mean, std = stack.mean(0), stack.std(0)
                 extra = {}
             cpu = time.process_time() - start
-            row = {"image": name, "method": method, "draws": args.particles, "steps": args.steps, "nfe": nfe,
+            row = {"image": name, "method": method, "draws": args.particles, "steps": sampler.config.steps, "nfe": nfe, "vjp": vjp,
                    "psnr_mean": round(psnr(mean.clamp(0, 1), truth), 2), "coverage_2std": round(coverage(mean, std, truth), 4),
                    "mean_std": round(float(std.mean()), 4), "cpu_seconds": round(cpu, 1), **extra}
             rows.append(row)

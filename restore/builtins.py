@@ -74,7 +74,7 @@ SAMPLERS = (
     # -- asymptotically exact particle and MCMC samplers (issue 19) --
     ("smc", "restore.samplers.smc:SMC",
      "twisted SMC (Wu et al. 2023): N weighted particles, exact as N grows; --samples N = N particles",
-     "N NFE + N VJP"),
+     "N NFE (+ N VJP with proposal=gradient)"),
     ("fkc", "restore.samplers.fkc:FKC",
      "Feynman-Kac correctors (Skreta et al. 2025): SMC for p^beta, CFG between two priors, product of "
      "experts",

@@ -73,7 +73,8 @@ def _rmse_over_problems(draws, weights, mean, cov):
     return float(err.mean().sqrt())
 
 
-def test_smc_converges_on_the_affine_gaussian_fixture_like_one_over_sqrt_n():
+@pytest.mark.parametrize("proposal", ["gaussian", "gradient"])
+def test_smc_converges_on_the_affine_gaussian_fixture_like_one_over_sqrt_n(proposal):
     fx = make_gaussian_fixture(torch.Generator().manual_seed(3), d=3, m=2, sigma_y=0.2, scale=0.5)
     steps, reps = 20, 16
     chain_mean, chain_cov = ddpm_chain_moments(fx.prior, steps, variance="fixed-large")
@@ -83,12 +84,13 @@ def test_smc_converges_on_the_affine_gaussian_fixture_like_one_over_sqrt_n():
     problem = Problem(fx.batch_y(reps), fx.operator, GaussianNoise(fx.sigma_y))  # 16 independent SMC runs
     sizes, errors = [64, 256, 1024], []
     for n in sizes:
-        r = SMC(particles=n, steps=steps).run(fx.prior, problem, generator=torch.Generator().manual_seed(n))
+        r = SMC(particles=n, steps=steps, proposal=proposal).run(fx.prior, problem,
+                                                                  generator=torch.Generator().manual_seed(n))
         errors.append(_rmse_over_problems(r.extras["particles"], r.extras["weights"], mean, cov))
     smc_mean_err = _mean_error(r.extras["particles"], r.extras["weights"], mean)
     slope = np.polyfit(np.log(sizes), np.log(errors), 1)[0]
     cont_gap = float((mean - fx.post_mean).norm())
-    print(f"smc errors {errors} slope {slope:.2f}; chain-vs-continuous posterior mean gap {cont_gap:.2e}")
+    print(f"{proposal}: smc errors {errors} slope {slope:.2f}; chain-vs-continuous posterior mean gap {cont_gap:.2e}")
     assert -0.8 < slope < -0.3
     d = DPS(steps=steps, norm="squared", zeta=1.0, clip=False, zeta_reference_steps=None)
     x = d.run(fx.prior, Problem(fx.batch_y(1024), fx.operator, GaussianNoise(fx.sigma_y)),
@@ -108,7 +110,8 @@ def _gmm_problem():
     return prior, a, y, 0.3
 
 
-def test_smc_recovers_the_gmm_posterior_and_dps_keeps_its_bias():
+@pytest.mark.parametrize("proposal", ["gaussian", "gradient"])
+def test_smc_recovers_the_gmm_posterior_and_dps_keeps_its_bias(proposal):
     prior, a, y, sigma_y = _gmm_problem()
     pw, pm, pc = gmm_posterior(prior.weights, prior.means, prior.covs, a, y, sigma_y)
     mean, cov = mixture_moments(pw, pm, pc)
@@ -116,7 +119,8 @@ def test_smc_recovers_the_gmm_posterior_and_dps_keeps_its_bias():
     problem = Problem(y.expand(reps, -1), MatrixOperator(a), GaussianNoise(sigma_y))
     sizes, errors = [64, 256, 1024], []
     for n in sizes:
-        r = SMC(particles=n, steps=steps).run(prior, problem, generator=torch.Generator().manual_seed(n))
+        r = SMC(particles=n, steps=steps, proposal=proposal).run(prior, problem,
+                                                                  generator=torch.Generator().manual_seed(n))
         errors.append(_rmse_over_problems(r.extras["particles"], r.extras["weights"], mean, cov))
     smc_mean_err = _mean_error(r.extras["particles"], r.extras["weights"], mean)
     slope = np.polyfit(np.log(sizes), np.log(errors), 1)[0]
@@ -131,29 +135,107 @@ def test_smc_recovers_the_gmm_posterior_and_dps_keeps_its_bias():
     x = DPS(steps=steps, clip=False).run(prior, Problem(y.expand(1024, -1), MatrixOperator(a), GaussianNoise(sigma_y)),
                                          generator=torch.Generator().manual_seed(2)).x
     dps_err = float((x.mean(0) - mean).norm())
-    print(f"gmm: exact w0 {float(pw[0]):.4f}; smc w0 {w0.tolist()} (|z| max {float(z.max()):.2f}); smc rmse "
+    print(f"gmm, {proposal}: exact w0 {float(pw[0]):.4f}; smc w0 {w0.tolist()} (|z| max {float(z.max()):.2f}); smc rmse "
           f"{errors} slope {slope:.2f}; mean error: smc {smc_mean_err:.3g}, dps (1024 samples) {dps_err:.3g}")
     assert -0.8 < slope < -0.3
     assert float(z.max()) < 3.0
     assert dps_err > 3 * smc_mean_err
 
 
-def test_smc_particle_batch_does_not_change_the_result():
+@pytest.mark.parametrize("proposal", ["gaussian", "gradient"])
+def test_smc_particle_batch_does_not_change_the_result(proposal):
     fx = make_gaussian_fixture(torch.Generator().manual_seed(0), d=3, m=2, sigma_y=0.05)
     problem = Problem(fx.y, fx.operator, GaussianNoise(fx.sigma_y))
-    r1 = SMC(particles=12, steps=10).run(fx.prior, problem, generator=torch.Generator().manual_seed(5))
-    r2 = SMC(particles=12, steps=10, particle_batch=5).run(fx.prior, problem, generator=torch.Generator().manual_seed(5))
+    r1 = SMC(particles=12, steps=10, proposal=proposal).run(fx.prior, problem, generator=torch.Generator().manual_seed(5))
+    r2 = SMC(particles=12, steps=10, particle_batch=5, proposal=proposal).run(
+        fx.prior, problem, generator=torch.Generator().manual_seed(5))
     # same draws, same arithmetic per particle; chunked batched matmuls may round differently
     torch.testing.assert_close(r1.extras["particles"], r2.extras["particles"], rtol=1e-9, atol=1e-12)
-    assert r1.nfe == r2.nfe == 12 * 10 and r1.vjp == 12 * 10  # one evaluation per particle and level
+    assert r1.nfe == r2.nfe == 12 * 10  # one evaluation per particle and level
+    assert r1.vjp == r2.vjp == (12 * 10 if proposal == "gradient" else 0)  # the Gaussian transition needs none
 
 
-def test_smc_refuses_noiseless_measurements():
+def _unit_gaussian_problem(kind: str):
+    """A prior ``N(m, I)``, an operator with a fast SVD of each family and a measurement; ``(prior, A, y, σ_y)``."""
+    import restore
+
+    g = torch.Generator().manual_seed(4)
+    if kind == "matrix":
+        shape, op = (3,), MatrixOperator(torch.randn(2, 3, generator=g, dtype=F64) / 3**0.5)
+    elif kind == "blur":  # circular: Fourier SVD with complex spectra
+        shape, op = (1, 8, 8), restore.operator("gaussian-blur", sigma=0.8)
+    else:  # a mask: diagonal SVD with null slots
+        shape, op = (1, 8, 8), restore.operator("inpainting", mask=(torch.rand(8, 8, generator=g) > 0.4).double())
+    d = math.prod(shape)
+    prior = GaussianPrior((0.5 + 0.1 * torch.randn(d, generator=g, dtype=F64)).reshape(shape), torch.eye(d, dtype=F64))
+    x = prior.mean.unsqueeze(0) + torch.randn((1,) + shape, generator=g, dtype=F64)
+    sigma_y = 0.2
+    y = op(x) + sigma_y * torch.randn(op(x).shape, generator=g, dtype=F64)
+    return prior, op, y, sigma_y
+
+
+@pytest.mark.parametrize("kind", ["matrix", "blur", "mask"])
+def test_smc_gaussian_proposal_is_the_exact_transition_for_a_unit_gaussian_prior(kind):
+    # For N(m, I) in VP units the fixed-large chain is the exact reverse process, ΠGDM's twist is the exact
+    # p(y | x_k) and the linearised proposal the exact p(x_j | x_k, y): every incremental weight is one, and
+    # log Ẑ is log p(y) (only the first weight, x_T ~ N(0, I) against N(a_T m, I), and the last step's
+    # deterministic Tweedie output depart from it, by amounts of order a_T and s_0).
+    prior, op, y, sigma_y = _unit_gaussian_problem(kind)
+    n, steps = 64, 20
+    r = SMC(particles=n, steps=steps, proposal="gaussian", tau2=1.0).run(  # τ² = the prior's variance
+        prior, Problem(y, op, GaussianNoise(sigma_y)), generator=torch.Generator().manual_seed(0))
+    diag = r.extras["diagnostics"]
+    ess_trace = [e[0] for e in diag["ess"]]
+    assert diag["resampled_steps"] == []
+    assert max(ess_trace[:-1]) - min(ess_trace[:-1]) < 1e-3 and min(ess_trace) > 0.99 * n, ess_trace
+    # exact log p(y) relative to N(y; ·, σ_y² I)'s normaliser (the likelihood's convention)
+    a = torch.func.jacrev(lambda v: op(v.reshape((1,) + prior.event_shape)).flatten())(
+        torch.zeros(prior.mean.numel(), dtype=F64))  # the operator as a matrix
+    cov_y = sigma_y**2 * torch.eye(a.shape[0], dtype=F64) + a @ a.T
+    log_py = torch.distributions.MultivariateNormal(a @ prior.mean.flatten(), cov_y).log_prob(y.flatten())
+    log_py = float(log_py) + a.shape[0] / 2 * math.log(2 * math.pi * sigma_y**2)
+    print(f"{kind}: ESS {ess_trace[0]:.4f}..{ess_trace[-1]:.4f} of {n}; log Z {diag['log_z'][0]:.5f} exact {log_py:.5f}")
+    assert abs(diag["log_z"][0] - log_py) < 0.01
+    # and the particles are posterior draws of the chain's prior: moments within Monte Carlo error
+    flat = GaussianPrior(prior.mean.flatten(), prior.cov)  # the oracles take flat samples
+    chain_mean, chain_cov = ddpm_chain_moments(flat, steps, variance="fixed-large")
+    mean, cov = GaussianPrior(chain_mean, chain_cov).posterior(a, y.reshape(1, -1), sigma_y)
+    m, _ = weighted_moments(r.extras["particles"].reshape(n, 1, -1), r.extras["weights"])
+    z = (m[0] - mean.flatten()) / (cov.diag().sqrt() / math.sqrt(n))
+    assert float(z.abs().max()) < 4.5, z
+
+
+def test_smc_unweighted_mode_keeps_every_particle():
+    # weight_exponent=0 is the documented approximate mode: independent draws of the guided proposal
+    fx = make_gaussian_fixture(torch.Generator().manual_seed(0), d=3, m=2, sigma_y=0.05)
+    r = SMC(particles=8, steps=10, weight_exponent=0.0).run(fx.prior, Problem(fx.y, fx.operator, GaussianNoise(0.05)),
+                                                            generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(r.extras["weights"], torch.full((8, 1), 1 / 8, dtype=F64))
+    assert r.extras["diagnostics"]["resampled_steps"] == []
+
+
+def test_smc_refuses_noiseless_measurements_and_bad_options():
     fx = make_gaussian_fixture(torch.Generator().manual_seed(0), d=3, m=2)
     with pytest.raises(RestoreError, match="noise level > 0"):
         SMC(steps=5).run(fx.prior, Problem(fx.y, fx.operator, GaussianNoise(0.0)))
     with pytest.raises(RestoreError, match="particles"):
         SMC(particles=0)
+    with pytest.raises(RestoreError, match="weight_exponent"):
+        SMC(weight_exponent=1.5)
+    with pytest.raises(RestoreError, match="tau2"):
+        SMC(proposal="gaussian", tau2=0.0)
+
+
+def test_smc_gaussian_proposal_names_the_alternative_without_an_svd():
+    import restore
+
+    op = restore.operator("gaussian-blur", sigma=0.8, boundary="reflect")  # no fast SVD
+    prior = GaussianPrior(torch.full((1, 8, 8), 0.5, dtype=F64), torch.eye(64, dtype=F64))
+    problem = Problem(op(torch.full((1, 1, 8, 8), 0.5, dtype=F64)), op, GaussianNoise(0.1))
+    with pytest.raises(RestoreError, match="proposal=gradient"):
+        SMC(proposal="gaussian", steps=3, particles=2).run(prior, problem)
+    r = SMC(steps=3, particles=2).run(prior, problem, generator=torch.Generator().manual_seed(0))  # auto
+    assert r.vjp == 2 * 3  # fell back to the gradient proposal
 
 
 # -- Feynman–Kac correctors -----------------------------------------------------------------------------------

@@ -75,6 +75,8 @@ class ParticleWeights:
     Attributes:
         n, batch: particles and problems.
         threshold: resample when ``ESS < threshold · N`` (``0`` never, ``1`` at every step).
+        exponent: every increment is raised to this power (``1``: exact; below one an approximate, tempered
+            reweighting that a sampler offers only as an explicit option).
         log_w: ``(N, B)`` current unnormalised log-weights.
         log_z_resampled: ``(B,)`` ``log Ẑ`` of the finished epochs.
         ess_history: ESS per step, a list of ``B`` floats per step (before any resampling of that step).
@@ -84,6 +86,7 @@ class ParticleWeights:
     n: int
     batch: int
     threshold: float = 0.5
+    exponent: float = 1.0
     log_w: torch.Tensor = None  # type: ignore[assignment]
     log_z_resampled: torch.Tensor = None  # type: ignore[assignment]
     ess_history: list[list[float]] = field(default_factory=list)
@@ -98,7 +101,10 @@ class ParticleWeights:
     def add(self, log_increment: torch.Tensor) -> None:
         """Multiply the weights by ``exp(log_increment)``, ``(N * B,)`` or ``(N, B)``; NaN counts as weight 0."""
         inc = log_increment.detach().double().cpu().reshape(self.n, self.batch)
-        self.log_w = self.log_w + torch.nan_to_num(inc, nan=-math.inf, posinf=-math.inf)
+        inc = torch.nan_to_num(inc, nan=-math.inf, posinf=-math.inf)
+        if self.exponent != 1:
+            inc = torch.where(torch.isfinite(inc), self.exponent * inc, inc)  # a vanished particle stays vanished
+        self.log_w = self.log_w + inc
 
     def ess(self) -> torch.Tensor:
         return ess(self.log_w)

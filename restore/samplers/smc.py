@@ -1,11 +1,19 @@
 """Twisted SMC — the Twisted Diffusion Sampler (Wu, Trippe, Naesseth, Blei, Cunningham; NeurIPS 2023),
 SAMPLERS.md §10.7.
 
-``N`` particles per problem follow the respaced DDPM chain with the proposal mean shifted by the gradient of a
-twisting function ``p̃_k(y | x_k) = N(y; A x0̂(x_k), σ̃_k² I)`` (one VJP per particle and step). Each step
-multiplies the weights by ``p(x_j | x_k) p̃_j(y | x_j) / (q(x_j | x_k, y) p̃_k(y | x_k))``; the last step
-replaces the twist by the exact likelihood ``N(y; A x_0, σ_y² I)``, so the weighted particles target the
-model's posterior exactly as ``N → ∞``. Particles are resampled systematically when ``ESS < threshold · N``.
+``N`` particles per problem follow the respaced DDPM chain with a proposal guided by a twisting function
+``p̃_k(y | x_k) ≈ p(y | x_k)``. Each step multiplies the weights by
+``p(x_j | x_k) p̃_j(y | x_j) / (q(x_j | x_k, y) p̃_k(y | x_k))``; the last step replaces the twist by the exact
+likelihood ``N(y; A x_0, σ_y² I)``, so the weighted particles target the model's posterior exactly as
+``N → ∞`` whatever the proposal. Particles are resampled systematically when ``ESS < threshold · N``.
+
+Two proposals:
+
+* ``gaussian`` (:mod:`.smc_gaussian`): the exact Gaussian transition of the affine case — the reverse step
+  times the ΠGDM-style twist ``N(y; A x0̂, σ_y² I + r_k² A Aᵀ)`` with the denoiser linearised, sampled exactly in
+  the operator's SVD; one network call per particle and step, no VJP;
+* ``gradient`` (the TDS paper's): the reverse mean shifted by the gradient of the twist
+  ``N(y; A x0̂(x_k), σ̃_k² I)`` (one VJP per particle and step); works with any differentiable operator.
 
 The weighted particles are the result: ``Result.extras["particles"]`` ``(N, B, C, H, W)`` in public units with
 ``extras["weights"]`` ``(N, B)``; their weighted mean and per-pixel std are the posterior mean and std
@@ -18,15 +26,16 @@ from typing import Literal
 
 import torch
 
-from ..errors import IncompatibleError, RestoreError
+from ..errors import IncompatibleError, InvalidInputError, RestoreError
 from ..operators.noise import GaussianNoise
 from ..priors.schedules import Spacing
 from .base import Sampler
 from .particles import ParticleWeights, check_particle_options, gather_particles
+from .smc_gaussian import GaussianTransition, gaussian_denoiser, nfe_x0
 from .steps import Variance, ddpm_coefficients
 
-#: twist variance: ``dps`` σ_y² (the TDS paper's ``p(y | x0̂)``) or ``pigdm`` σ_y² + s_k²/scale² (ΠGDM's r_k²)
-Twist = Literal["pigdm", "dps"]
+#: ``auto``: ``gaussian`` when the operator has a fast SVD and ``y`` is real, else ``gradient``
+Proposal = Literal["auto", "gaussian", "gradient"]
 
 
 @dataclass(frozen=True)
@@ -34,10 +43,22 @@ class SMCConfig:
     """Attributes:
         steps: DDPM steps (TDS paper: 100 for its image experiments [PAPER]).
         particles: particles ``N`` per problem (TDS paper: 2 to 64 [PAPER]); ``--samples N`` sets it.
-        ess_threshold: resample when ``ESS < ess_threshold · N`` (TDS code: one half).
-        twist: ``pigdm`` (default here: the twist variance ``σ_y² + s_k²`` in public units, ΠGDM's
-            inflation, keeps early weights from collapsing when ``σ_y`` is small) or ``dps`` (the TDS paper's
-            ``σ_y²`` alone). Either way the last step uses the exact likelihood, so the limit is the same.
+        ess_threshold: resample when ``ESS < ess_threshold · N``. The TDS code resamples at every step (its
+            ``ess_threshold: null``, i.e. ``1``); one half here, the usual adaptive rule: the same limit with
+            less resampling noise while the weights stay even.
+        proposal: ``gaussian`` (the exact Gaussian transition of the affine case, needs the operator's SVD),
+            ``gradient`` (the TDS paper's gradient-shifted step) or ``auto`` (default: ``gaussian`` where the
+            operator allows it). Both keep the sampler exact as ``N → ∞``; they differ in how many particles
+            that takes.
+        tau2: the variance τ² (model units) of the Gaussian prior behind the twist: its x0 variance is
+            ``r_k² = τ² s_k² / (a_k² τ² + s_k²)`` (added to σ_y²; for ``gaussian`` shaped ``r_k² A Aᵀ``, and the
+            proposal linearises the denoiser with that Gaussian's slope). TDS code: ``0.12`` (its image script's
+            ``var_type=6, tausq=0.12``); ``1`` is ΠGDM's ``r_k² = s_k²``; ``flat`` (or ``inf``) the flat prior's
+            ``s_k²/a_k²`` (the TDS code's ``var_type=1``); ``0`` the DPS twist ``σ_y²`` alone (``gradient`` only). The last
+            step uses the exact likelihood whatever τ², so the limit is the same.
+        weight_exponent: ``1`` (default) is exact SMC. Below one the incremental weights are tempered,
+            ``w^λ``, an approximate mode that is biased for every ``N`` (``0``: no reweighting, the particles are
+            independent draws of the guided proposal); for images where the exact weights degenerate.
         particle_batch: particles sent through the network at once (with their VJP); ``None``: all.
             Bounds memory; the result does not depend on it.
         spacing, variance: as for ``ddpm``. ``fixed-large`` (the reverse SDE's own variance β) is the default
@@ -48,7 +69,9 @@ class SMCConfig:
     steps: int = 100
     particles: int = 16
     ess_threshold: float = 0.5
-    twist: Twist = "pigdm"
+    proposal: Proposal = "auto"
+    tau2: float | Literal["flat"] = 0.12
+    weight_exponent: float = 1.0
     particle_batch: int | None = None
     spacing: Spacing = "uniform"
     variance: Variance = "fixed-large"
@@ -107,6 +130,13 @@ class SMC(Sampler):
     def validate(self) -> None:
         cfg = self.config
         check_particle_options("smc", cfg)
+        if not 0 <= cfg.weight_exponent <= 1:
+            raise InvalidInputError(f"smc weight_exponent must be in [0, 1] (1 = exact), got {cfg.weight_exponent}")
+        if not self.tau2() >= 0:
+            raise InvalidInputError(f"smc tau2 must be >= 0 or flat, got {cfg.tau2}")
+        if cfg.proposal == "gaussian" and self.tau2() == 0:
+            raise InvalidInputError("smc proposal=gaussian needs a twist with an x0 variance: --set tau2=0.12 (or "
+                                    "any value > 0), or --set proposal=gradient")
 
     def check_view(self, view) -> None:
         noise = view.problem.noise
@@ -114,52 +144,82 @@ class SMC(Sampler):
             raise IncompatibleError(f"smc weights particles by a Gaussian likelihood and needs a noise level > 0, "
                                     f"got {noise!r}; pass --noise SIGMA (e.g. 0.01)")
 
+    def tau2(self) -> float:
+        """τ² as a number (``flat``: infinity)."""
+        return float("inf") if self.config.tau2 == "flat" else float(self.config.tau2)
+
+    def proposal_kind(self, view) -> str:
+        """``gaussian`` or ``gradient`` for this run (``auto`` picks ``gaussian`` where the operator has an SVD)."""
+        cfg = self.config
+        if cfg.proposal != "auto":
+            return cfg.proposal
+        op = view.problem.operator
+        has_svd = getattr(op, "linear", False) and op.svd(tuple(view.x_shape)) is not None
+        return "gaussian" if has_svd and self.tau2() > 0 and not view.problem.y.is_complex() else "gradient"
+
     def twist_variance(self, view, k: int) -> float:
-        sigma_y = view.problem.noise.sigma
-        if self.config.twist == "dps":
-            return sigma_y**2
-        _, s = view.coefficients(k)
-        return sigma_y**2 + (s / view.prior.model_scale) ** 2
+        """``σ_y² + r_k²`` of the gradient proposal's isotropic twist, public units²."""
+        r2, _ = gaussian_denoiser(*view.coefficients(k), self.tau2())
+        return view.problem.noise.sigma ** 2 + r2 / view.prior.model_scale**2
+
+    def gradient_step(self, view, x0, x, grad, k: int, j: int, generator):
+        """The TDS proposal: ``(x_j, log p(x_j | x_k) - log q(x_j | x_k, y))``."""
+        c1, c2, std = ddpm_coefficients(view.schedule, k, j, self.config.variance)
+        mean = c1 * x0 + c2 * x
+        # damped towards the twist's curvature 1/(a_k² var scale²) (operators of norm <= 1): the plain step
+        # std² ∇log p̃ overshoots once std² exceeds the twist's width; the weights correct any shift
+        curvature = 1.0 / (view.coefficients(k)[0] ** 2 * self.twist_variance(view, k) * view.prior.model_scale**2)
+        shift = std**2 * grad / (1 + std**2 * curvature)
+        noise = std * view.noise_like(mean, generator)
+        log_ratio = ((noise.double() ** 2).flatten(1).sum(1)
+                     - ((shift + noise).double() ** 2).flatten(1).sum(1)) / (2 * std**2)
+        return mean + shift + noise, log_ratio
 
     def sample(self, view, generator, callback):
         cfg = self.config
         n, b = cfg.particles, view.shape[0]
         pairs = view.schedule.pairs(cfg.steps, cfg.spacing)
-        weights = ParticleWeights(n, b, cfg.ess_threshold)
+        weights = ParticleWeights(n, b, cfg.ess_threshold, exponent=cfg.weight_exponent)
+        kind = self.proposal_kind(view)
+        if kind == "gaussian":
+            transition = GaussianTransition(view, n, self.tau2())
+
+            def twist(x, k):  # (x0̂, log p̃_k, no gradient)
+                x0 = nfe_x0(view, x, k, n, cfg.particle_batch)
+                return x0, transition.log_twist(view, x0, k), None
+
+            def move(x0, x, grad, k, j):
+                c1, c2, std = ddpm_coefficients(view.schedule, k, j, cfg.variance)
+                return transition.propose(view, c1 * x0 + c2 * x, x0, j, std, generator)
+        else:
+            def twist(x, k):
+                return twist_terms(view, x, k, n, self.twist_variance(view, k), cfg.particle_batch)
+
+            def move(x0, x, grad, k, j):
+                return self.gradient_step(view, x0, x, grad, k, j, generator)
+
         shape = (n * b,) + tuple(view.shape[1:])
         x = view.noise_like(torch.empty(shape, dtype=view.dtype, device=view.device), generator)
-        var = self.twist_variance(view, pairs[0][0])
-        x0, log_t, grad = twist_terms(view, x, pairs[0][0], n, var, cfg.particle_batch)
+        x0, log_t, grad = twist(x, pairs[0][0])
         weights.add(log_t)  # the chain starts from the prior; the first target is p(x_T) p̃_T(y | x_T)
         for i, (k, j) in enumerate(pairs):
-            c1, c2, std = ddpm_coefficients(view.schedule, k, j, cfg.variance)
-            mean = c1 * x0 + c2 * x
-            if std > 0 and j >= 0:
-                # damped towards the twist's curvature 1/(a_k² var scale²) (operators of norm <= 1): the plain
-                # step std² ∇log p̃ overshoots once std² exceeds the twist's width; the weights correct any shift
-                curvature = 1.0 / (view.coefficients(k)[0] ** 2 * var * view.prior.model_scale**2)
-                shift = std**2 * grad / (1 + std**2 * curvature)
-                noise = std * view.noise_like(mean, generator)
-                x = mean + shift + noise
-                # log p(x_j | x_k) - log q(x_j | x_k, y) for x_j = mean + shift + noise
-                log_ratio = ((noise**2).flatten(1).sum(1) - ((shift + noise) ** 2).flatten(1).sum(1)) / (2 * std**2)
-                var = self.twist_variance(view, j)
-                x0, log_t_next, grad = twist_terms(view, x, j, n, var, cfg.particle_batch)
-                weights.add(log_ratio + log_t_next - log_t)
+            if j >= 0 and ddpm_coefficients(view.schedule, k, j, cfg.variance)[2] > 0:
+                x, log_ratio = move(x0, x, grad, k, j)
+                x0, log_t_next, grad = twist(x, j)
+                weights.add(log_ratio + log_t_next.double() - log_t.double())
                 log_t = log_t_next
             else:  # last step: the output is the deterministic mean; the twist gives way to the likelihood
-                x = mean
-                sigma_y = view.problem.noise.sigma
+                c1, c2, _ = ddpm_coefficients(view.schedule, k, j, cfg.variance)
+                x = c1 * x0 + c2 * x
                 with torch.no_grad():
-                    weights.add(log_likelihood(view, x, n, sigma_y**2) - log_t)
+                    weights.add(log_likelihood(view, x, n, view.problem.noise.sigma ** 2).double() - log_t.double())
             ancestors = weights.maybe_resample(i + 1, generator)
-            if ancestors is not None and j >= 0:
-                x, x0, log_t, grad = (gather_particles(t, ancestors) for t in (x, x0, log_t, grad))
-            elif ancestors is not None:
-                x = gather_particles(x, ancestors)
+            if ancestors is not None:
+                x, x0, log_t = (gather_particles(t, ancestors) for t in (x, x0, log_t))
+                grad = None if grad is None else gather_particles(grad, ancestors)
             callback(i + 1, len(pairs), view.nfe)
         w = weights.normalised()
         pick = choose(w, generator)
         x_out = gather_particles(x, pick.reshape(1, b))
         particles = view.result(x).reshape((n, b) + tuple(view.image_shape[1:]))
-        return x_out, {"particles": particles, "weights": w, "diagnostics": weights.diagnostics()}
+        return x_out, {"particles": particles, "weights": w, "diagnostics": {**weights.diagnostics(), "proposal": kind}}
