@@ -20,6 +20,8 @@ import restore
 from restore.metrics import psnr, ssim
 from restore.operators import Identity
 
+from .run import machine
+
 RUNS = (("mrs", {"steps": 5}), ("mrs", {"steps": 10}), ("mrs", {"steps": 20}),
         ("mrs", {"steps": 10, "solver": "sde"}), ("ir-sde", {"steps": 100}))
 
@@ -62,6 +64,16 @@ def main() -> None:
         rows.append({"method": f"{name} " + " ".join(f"{k}={v}" for k, v in cfg.items()), "nfe": res.nfe,
                      "psnr": psnr(res.x, clean), "ssim": ssim(res.x, clean),
                      "seconds": time.perf_counter() - start})
+    try:  # the classical reference the issue compares with (optional: a non-commercial licence)
+        import bm3d
+    except ImportError:
+        bm3d = None
+    if bm3d is not None:
+        start = time.perf_counter()
+        out = torch.stack([torch.from_numpy(np.clip(bm3d.bm3d_rgb(im.permute(1, 2, 0).double().numpy(), args.noise),
+                                                    0, 1)).permute(2, 0, 1).float() for im in y])
+        rows.append({"method": "CBM3D (bm3d.bm3d_rgb)", "nfe": 0, "psnr": psnr(out, clean), "ssim": ssim(out, clean),
+                     "seconds": time.perf_counter() - start})
     print(f"{args.crops} crops {args.size}x{args.size} of the validation images, sigma {args.noise * 255:.0f}/255, "
           f"prior {args.prior}")
     print(f"{'method':32s} {'NFE':>4s} {'PSNR':>7s} {'SSIM':>6s} {'seconds':>8s}")
@@ -71,7 +83,7 @@ def main() -> None:
         os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
         with open(args.output, "w") as f:
             json.dump({"prior": args.prior, "crops": args.crops, "size": args.size, "noise": args.noise,
-                       "threads": args.threads, "rows": rows}, f, indent=2)
+                       "threads": args.threads, "machine": machine(), "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":
