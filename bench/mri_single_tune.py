@@ -41,6 +41,7 @@ ROWS = {
     "floor-2": ("pnp-hqs", None, {"sigma_floor": 2 / 255}),
     "floor-5": ("pnp-hqs", None, {"sigma_floor": 5 / 255}),
     "natural-gray-default": ("pnp-hqs", "natural-gray", OLD),
+    "natural-gray-12": ("pnp-hqs", "natural-gray", {"steps": 12}),
     "natural-gray": ("pnp-hqs", "natural-gray", {}),
     **{f"dds-gamma-{g:g}": ("dds", None, {"gamma": g}) for g in (1.0, 3.0, 10.0, 30.0, 100.0)},
 }
@@ -57,6 +58,17 @@ def load(name: str, size: int) -> torch.Tensor:
                                            align_corners=False).clamp(0, 1)
 
 
+def write(args, runs: list[dict]) -> list[dict]:
+    """Write the runs and their mean PSNR per case and row to ``args.output``; returns the summary."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for r in runs:
+        groups.setdefault((r["case"], r["row"]), []).append(r["psnr"])
+    summary = [{"case": c, "row": w, "images": len(v), "psnr": float(np.mean(v))} for (c, w), v in groups.items()]
+    write_json(args.output, {"machine": machine(), "size": args.size, "images": args.images, "tv_grid": TV_GRID,
+                             "summary": summary, "runs": runs})
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-o", "--output", default=os.path.join(ROOT, "bench", "results", "mri_single_tune.json"))
@@ -67,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from restore_mri.tasks import PNP_SINGLE_COIL
 
-    runs = []
+    runs: list[dict] = []
+    summary: list[dict] = []
     for case in args.cases:
         kind, options = CASES[case]
         for name in args.images:
@@ -81,12 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append({"case": case, "image": name, "row": row, "prior": r["prior"], "config": r["config"],
                              "psnr": r["psnr"], "seconds": r["seconds"]})
                 print(f"{case} {name} {row:22s} {r['psnr']:6.2f} dB {r['seconds']:5.1f} s", file=sys.stderr, flush=True)
-    groups: dict[tuple[str, str], list[float]] = {}
-    for r in runs:
-        groups.setdefault((r["case"], r["row"]), []).append(r["psnr"])
-    summary = [{"case": c, "row": w, "images": len(v), "psnr": float(np.mean(v))} for (c, w), v in groups.items()]
-    write_json(args.output, {"machine": machine(), "size": args.size, "images": args.images, "tv_grid": TV_GRID,
-                             "summary": summary, "runs": runs})
+            summary = write(args, runs)  # after every image, so that an interrupted grid keeps what it measured
     for s in summary:
         print(f"{s['case']:10s} {s['row']:22s} {s['psnr']:6.2f}")
     return 0
