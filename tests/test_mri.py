@@ -232,6 +232,30 @@ def test_mri_task_simulate_png(tmp_path):
     assert results["tv"] > results["zero-filled"]
 
 
+def test_single_coil_pnp_schedule_is_the_cli_default():
+    """Single-coil runs get the longer pnp-hqs schedule (PNP_SINGLE_COIL) over the task defaults, multi-coil keeps
+    DPIR's, and the user's --steps / --set still win."""
+    from restore.plan import plan_task
+    from restore.tasks import get_task
+    from restore_mri.tasks import PNP_DEFAULTS, PNP_SINGLE_COIL
+
+    task = get_task("mri")
+    image = phantom(32).float()
+
+    def plan(coils, **settings):
+        setup = task.build(image=restore.Image(image.clone()), noise=0.0, simulate=True, generator=G, coils=coils,
+                           center_fraction=0.25, coil_maps="birdcage")
+        return plan_task(task, RunSettings(prior="stationary-gaussian", device="cpu", **settings), {}, setup,
+                         channels=1).sampler_config
+
+    one, eight = plan(1), plan(8)
+    assert (one["steps"], one["sigma_start"]) == (PNP_SINGLE_COIL["steps"], PNP_SINGLE_COIL["sigma_start"])
+    assert (eight["steps"], eight["sigma_start"]) == (PNP_DEFAULTS["steps"], PNP_DEFAULTS["sigma_start"])
+    assert one["lam"] == PNP_DEFAULTS["lam"]
+    assert plan(1, steps=3)["steps"] == 3
+    assert plan(1, sampler_options={"sigma_start": 0.1})["sigma_start"] == 0.1
+
+
 @needs_h5py
 def test_bad_kspace_files_and_masks(tmp_path):
     import h5py
