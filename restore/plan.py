@@ -165,6 +165,11 @@ def plan_task(task: Task, settings: RunSettings, options: dict[str, Any], setup:
     name, preset = quality_preset(task, settings.quality, settings.sampler)
     if setup is not None and setup.sampler:
         name, preset = setup.sampler, {}
+    derived = setup.sampler_options.get(name, {}) if setup is not None else {}
+    if "steps" in derived and "steps" in preset and "steps" not in task.quality.get(settings.quality, {}):
+        # a setup that lengthens the sampler's schedule for this input (single-coil MRI) is the default that
+        # --quality scales, not the sampler's own steps
+        preset["steps"] = max(1, round(derived["steps"] * QUALITY_STEPS[settings.quality]))
     steps = settings.steps if settings.steps is not None else preset.pop("steps", None)
     preset.pop("steps", None)
     layers = (task.sampler_defaults.get(name, {}), preset,

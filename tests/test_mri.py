@@ -254,6 +254,10 @@ def test_single_coil_pnp_schedule_is_the_cli_default():
     assert one["lam"] == PNP_DEFAULTS["lam"]
     assert plan(1, steps=3)["steps"] == 3
     assert plan(1, sampler_options={"sigma_start": 0.1})["sigma_start"] == 0.1
+    # --quality scales the single-coil schedule, not pnp-hqs's own 8 steps
+    assert plan(1, quality="best")["steps"] == 2 * PNP_SINGLE_COIL["steps"]
+    assert plan(1, quality="draft")["steps"] < PNP_SINGLE_COIL["steps"]
+    assert plan(8, quality="best")["steps"] == 2 * PNP_DEFAULTS["steps"]
 
 
 @needs_h5py
