@@ -48,8 +48,9 @@ def train_prior(
     lr: float = typer.Option(3e-4, "--lr", help="AdamW learning rate (after a linear warm-up)"),
     lr_schedule: str = typer.Option("constant", "--lr-schedule", help="constant | cosine (to 0 at the --steps or "
                                     "--minutes budget, whichever runs out first)"),
-    timesteps: str = typer.Option("uniform", "--timesteps", help="eps or v objective: uniform noise levels | "
-                                  "restoration (half the batch log-uniform in sigma 2.5/255-128/255)"),
+    timesteps: Optional[str] = typer.Option(None, "--timesteps", help="eps or v objective: restoration (default: "
+                                            "half the batch log-uniform in sigma 2.5/255-128/255, half uniform; "
+                                            "see bench.training_recipe) | uniform"),
     crop: int = typer.Option(64, "--crop", help="training crop size (multiple of 8)"),
     widths: str = typer.Option("32,64,128,128", "--widths", help="UNet block channels"),
     precision: str = typer.Option("bf16", "--precision", help="bf16 (autocast, about 2x faster on AVX-512-BF16 "
@@ -94,6 +95,8 @@ def train_prior(
             raise InvalidInputError(f"--lr must be in (0, 1), got {lr}")
         if lr_schedule not in ("constant", "cosine"):
             raise InvalidInputError(f"--lr-schedule must be constant or cosine, got '{lr_schedule}'")
+        if timesteps is None:
+            timesteps = "uniform" if objective == "flow" else "restoration"
         if timesteps not in ("uniform", "restoration") or (timesteps != "uniform" and objective == "flow"):
             raise InvalidInputError(f"--timesteps must be uniform or restoration (eps or v objective), got "
                                     f"'{timesteps}' with --objective {objective}")

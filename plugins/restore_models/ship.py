@@ -83,7 +83,8 @@ def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> s
         f"{meta['channels']} channel(s) in/out; sizes must be multiples of 8 (the engine pads).",
         f"- Parameters: {meta['parameters']:,}; weights {size_mb:.1f} MB (safetensors, EMA, stored as {dtype}; "
         "loaded as float32).",
-        "- Objective: eps-prediction, DDPM linear betas 1e-4..0.02, T = 1000; AdamW "
+        f"- Objective: {'v' if cfg.get('objective') == 'v' else 'eps'}-prediction, DDPM linear betas 1e-4..0.02, "
+        f"T = 1000, {cfg.get('timesteps', 'uniform')} noise levels; AdamW "
         f"(lr {cfg.get('lr')}, weight decay {cfg.get('weight_decay')}), EMA {cfg.get('ema_decay')}, batch "
         f"{cfg.get('batch_size')} random {cfg.get('crop')}² crops with flips and 90° rotations, "
         f"{cfg.get('precision', 'fp32')} autocast.",
@@ -96,7 +97,8 @@ def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> s
         lines.append(f"  {i}. {h['steps']} steps, {h['minutes']:.0f} min, {start}, on {data}.")
     lines += [
         f"- Recipe: `restore train prior --preset {meta['name']} --data DATA/{(preset.collections or ('',))[0]}/train"
-        f" -o runs/{meta['name']}` (continue with `--resume runs/{meta['name']}`).",
+        f" -o runs/{meta['name']}` (continue with `--resume runs/{meta['name']}`). Its options were compared at "
+        "equal CPU time in `bench/results/training_recipe_quality.json` (the train-a-prior tutorial's table).",
         f"- Forward pass at 256×256 on this machine: {fwd_ms:.0f} ms (median of 3, CPU, float32).", "",
         "## Data", "",
     ]

@@ -56,7 +56,7 @@ class TrainConfig:
     objective: str = "eps"
     reflow: bool = False
     reflow_steps: int = 8
-    timesteps: str = "uniform"
+    timesteps: str = "restoration"
     lr_schedule: str = "constant"
 
 
@@ -138,6 +138,9 @@ def read_checkpoint_config(path: str) -> TrainConfig:
     stored = dict(state["config"])
     stored["block_out_channels"] = tuple(stored["block_out_channels"])
     stored["data"] = tuple(stored.get("data", ()))
+    # runs written before these options existed drew uniform levels at a constant rate: resume them so
+    stored.setdefault("timesteps", "uniform")
+    stored.setdefault("lr_schedule", "constant")
     known = {f.name for f in fields(TrainConfig)}
     return TrainConfig(**{k: v for k, v in stored.items() if k in known})
 
