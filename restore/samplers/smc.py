@@ -54,7 +54,9 @@ class SMCConfig:
             ``r_k² = τ² s_k² / (a_k² τ² + s_k²)`` (added to σ_y²; for ``gaussian`` shaped ``r_k² A Aᵀ``, and the
             proposal linearises the denoiser with that Gaussian's slope). TDS code: ``0.12`` (its image script's
             ``var_type=6, tausq=0.12``); ``1`` is ΠGDM's ``r_k² = s_k²``; ``flat`` (or ``inf``) the flat prior's
-            ``s_k²/a_k²`` (the TDS code's ``var_type=1``); ``0`` the DPS twist ``σ_y²`` alone (``gradient`` only). The last
+            ``s_k²/a_k²`` (the TDS code's ``var_type=1``); ``0`` the DPS twist ``σ_y²`` alone (``gradient`` only);
+            ``spectral`` a variance per frequency, the shipped stationary Gaussian fit of natural images
+            (:func:`.smc_gaussian.spectral_variance`; ``gaussian`` proposal with a circular operator only). The last
             step uses the exact likelihood whatever τ², so the limit is the same.
         weight_exponent: ``1`` (default) is exact SMC. Below one the incremental weights are tempered,
             ``w^λ``, an approximate mode that is biased for every ``N`` (``0``: no reweighting, the particles are
@@ -70,7 +72,7 @@ class SMCConfig:
     particles: int = 16
     ess_threshold: float = 0.5
     proposal: Proposal = "auto"
-    tau2: float | Literal["flat"] = 0.12
+    tau2: float | Literal["flat", "spectral"] = 0.12
     weight_exponent: float = 1.0
     particle_batch: int | None = None
     spacing: Spacing = "uniform"
@@ -132,9 +134,13 @@ class SMC(Sampler):
         check_particle_options("smc", cfg)
         if not 0 <= cfg.weight_exponent <= 1:
             raise InvalidInputError(f"smc weight_exponent must be in [0, 1] (1 = exact), got {cfg.weight_exponent}")
-        if not self.tau2() >= 0:
-            raise InvalidInputError(f"smc tau2 must be >= 0 or flat, got {cfg.tau2}")
-        if cfg.proposal == "gaussian" and self.tau2() == 0:
+        if cfg.tau2 == "spectral":
+            if cfg.proposal == "gradient":
+                raise InvalidInputError("smc tau2=spectral shapes the twist by frequency, which only the Gaussian "
+                                        "transition uses: --set proposal=gaussian (or auto), or a number for tau2")
+        elif not self.tau2() >= 0:
+            raise InvalidInputError(f"smc tau2 must be >= 0, flat or spectral, got {cfg.tau2}")
+        elif cfg.proposal == "gaussian" and self.tau2() == 0:
             raise InvalidInputError("smc proposal=gaussian needs a twist with an x0 variance: --set tau2=0.12 (or "
                                     "any value > 0), or --set proposal=gradient")
 
@@ -144,13 +150,17 @@ class SMC(Sampler):
             raise IncompatibleError(f"smc weights particles by a Gaussian likelihood and needs a noise level > 0, "
                                     f"got {noise!r}; pass --noise SIGMA (e.g. 0.01)")
 
-    def tau2(self) -> float:
-        """τ² as a number (``flat``: infinity)."""
+    def tau2(self) -> float | str:
+        """τ² as a number (``flat``: infinity), or ``"spectral"``."""
+        if self.config.tau2 == "spectral":
+            return "spectral"
         return float("inf") if self.config.tau2 == "flat" else float(self.config.tau2)
 
     def proposal_kind(self, view) -> str:
         """``gaussian`` or ``gradient`` for this run (``auto`` picks ``gaussian`` where the operator has an SVD)."""
         cfg = self.config
+        if cfg.tau2 == "spectral":  # only the Gaussian transition uses it (validate refused gradient)
+            return "gaussian"
         if cfg.proposal != "auto":
             return cfg.proposal
         op = view.problem.operator
