@@ -369,6 +369,51 @@ def test_fkc_product_of_experts_matches_the_closed_form_product():
     assert r.nfe == 2 * 4000 * 100  # two priors, one evaluation per particle and step
 
 
+def test_fkc_with_a_measurement_converges_to_the_posterior_like_one_over_sqrt_n():
+    # β = 1: the Feynman–Kac increment vanishes and the target is the posterior of the prior the DDPM chain
+    # samples (a Gaussian, in closed form); the measurement enters through the twist and the exact likelihood
+    fx = make_gaussian_fixture(torch.Generator().manual_seed(3), d=3, m=2, sigma_y=0.2, scale=0.5)
+    steps, reps = 20, 16
+    chain_mean, chain_cov = ddpm_chain_moments(fx.prior, steps, variance="fixed-large")
+    mean, cov = GaussianPrior(chain_mean, chain_cov).posterior(fx.matrix, fx.y, fx.sigma_y)
+    problem = Problem(fx.batch_y(reps), fx.operator, GaussianNoise(fx.sigma_y))
+    sizes, errors = [64, 256, 1024], []
+    for n in sizes:
+        r = FKC(mode="anneal", beta=1.0, particles=n, steps=steps).run(fx.prior, problem,
+                                                                       generator=torch.Generator().manual_seed(n))
+        errors.append(_rmse_over_problems(r.extras["particles"], r.extras["weights"], mean, cov))
+    slope = np.polyfit(np.log(sizes), np.log(errors), 1)[0]
+    print(f"fkc with y: errors {errors} slope {slope:.2f}; vjp {r.vjp}")
+    assert -0.8 < slope < -0.3
+    assert r.vjp == 1024 * steps  # one VJP per particle and level, as smc counts it
+
+
+def test_fkc_product_of_experts_posterior_matches_the_closed_form():
+    # target ∝ p1(x) p2(x) N(y; A x, σ_y²) with two Gaussian experts: a Gaussian in closed form
+    c1 = torch.tensor([[0.6, 0.2], [0.2, 0.5]], dtype=F64)
+    c2 = torch.tensor([[0.8, -0.1], [-0.1, 0.4]], dtype=F64)
+    p1 = GaussianPrior(torch.tensor([0.3, -0.2], dtype=F64), c1)
+    p2 = GaussianPrior(torch.tensor([-0.4, 0.5], dtype=F64), c2)
+    prec = torch.linalg.inv(c1) + torch.linalg.inv(c2)
+    prod_cov = torch.linalg.inv(prec)
+    prod_mean = prod_cov @ (torch.linalg.solve(c1, p1.mean) + torch.linalg.solve(c2, p2.mean))
+    a, y, sigma_y = torch.tensor([[0.8, 0.6]], dtype=F64), torch.tensor([[0.9]], dtype=F64), 0.3
+    mean, cov = GaussianPrior(prod_mean, prod_cov).posterior(a, y, sigma_y)
+    n, reps = 1000, 8
+    r = FKC(mode="product", particles=n, steps=100, other_prior=p2).run(
+        p1, Problem(y.expand(reps, -1), MatrixOperator(a), GaussianNoise(sigma_y)),
+        generator=torch.Generator().manual_seed(4))
+    m, sd = weighted_moments(r.extras["particles"], r.extras["weights"])  # (reps, 2): independent SMC runs
+    # resampling correlates particles, so the final ESS understates the error: use the spread across runs
+    z_m = (m.mean(0) - mean.flatten()) / (m.std(0) / math.sqrt(reps))
+    z_s = (sd.mean(0) - cov.diag().sqrt()) / (sd.std(0) / math.sqrt(reps))
+    prior_gap = float((prod_mean - mean.flatten()).norm())
+    print(f"fkc product with y: exact mean {mean.flatten().tolist()} sd {cov.diag().sqrt().tolist()}; fkc "
+          f"{m.mean(0).tolist()} {sd.mean(0).tolist()}; |z| {z_m.abs().max():.2f}, {z_s.abs().max():.2f}; "
+          f"prior-to-posterior mean gap {prior_gap:.2f}")
+    assert float(z_m.abs().max()) < 4.5 and float(z_s.abs().max()) < 4.5
+
+
 # -- Denoising MCMC -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kernel", ["langevin", "hmc"])
 def test_dmcmc_on_the_gaussian_prior_has_the_prior_as_stationary_law(kernel):

@@ -116,6 +116,30 @@ def twist_terms(view, x: torch.Tensor, k: int, n: int, var: float, particle_batc
     return torch.cat(x0s), torch.cat(logs), torch.cat(grads)
 
 
+def guided_step(view, mean: torch.Tensor, grad: torch.Tensor, std: float, twist_var: float, k: int,
+                generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The TDS proposal around the reverse mean ``mean`` ``(n·B, ...)`` of ``p(x_j | x_k) = N(mean, std² I)``,
+    shifted by the twist's gradient ``grad`` (``twist_var``: the twist's variance, public units²).
+
+    Returns ``(x_j, log p(x_j | x_k) - log q(x_j | x_k, y))``, the latter ``(n·B,)`` float64."""
+    # damped towards the twist's curvature 1/(a_k² var scale²) (operators of norm <= 1): the plain step
+    # std² ∇log p̃ overshoots once std² exceeds the twist's width; the weights correct any shift
+    curvature = 1.0 / (view.coefficients(k)[0] ** 2 * twist_var * view.prior.model_scale**2)
+    shift = std**2 * grad / (1 + std**2 * curvature)
+    noise = std * view.noise_like(mean, generator)
+    log_ratio = ((noise.double() ** 2).flatten(1).sum(1)
+                 - ((shift + noise).double() ** 2).flatten(1).sum(1)) / (2 * std**2)
+    return mean + shift + noise, log_ratio
+
+
+def check_gaussian_noise(name: str, view) -> None:
+    """Particle samplers weight by a Gaussian likelihood: refuse other noise models and ``σ_y = 0``."""
+    noise = view.problem.noise
+    if not isinstance(noise, GaussianNoise) or noise.sigma <= 0:
+        raise IncompatibleError(f"{name} weights particles by a Gaussian likelihood and needs a noise level > 0, "
+                                f"got {noise!r}; pass --noise SIGMA (e.g. 0.01)")
+
+
 def choose(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """One particle index per problem drawn from normalised ``(N, B)`` weights, ``(B,)``."""
     if not bool(torch.isfinite(weights).all()):
@@ -145,10 +169,7 @@ class SMC(Sampler):
                                     "any value > 0), or --set proposal=gradient")
 
     def check_view(self, view) -> None:
-        noise = view.problem.noise
-        if not isinstance(noise, GaussianNoise) or noise.sigma <= 0:
-            raise IncompatibleError(f"smc weights particles by a Gaussian likelihood and needs a noise level > 0, "
-                                    f"got {noise!r}; pass --noise SIGMA (e.g. 0.01)")
+        check_gaussian_noise("smc", view)
 
     def tau2(self) -> float | str:
         """τ² as a number (``flat``: infinity), or ``"spectral"``."""
@@ -175,15 +196,7 @@ class SMC(Sampler):
     def gradient_step(self, view, x0, x, grad, k: int, j: int, generator):
         """The TDS proposal: ``(x_j, log p(x_j | x_k) - log q(x_j | x_k, y))``."""
         c1, c2, std = ddpm_coefficients(view.schedule, k, j, self.config.variance)
-        mean = c1 * x0 + c2 * x
-        # damped towards the twist's curvature 1/(a_k² var scale²) (operators of norm <= 1): the plain step
-        # std² ∇log p̃ overshoots once std² exceeds the twist's width; the weights correct any shift
-        curvature = 1.0 / (view.coefficients(k)[0] ** 2 * self.twist_variance(view, k) * view.prior.model_scale**2)
-        shift = std**2 * grad / (1 + std**2 * curvature)
-        noise = std * view.noise_like(mean, generator)
-        log_ratio = ((noise.double() ** 2).flatten(1).sum(1)
-                     - ((shift + noise).double() ** 2).flatten(1).sum(1)) / (2 * std**2)
-        return mean + shift + noise, log_ratio
+        return guided_step(view, c1 * x0 + c2 * x, grad, std, self.twist_variance(view, k), k, generator)
 
     def sample(self, view, generator, callback):
         cfg = self.config
