@@ -441,7 +441,8 @@ def test_dmcmc_posterior_moves_towards_the_measurement():
 
 
 # -- the run plan and the CLI ---------------------------------------------------------------------------------
-def test_smc_on_the_shipped_prior_records_finite_diagnostics(tmp_path):
+@pytest.mark.parametrize("sampler", ["smc", "fkc"])
+def test_particle_samplers_on_the_shipped_prior_record_finite_diagnostics(tmp_path, sampler):
     import json
 
     from restore.io import Image, write
@@ -449,7 +450,7 @@ def test_smc_on_the_shipped_prior_records_finite_diagnostics(tmp_path):
 
     yy, xx = torch.meshgrid(torch.linspace(0, 1, 16), torch.linspace(0, 1, 16), indexing="ij")
     write(str(tmp_path / "in.png"), Image((0.2 + 0.6 * xx * yy).reshape(1, 1, 16, 16), {}))
-    settings = RunSettings(sampler="smc", steps=4, samples=3, simulate=True, save_config=True, device="cpu")
+    settings = RunSettings(sampler=sampler, steps=4, samples=3, simulate=True, save_config=True, device="cpu")
     report = run_task("deblur", str(tmp_path / "in.png"), str(tmp_path / "out.png"), settings,
                       {"kernel": "gaussian:1.0"})
     cfg = json.loads((tmp_path / "out.png.config.json").read_text())
