@@ -54,7 +54,9 @@ class SMCConfig:
             ``r_k² = τ² s_k² / (a_k² τ² + s_k²)`` (added to σ_y²; for ``gaussian`` shaped ``r_k² A Aᵀ``, and the
             proposal linearises the denoiser with that Gaussian's slope). TDS code: ``0.12`` (its image script's
             ``var_type=6, tausq=0.12``); ``1`` is ΠGDM's ``r_k² = s_k²``; ``flat`` (or ``inf``) the flat prior's
-            ``s_k²/a_k²`` (the TDS code's ``var_type=1``); ``0`` the DPS twist ``σ_y²`` alone (``gradient`` only). The last
+            ``s_k²/a_k²`` (the TDS code's ``var_type=1``); ``0`` the DPS twist ``σ_y²`` alone (``gradient`` only);
+            ``spectral`` a variance per frequency, the shipped stationary Gaussian fit of natural images
+            (:func:`.smc_gaussian.spectral_variance`; ``gaussian`` proposal with a circular operator only). The last
             step uses the exact likelihood whatever τ², so the limit is the same.
         weight_exponent: ``1`` (default) is exact SMC. Below one the incremental weights are tempered,
             ``w^λ``, an approximate mode that is biased for every ``N`` (``0``: no reweighting, the particles are
@@ -70,7 +72,7 @@ class SMCConfig:
     particles: int = 16
     ess_threshold: float = 0.5
     proposal: Proposal = "auto"
-    tau2: float | Literal["flat"] = 0.12
+    tau2: float | Literal["flat", "spectral"] = 0.12
     weight_exponent: float = 1.0
     particle_batch: int | None = None
     spacing: Spacing = "uniform"
@@ -114,6 +116,30 @@ def twist_terms(view, x: torch.Tensor, k: int, n: int, var: float, particle_batc
     return torch.cat(x0s), torch.cat(logs), torch.cat(grads)
 
 
+def guided_step(view, mean: torch.Tensor, grad: torch.Tensor, std: float, twist_var: float, k: int,
+                generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The TDS proposal around the reverse mean ``mean`` ``(n·B, ...)`` of ``p(x_j | x_k) = N(mean, std² I)``,
+    shifted by the twist's gradient ``grad`` (``twist_var``: the twist's variance, public units²).
+
+    Returns ``(x_j, log p(x_j | x_k) - log q(x_j | x_k, y))``, the latter ``(n·B,)`` float64."""
+    # damped towards the twist's curvature 1/(a_k² var scale²) (operators of norm <= 1): the plain step
+    # std² ∇log p̃ overshoots once std² exceeds the twist's width; the weights correct any shift
+    curvature = 1.0 / (view.coefficients(k)[0] ** 2 * twist_var * view.prior.model_scale**2)
+    shift = std**2 * grad / (1 + std**2 * curvature)
+    noise = std * view.noise_like(mean, generator)
+    log_ratio = ((noise.double() ** 2).flatten(1).sum(1)
+                 - ((shift + noise).double() ** 2).flatten(1).sum(1)) / (2 * std**2)
+    return mean + shift + noise, log_ratio
+
+
+def check_gaussian_noise(name: str, view) -> None:
+    """Particle samplers weight by a Gaussian likelihood: refuse other noise models and ``σ_y = 0``."""
+    noise = view.problem.noise
+    if not isinstance(noise, GaussianNoise) or noise.sigma <= 0:
+        raise IncompatibleError(f"{name} weights particles by a Gaussian likelihood and needs a noise level > 0, "
+                                f"got {noise!r}; pass --noise SIGMA (e.g. 0.01)")
+
+
 def choose(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """One particle index per problem drawn from normalised ``(N, B)`` weights, ``(B,)``."""
     if not bool(torch.isfinite(weights).all()):
@@ -132,25 +158,30 @@ class SMC(Sampler):
         check_particle_options("smc", cfg)
         if not 0 <= cfg.weight_exponent <= 1:
             raise InvalidInputError(f"smc weight_exponent must be in [0, 1] (1 = exact), got {cfg.weight_exponent}")
-        if not self.tau2() >= 0:
-            raise InvalidInputError(f"smc tau2 must be >= 0 or flat, got {cfg.tau2}")
-        if cfg.proposal == "gaussian" and self.tau2() == 0:
+        if cfg.tau2 == "spectral":
+            if cfg.proposal == "gradient":
+                raise InvalidInputError("smc tau2=spectral shapes the twist by frequency, which only the Gaussian "
+                                        "transition uses: --set proposal=gaussian (or auto), or a number for tau2")
+        elif not self.tau2() >= 0:
+            raise InvalidInputError(f"smc tau2 must be >= 0, flat or spectral, got {cfg.tau2}")
+        elif cfg.proposal == "gaussian" and self.tau2() == 0:
             raise InvalidInputError("smc proposal=gaussian needs a twist with an x0 variance: --set tau2=0.12 (or "
                                     "any value > 0), or --set proposal=gradient")
 
     def check_view(self, view) -> None:
-        noise = view.problem.noise
-        if not isinstance(noise, GaussianNoise) or noise.sigma <= 0:
-            raise IncompatibleError(f"smc weights particles by a Gaussian likelihood and needs a noise level > 0, "
-                                    f"got {noise!r}; pass --noise SIGMA (e.g. 0.01)")
+        check_gaussian_noise("smc", view)
 
-    def tau2(self) -> float:
-        """τ² as a number (``flat``: infinity)."""
+    def tau2(self) -> float | str:
+        """τ² as a number (``flat``: infinity), or ``"spectral"``."""
+        if self.config.tau2 == "spectral":
+            return "spectral"
         return float("inf") if self.config.tau2 == "flat" else float(self.config.tau2)
 
     def proposal_kind(self, view) -> str:
         """``gaussian`` or ``gradient`` for this run (``auto`` picks ``gaussian`` where the operator has an SVD)."""
         cfg = self.config
+        if cfg.tau2 == "spectral":  # only the Gaussian transition uses it (validate refused gradient)
+            return "gaussian"
         if cfg.proposal != "auto":
             return cfg.proposal
         op = view.problem.operator
@@ -165,15 +196,7 @@ class SMC(Sampler):
     def gradient_step(self, view, x0, x, grad, k: int, j: int, generator):
         """The TDS proposal: ``(x_j, log p(x_j | x_k) - log q(x_j | x_k, y))``."""
         c1, c2, std = ddpm_coefficients(view.schedule, k, j, self.config.variance)
-        mean = c1 * x0 + c2 * x
-        # damped towards the twist's curvature 1/(a_k² var scale²) (operators of norm <= 1): the plain step
-        # std² ∇log p̃ overshoots once std² exceeds the twist's width; the weights correct any shift
-        curvature = 1.0 / (view.coefficients(k)[0] ** 2 * self.twist_variance(view, k) * view.prior.model_scale**2)
-        shift = std**2 * grad / (1 + std**2 * curvature)
-        noise = std * view.noise_like(mean, generator)
-        log_ratio = ((noise.double() ** 2).flatten(1).sum(1)
-                     - ((shift + noise).double() ** 2).flatten(1).sum(1)) / (2 * std**2)
-        return mean + shift + noise, log_ratio
+        return guided_step(view, c1 * x0 + c2 * x, grad, std, self.twist_variance(view, k), k, generator)
 
     def sample(self, view, generator, callback):
         cfg = self.config

@@ -5,7 +5,10 @@ For ``y = A x0 + σ_y n`` the twist at level ``j`` is ΠGDM's Gaussian likelihoo
     p̃_j(y | x_j) = N(y; A x0̂_j(x_j), σ_y² I + r_j² A Aᵀ),   r_j² = v s_j² / (a_j² v + s_j²),
 
 the exact ``p(y | x_j)`` when the prior is ``N(m, v I)`` in model units (``v`` is smc's ``tau2``: ΠGDM's choice
-is ``1``, the TDS code's image default ``0.12``; ``r_j`` is converted to public units). The proposal is the product of the reverse step ``N(x_j; μ, σ² I)`` and that twist
+is ``1``, the TDS code's image default ``0.12``; ``r_j`` is converted to public units). With ``tau2=spectral``
+``v`` is a per-frequency variance (:func:`spectral_variance`, the shipped stationary Gaussian fit of natural
+images) and ``r_j²``, ``γ_j`` below are per slot: the twist is then ``N(y; A x0̂_j, σ_y² I + A R_j Aᵀ)`` with
+``R_j`` diagonal in the Fourier basis, which the SVD of a circular operator shares. The proposal is the product of the reverse step ``N(x_j; μ, σ² I)`` and that twist
 with the denoiser linearised around the reverse mean, ``x0̂_j(x_j) ≈ x0̂_k(x_k) + γ_j (x_j - μ)`` with the same
 Gaussian's Jacobian ``γ_j = a_j r_j² / s_j²``: a Gaussian, sampled exactly in the coordinates of the operator's
 SVD ``A = U diag(s) Vᵀ`` (circular blurs, masks, average pooling, colourisation, dense matrices), where its
@@ -24,17 +27,40 @@ from __future__ import annotations
 import torch
 
 from ..errors import IncompatibleError
-from ..operators.svd import require_svd
+from ..operators.svd import FourierSVD, require_svd
 
 
-def gaussian_denoiser(a: float, s: float, v: float) -> tuple[float, float]:
+def gaussian_denoiser(a: float, s: float, v):
     """``(Var[x0 | x_k], d x0̂ / d x_k)`` per entry for a prior ``N(m, v I)`` at level ``(a, s)``, model units.
 
-    ``v = inf`` is the flat prior: ``(s²/a², 1/a)`` (the TDS code's default twist variance ``(1 - ᾱ)/ᾱ``)."""
-    if v == float("inf"):
+    ``v`` is a number or a tensor of per-slot variances (the result then has its shape). ``v = inf`` is the
+    flat prior: ``(s²/a², 1/a)`` (the TDS code's default twist variance ``(1 - ᾱ)/ᾱ``)."""
+    if not isinstance(v, torch.Tensor) and v == float("inf"):
         return s * s / (a * a), 1.0 / a
     denom = a * a * v + s * s
     return v * s * s / denom, a * v / denom
+
+
+def spectral_variance(view, svd) -> torch.Tensor:
+    """Per-slot prior variance ``(1, C·H·W)`` float64, model units, of the shipped stationary Gaussian fit of
+    natural images (:func:`restore.priors.default_stationary_prior`) in the slots of a circular operator's
+    :class:`~restore.operators.svd.FourierSVD` (the per-channel unitary 2D DFT).
+
+    Colour channels get the marginal power of their channel (the fit's colour decorrelation is dropped, as the
+    operator's basis acts per channel): the twist is an approximation anyway, the weights stay exact."""
+    from ..priors.stationary import default_stationary_prior
+
+    if not isinstance(svd, FourierSVD):
+        raise IncompatibleError("smc tau2=spectral shapes the twist by frequency and needs a circular operator "
+                                "(e.g. gaussian-blur with circular boundary); use --set tau2=0.12")
+    c, h, w = (int(v) for v in view.x_shape[1:])
+    fit = default_stationary_prior(c)
+    half = fit.power(h, w)  # (C', H, W//2 + 1): the radial spectrum on the rfft grid
+    cols = torch.arange(w)
+    full = half[..., torch.minimum(cols, (w - cols) % w)]  # |f| is even, so the full grid mirrors it
+    power = torch.einsum("cd,dhw->chw", fit.basis**2, full)  # each channel's marginal power
+    # the fit's units are [-1, 1] images: two model units per public unit
+    return (power * (float(view.prior.model_scale) / 2) ** 2).reshape(1, -1)
 
 
 def _sq(c: torch.Tensor) -> torch.Tensor:
@@ -49,11 +75,10 @@ class GaussianTransition:
         view: the bound model view (its problem's operator needs a fast SVD, its noise is Gaussian, ``y`` real).
         n: particles per problem; states are particle-major ``(n·B, ...)``.
         v: the variance of the Gaussian prior the twist and the linearisation assume, model units (``inf``:
-            flat).
+            flat; ``"spectral"``: :func:`spectral_variance`, per Fourier slot).
     """
 
-    def __init__(self, view, n: int, v: float) -> None:
-        self.v = v
+    def __init__(self, view, n: int, v) -> None:
         problem = view.problem
         if problem.y.is_complex():
             raise IncompatibleError("smc proposal=gaussian needs a real measurement; use --set proposal=gradient")
@@ -66,10 +91,11 @@ class GaussianTransition:
         self.s = self.s2.sqrt().to(view.dtype)
         self.sigma_y2 = float(problem.noise.sigma) ** 2
         self.scale = float(view.prior.model_scale)
+        self.v = spectral_variance(view, self.svd) if v == "spectral" else v
 
     def twist_parameters(self, view, k: int) -> tuple[float, float]:
         """``(r_k², γ_k)``: the twist's x0 variance in public units² and the linearised denoiser's slope
-        ``d x0̂_public / d x_k`` (model -> public units)."""
+        ``d x0̂_public / d x_k`` (model -> public units); numbers, or ``(1, slots)`` float64 for a spectral ``v``."""
         r2, gamma = gaussian_denoiser(*view.coefficients(k), self.v)
         return r2 / self.scale**2, gamma / self.scale
 
