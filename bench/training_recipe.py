@@ -1,6 +1,7 @@
 """The prior recipe on this CPU: step cost of each option, and validation PSNR after equal compute.
 
     python -m bench.training_recipe steps [-o bench/results/training_recipe.json] [--steps 8] [--threads 1,2]
+        [--only "bf16 autocast"]      # run two of these at once to measure two processes against one
     RESTORE_DATA=DATA python -m bench.training_recipe quality [-o bench/results/training_recipe_quality.json]
         [--cpu-minutes 12] [--parallel 2] [--arms baseline,fp32,...]
     python -m bench.training_recipe collect --work RUNS [-o ...]   # rewrite the JSON from finished arms
@@ -179,7 +180,7 @@ def steps(args) -> None:
     rows = []
     threads_list = [int(t) for t in args.threads.split(",")] if args.threads else None
     for name, widths, layers, batch, crop, precision, cl, threads in CONFIGS:
-        if threads_list and threads not in threads_list:
+        if (threads_list and threads not in threads_list) or (args.only and name not in args.only.split(",")):
             continue
         wall, cpu, params = step_times(widths, layers, batch, crop, precision, cl, threads, args.steps)
         pixels = batch * crop * crop
@@ -202,6 +203,7 @@ def main() -> None:
                                                           "training_recipe.json"))
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--threads", help="only the configurations with these thread counts, e.g. 1,2")
+    p.add_argument("--only", help="only these configurations (comma-separated names)")
     p = sub.add_parser("quality")
     p.add_argument("-o", "--output", default=os.path.join(os.path.dirname(__file__), "results",
                                                           "training_recipe_quality.json"))
