@@ -15,10 +15,10 @@ import sys
 from .run import shipped_weights
 
 
-def priors_named(data) -> set[str]:
-    """Shipped prior names that appear as values or keys anywhere in a result."""
+def priors_named(data, names) -> set[str]:
+    """Those of the shipped prior ``names`` that appear as values or keys anywhere in a result."""
     text = json.dumps(data)
-    return {name for name in shipped_weights() if f'"{name}"' in text or f"{name}@" in text}
+    return {name for name in names if f'"{name}"' in text or f"{name}@" in text}
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
         if recorded is None:
             print(f"unknown  {name}")
             continue
-        used = priors_named(data) or set(recorded)
+        used = priors_named(data, now) or set(recorded)
         changed = sorted(p for p in used if recorded.get(p) != now.get(p))
         print(f"{'stale' if changed else 'current':8s} {name}" + (f"  ({', '.join(changed)} re-shipped)" if changed else ""))
 

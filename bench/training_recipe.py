@@ -112,9 +112,10 @@ def out_of_range_fraction(prior, samples: int = 4, side: int = 64, steps: int = 
     data range by more than 5 %: how well the network knows the noisiest levels, where ``x0̂`` of an eps
     network amplifies its error by ``1 / a_t``."""
     import restore
+    from restore.priors.flow import FlowPrior
 
     x = torch.randn(samples, prior.channels, side, side, generator=torch.Generator().manual_seed(0))
-    sampler = "flow-euler" if getattr(prior, "kind", "") == "flow" else "ddim"
+    sampler = "flow-euler" if isinstance(prior, FlowPrior) else "ddim"
     with torch.no_grad():
         out = restore.sampler(sampler, steps=steps).run(prior, shape=x.shape, x_init=x.clone()).x_model
     return float((out.abs() > 1.05).double().mean())

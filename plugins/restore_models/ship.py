@@ -96,8 +96,9 @@ def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> s
         start = "fine-tuned from the previous stage" if h.get("init") else "from scratch"
         lines.append(f"  {i}. {h['steps']} steps, {h['minutes']:.0f} min, {start}, on {data}.")
     lines += [
-        f"- Recipe: `restore train prior --preset {meta['name']} --data DATA/{(preset.collections or ('',))[0]}/train"
-        f" -o runs/{meta['name']}` (continue with `--resume runs/{meta['name']}`). Its options were compared at "
+        f"- Recipe: `restore train prior --preset {meta['name']}"
+        + "".join(f" --data DATA/{name}/train" for name in preset.collections)
+        + f" -o runs/{meta['name']}` (continue with `--resume runs/{meta['name']}`). Its options were compared at "
         "equal CPU time in `bench/results/training_recipe_quality.json` (the train-a-prior tutorial's table).",
         f"- Forward pass at 256×256 on this machine: {fwd_ms:.0f} ms (median of 3, CPU, float32).", "",
         "## Data", "",
