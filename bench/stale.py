@@ -3,8 +3,9 @@
     python -m bench.stale [bench/results]
 
 A result written through ``bench.run.machine()`` records the SHA-256 of every shipped prior's weights; it is
-stale when a prior it names (or, if it names none, any prior) has been re-shipped since. Results that record
-no weights predate the record and are listed as unknown: re-run them when they depend on a prior.
+stale when a prior it names has been re-shipped since; one that names no prior is listed as such (check that it
+used none). Results that record no weights predate the record and are listed as unknown: re-run them when they
+depend on a prior.
 """
 from __future__ import annotations
 
@@ -35,7 +36,10 @@ def main() -> None:
         if recorded is None:
             print(f"unknown  {name}")
             continue
-        used = priors_named(data, now) or set(recorded)
+        used = priors_named(data, now)
+        if not used:  # e.g. training benches: nothing to compare, but a default prior could hide here
+            print(f"no prior {name}")
+            continue
         changed = sorted(p for p in used if recorded.get(p) != now.get(p))
         print(f"{'stale' if changed else 'current':8s} {name}" + (f"  ({', '.join(changed)} re-shipped)" if changed else ""))
 
