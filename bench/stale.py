@@ -18,7 +18,7 @@ from .run import shipped_weights
 
 def priors_named(data, names) -> set[str]:
     """Those of the shipped prior ``names`` that appear as values or keys anywhere in a result."""
-    text = json.dumps(data)
+    text = json.dumps({k: v for k, v in data.items() if k != "machine"})  # the record names every prior
     return {name for name in names if f'"{name}"' in text or f"{name}@" in text}
 
 
