@@ -1,16 +1,19 @@
-"""3D benchmark (issues 8, 20): ``dds-3d`` (slices coupled by z-TV) against slice-wise DDS on a Shepp–Logan
-volume, random ellipses or a real-slice volume, sparse view and limited angle, with the default medical prior.
+"""3D benchmark (issues 8, 20): ``dds-3d`` (slices coupled by z-TV) against slice-wise DDS, and slice-wise
+plug-and-play HQS (``restore ct``'s volume default), on a Shepp–Logan volume, random ellipses or a real-slice
+volume, sparse view and limited angle, with the default medical prior.
 
-    python -m bench.volumes [--phantom shepp-logan|ellipses|dipy-s0] [--size 64] [--depth D] [--steps 50]
-                            [--views 8] [--limited-angle 90] [-o bench/results/volumes.json]
+    python -m bench.volumes [--phantom shepp-logan|ellipses|dipy-s0|dipy-piesno] [--size 64] [--depth D]
+                            [--steps 50] [--views 8 [--views 30]] [--limited-angle 90] [-o bench/results/volumes.json]
 
-``dipy-s0``: the 10 consecutive real brain slices (128², b=0 diffusion MRI) of dipy's ``S0_10slices.nii.gz``
-(BSD-3; in the dipy wheel; not in any prior's training data), robust min-max to [0, 1], resized to ``--size``
-and placed inside the scanner disk. Read from the installed ``dipy`` package, else from the folder
-``$RESTORE_DIPY_DATA`` (e.g. the wheel's ``dipy/data/files`` unzipped: ``pip download --no-deps dipy``).
+Real-slice volumes from the dipy wheel (BSD-3; in no prior's training data), robust min-max to [0, 1], slices
+resized to ``--size`` and placed inside the scanner disk:
+``dipy-s0``: ``S0_10slices.nii.gz``, 10 consecutive brain slices (128², b=0 diffusion MRI);
+``dipy-piesno``: ``test_piesno.nii.gz``, 14 consecutive slices (96², 1 mm isotropic), the first volume.
+Read from the installed ``dipy`` package, else from the folder ``$RESTORE_DIPY_DATA`` (e.g. the wheel's
+``dipy/data/files`` unzipped: ``pip download --no-deps dipy``).
 
 The z-TV weights were chosen on random-ellipse volumes (``--phantom ellipses``, seeds 5 and 7; see
-``DDS3DConfig``), not on the Shepp–Logan phantom.
+``DDS3DConfig``), not on the Shepp–Logan phantom or the real volumes.
 """
 from __future__ import annotations
 
@@ -30,20 +33,25 @@ from .memory import peak_rss
 from .run import ROOT, machine, write_json
 
 
-def dipy_s0(size: int) -> torch.Tensor:
-    """dipy's real 10-slice brain volume ``(1, 1, 10, size, size)`` in [0, 1], inside the scanner disk."""
+DIPY_VOLUMES = {"dipy-s0": ("S0_10slices", "S0_10slices.nii.gz"), "dipy-piesno": ("test_piesno", "test_piesno.nii.gz")}
+
+
+def dipy_volume(name: str, size: int) -> torch.Tensor:
+    """A real volume of the dipy wheel ``(1, 1, D, size, size)`` in [0, 1], inside the scanner disk."""
     import nibabel as nib
     import numpy as np
 
+    key, filename = DIPY_VOLUMES[name]
     try:
         from dipy.data import get_fnames
 
-        path = get_fnames("S0_10slices")
+        path = get_fnames(key)
     except ImportError:
-        path = os.path.join(os.environ.get("RESTORE_DIPY_DATA", ""), "S0_10slices.nii.gz")
+        path = os.path.join(os.environ.get("RESTORE_DIPY_DATA", ""), filename)
     if not os.path.exists(path):
-        raise SystemExit(f"dipy's S0_10slices.nii.gz not found ({path}): install dipy or set RESTORE_DIPY_DATA")
-    vol = np.asarray(nib.load(path).get_fdata(), dtype=np.float64)[..., 0].transpose(2, 1, 0)  # (D, H, W)
+        raise SystemExit(f"dipy's {filename} not found ({path}): install dipy or set RESTORE_DIPY_DATA")
+    vol = np.asarray(nib.load(path).get_fdata(), dtype=np.float64)
+    vol = vol.reshape(vol.shape[:3] + (-1,))[..., 0].transpose(2, 1, 0)  # (D, H, W) of the first volume
     lo, hi = np.percentile(vol, 0.5), np.percentile(vol, 99.5)
     v = torch.from_numpy(np.clip((vol - lo) / (hi - lo), 0, 1)).float()[:, None]
     v = torch.nn.functional.interpolate(v, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
@@ -54,34 +62,37 @@ def dipy_s0(size: int) -> torch.Tensor:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--phantom", choices=("shepp-logan", "ellipses", "dipy-s0"), default="shepp-logan")
+    parser.add_argument("--phantom", choices=("shepp-logan", "ellipses", *DIPY_VOLUMES), default="shepp-logan")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--depth", type=int, default=None, help="slices (default: --size)")
     parser.add_argument("--seed", type=int, default=7, help="random-ellipse seed")
-    parser.add_argument("--views", type=int, default=8)
+    parser.add_argument("--views", type=int, action="append", help="sparse-view counts (repeatable; default 8)")
     parser.add_argument("--limited-angle", type=float, default=90.0)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--chunk", type=int, default=8)
     parser.add_argument("-o", "--output", default=os.path.join(ROOT, "bench", "results", "volumes.json"))
     args = parser.parse_args(argv)
     shape = (args.depth or args.size, args.size, args.size)
-    if args.phantom == "dipy-s0":
-        x = dipy_s0(args.size)
+    args.views = args.views or [8]
+    if args.phantom in DIPY_VOLUMES:
+        x = dipy_volume(args.phantom, args.size)
         shape = tuple(x.shape[2:])
     elif args.phantom == "shepp-logan":
         x = shepp_logan_3d(shape)
     else:
         x = random_ellipses_3d(shape, generator=torch.Generator().manual_seed(args.seed)).reshape((1, 1) + shape)
-    geometries = {f"{args.views} views": {"views": args.views},
-                  f"limited angle {args.limited_angle:g}°": {"limited_angle": args.limited_angle}}
+    geometries = {f"{v} views": {"views": v} for v in args.views}
+    geometries[f"limited angle {args.limited_angle:g}°"] = {"limited_angle": args.limited_angle}
     prior_name = restore.default_prior_name(1, "medical")
     prior = restore.prior(prior_name, channels=1, domain="medical")
     runs = []
     for geometry, kw in geometries.items():
         op = SliceOperator(restore.operator("ct-parallel", size=args.size, **kw), chunk=args.chunk)
         problem = Problem(op(x), op)
-        for method, cfg in (("slice-wise DDS", {"slicewise": True}), ("dds-3d (z-TV)", {})):
-            sampler = restore.sampler("dds-3d", steps=args.steps, chunk=args.chunk, **cfg)
+        methods = (("slice-wise DDS", restore.sampler("dds-3d", steps=args.steps, chunk=args.chunk, slicewise=True)),
+                   ("dds-3d (z-TV)", restore.sampler("dds-3d", steps=args.steps, chunk=args.chunk)),
+                   ("slice-wise pnp-hqs (default)", restore.sampler("pnp-hqs", chunk=args.chunk)))
+        for method, sampler in methods:
             with peak_rss() as mem:
                 result = sampler.run(prior, problem, generator=torch.Generator().manual_seed(0))
             runs.append({"geometry": geometry, "method": method, "psnr": psnr(result.x, x), "ssim": ssim(result.x, x),

@@ -1,6 +1,8 @@
 """CT plugin: exact adjoints, FBP against skimage, TV, geometries, the ``restore ct`` task and its errors."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -155,6 +157,22 @@ def test_ct_task_cli(tmp_path, capsys):
                          "-o", str(out3)], capsys)
     assert code == 0, output
     assert np.load(out3).shape == (3, 32, 32)
+
+
+def test_ct_volume_diffusion_defaults_to_slicewise_pnp_and_takes_dds3d(tmp_path, capsys):
+    np.save(tmp_path / "vol.npy", shepp_logan_3d((3, 16, 16), torch.float64)[0, 0].numpy())
+    for extra, sampler in (([], "pnp-hqs"), (["--sampler", "dds-3d", "--steps", "3"], "dds-3d")):
+        out = tmp_path / f"{sampler}.npy"
+        code, output = _run(["ct", str(tmp_path / "vol.npy"), "--simulate", "--views", "8", "--chunk", "2",
+                             "--prior", "stationary-gaussian", "--save-config", "-o", str(out), *extra], capsys)
+        assert code == 0, output
+        assert np.load(out).shape == (3, 16, 16)
+        saved = json.loads((tmp_path / f"{sampler}.npy.config.json").read_text())
+        assert saved["sampler"] == sampler and saved["sampler_config"]["chunk"] == 2, saved
+    code, output = _run(["ct", str(tmp_path / "vol.npy"), "--simulate", "--views", "8", "--sampler", "dds",
+                         "-o", str(tmp_path / "dds.npy")], capsys)
+    assert code == 2 and "reconstructs 2D images" in output and len(output.strip().splitlines()) == 1, output
+    assert not (tmp_path / "dds.npy").exists()
 
 
 @pytest.mark.parametrize("args,message", [

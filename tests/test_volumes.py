@@ -104,6 +104,37 @@ def test_dds3d_errors():
         restore.sampler("dds-3d", steps=2).run(prior, Problem(op(torch.zeros(1, 1, 8, 8)), op))
 
 
+def test_slice_operator_prox_is_the_2d_prox_of_each_slice():
+    op2d = restore.operator("ct-parallel", size=10, views=4)
+    op = SliceOperator(op2d, chunk=2)
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(1, 1, 5, 10, 10, generator=g, dtype=torch.float64)
+    y = torch.randn(1, 1, 5, 4, op2d.n_det, generator=g, dtype=torch.float64)
+    out = op.prox(z, y, 3.0)
+    for d in (0, 3, 4):
+        assert torch.allclose(out[:, :, d], op2d.prox(z[:, :, d], y[:, :, d], 3.0), atol=1e-8)
+    normal_eq = out + 3.0 * op.normal(out) - (z + 3.0 * op.adjoint(y))
+    assert float(normal_eq.abs().max()) < 1e-4
+
+
+def test_pnp_hqs_on_a_volume_is_pnp_hqs_on_each_slice():
+    x = shepp_logan_3d((5, 16, 16), torch.float64)
+    op2d = restore.operator("ct-parallel", size=16, views=6)
+    op = SliceOperator(op2d, chunk=2)
+    prior = restore.prior("stationary-gaussian", channels=1).double()
+    volume = restore.sampler("pnp-hqs", chunk=2).run(prior, Problem(op(x), op, restore.GaussianNoise(0.0)))
+    assert volume.x.shape == x.shape and volume.nfe == 8 * 3  # 3 chunks of at most 2 slices per iteration
+    stack = x[0].transpose(0, 1)  # the slices as a batch of 2D images
+    alone = restore.sampler("pnp-hqs").run(prior, Problem(op2d(stack), op2d, restore.GaussianNoise(0.0)))
+    assert torch.allclose(volume.x[0].transpose(0, 1), alone.x, atol=1e-6)
+
+
+def test_2d_samplers_refuse_volumes_naming_the_ones_that_take_them():
+    op = SliceOperator(restore.operator("ct-parallel", size=8, views=3))
+    prior = restore.prior("stationary-gaussian", channels=1)
+    with pytest.raises(ShapeError, match="reconstructs 2D images.*dds-3d.*pnp-hqs"):
+        restore.sampler("dds", steps=2).run(prior, Problem(op(torch.zeros(1, 1, 2, 8, 8)), op))
+
 
 def test_volumes_are_padded_to_the_network_multiple_and_cropped_back():
     prior = restore.prior("medical-gray", channels=1, domain="medical")

@@ -6,9 +6,9 @@ kept) or ``.png`` (values in [0, 1] times ``--scale``). With ``--simulate`` INPU
 [0, 1] (PNG/TIFF/NPY, or NIfTI/DICOM when the medical I/O plugin is installed): the sinogram is simulated,
 ``--noise`` adds Gaussian noise of std ``noise × max(sinogram)``, PSNR/SSIM are reported against INPUT.
 
-Methods: ``fbp`` (``--filter``), ``tv`` (ADMM), ``diffusion`` (2D: ``dds``, noiseless branch;
-3D: ``dds-3d`` with z-TV; its weights are relative to ``||A||²``, so one default serves sparse view and
-limited angle).
+Methods: ``fbp`` (``--filter``), ``tv`` (ADMM), ``diffusion`` (``--sampler``, default ``pnp-hqs``; a volume
+is reconstructed slice by slice, ``--chunk`` slices per network call, or with ``--sampler dds-3d``, DDS
+with the slices coupled by TV along z).
 """
 from __future__ import annotations
 
@@ -98,13 +98,10 @@ def build(image: Image, noise: float, simulate: bool, generator: torch.Generator
             raise ShapeError(f"sinogram has {y.shape[-2]} views × {y.shape[-1]} detectors, but the geometry has "
                              f"{op2d.n_views} views; check --views/--limited-angle (rows are views)")
         image.meta.update({"dtype": "float32"})
-    sampler = METHODS[method]
-    if method == "diffusion" and volume:
-        sampler = "dds-3d"
-    options = {"ct-fbp": {"filter": filter}, "dds-3d": {"chunk": chunk}}
+    options = {"ct-fbp": {"filter": filter}, "dds-3d": {"chunk": chunk}, "pnp-hqs": {"chunk": chunk}}
     sigma = noise * float(y.abs().max()) if simulate else noise
     return Setup(Problem(y.float(), op, GaussianNoise(sigma)), reference=reference, sampler_options=options,
-                 sampler=sampler)
+                 sampler=METHODS[method])
 
 
 TASK = Task(
@@ -113,11 +110,11 @@ TASK = Task(
         TaskOption("views", int, None, "number of views, uniform over [0, 180) (fan: [0, 360))"),
         TaskOption("limited_angle", float, None, "angular range in degrees (alone: 1° steps, e.g. 120)"),
         TaskOption("geometry", str, "parallel", "parallel | fan"),
-        TaskOption("method", str, "diffusion", "fbp | tv | diffusion (2D: --sampler, default pnp-hqs; 3D: dds-3d)"),
+        TaskOption("method", str, "diffusion", "fbp | tv | diffusion (--sampler, default pnp-hqs; volumes also dds-3d)"),
         TaskOption("detectors", int, None, "detector count (default ceil(H·√2); sinogram input: its width)"),
         TaskOption("size", int, None, "sinogram input: image size H = W (default: from the detector count)"),
         TaskOption("filter", str, "ramp", "FBP filter: ramp | shepp-logan | cosine | hamming | hann"),
-        TaskOption("chunk", int, 8, "3D: slices per prior call (bounds memory)"),
+        TaskOption("chunk", int, 8, "volumes: slices per network call (bounds memory)"),
         TaskOption("scale", float, 1.0, "sinogram input: multiply the values read (e.g. PNG sinograms)"),
     ),
     default_sampler="pnp-hqs",

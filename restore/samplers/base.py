@@ -13,7 +13,7 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
-from ..errors import IncompatibleError, InvalidInputError
+from ..errors import IncompatibleError, InvalidInputError, ShapeError
 from ..priors.base import DiffusionPrior, NoPrior, Prior, family_names
 from ..priors.view import ModelView, randn
 from ..problem import Problem
@@ -74,6 +74,8 @@ class Sampler:
         uses_prior: ``False`` for prior-free methods (classical baselines): ``run`` then takes ``prior=None``
             and the run plan loads no prior for them.
         nonnegative: config fields that must be ``>= 0`` (or ``None``), checked before :meth:`validate`.
+        volumes: the sampler takes a volume ``(B, C, D, H, W)`` with a 2D prior (its slices through the
+            network); prior-free samplers take whatever their operator takes.
     """
 
     Config: ClassVar[type]
@@ -84,6 +86,7 @@ class Sampler:
     # independently, so posterior samples can run as one batch (restore.plan.execute_plan).
     chain_batching: ClassVar[bool] = False
     nonnegative: ClassVar[tuple[str, ...]] = ()
+    volumes: ClassVar[bool] = False
 
     def __init__(self, config: Any | None = None, **overrides: Any) -> None:
         self.config = build_config(type(self).__name__, self.Config, config, overrides)
@@ -134,6 +137,9 @@ class Sampler:
             prior = NoPrior()
         self.check(prior, problem)
         view = prior.bind(problem, shape=shape, x_init=x_init)
+        if len(view.image_shape) == 5 and self.uses_prior and not self.volumes:
+            raise ShapeError(f"sampler {type(self).__name__} reconstructs 2D images, got a volume "
+                             f"{tuple(view.image_shape)}; use --sampler {' or '.join(volume_samplers())} for volumes")
         self.check_view(view)
         start = time.perf_counter()
         x_model, extras = self.sample(view, generator, callback or _noop)
@@ -146,6 +152,20 @@ class Sampler:
                callback: Callback) -> tuple[torch.Tensor, dict[str, Any]]:  # pragma: no cover - abstract
         """The algorithm: the final state in model space and the sampler's extras."""
         raise NotImplementedError
+
+
+def volume_samplers() -> list[str]:
+    """Registered samplers that reconstruct volumes with a 2D prior."""
+    from ..plugins import registry
+
+    names = []
+    for comp in registry().all("sampler"):
+        try:
+            if getattr(comp.load(), "volumes", False):
+                names.append(comp.name)
+        except Exception:  # noqa: BLE001 - a broken plugin must not hide the error being reported
+            continue
+    return names
 
 
 def compatible_samplers(prior_type: type) -> list[str]:

@@ -12,6 +12,10 @@ with ``σ_k`` log-spaced from ``sigma_start`` down to the measurement noise (``�
 ``σ_k`` is taken as the denoiser's actual level, so the pair of steps is exactly HQS on
 ``‖A x - y‖² / 2 + λ σ² R(x)``: with ``λ = 1`` and an exact Gaussian denoiser it converges to the MAP
 estimate as ``σ_k → 0``. Returns the last ``z``. Cost: one network evaluation per iteration.
+
+A volume ``(B, C, D, H, W)`` (e.g. ``SliceOperator`` CT) is denoised slice by slice, ``chunk`` slices per
+network call, and its data step is the operator's (slice-wise) ``prox``: the same result as each slice alone,
+with the network's memory bounded by the chunk.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ class PnPHQSConfig:
         sigma_end: last denoiser level; ``None`` uses the measurement noise (DPIR), at least ``sigma_floor``.
         sigma_floor: smallest σ used in ρ and as the last level (DPIR: 0.255/255 in ρ; its demosaicking
             ends at 0.6/255 when noiseless).
+        chunk: volumes: slices per network call.
     """
 
     steps: int = 8
@@ -48,18 +53,22 @@ class PnPHQSConfig:
     sigma_start: float = 49 / 255
     sigma_end: float | None = None
     sigma_floor: float = 0.6 / 255
+    chunk: int = 8
 
 
 class PnPHQS(Sampler):
     Config = PnPHQSConfig
     requires = ("operator", "linear")
     chain_batching = True
+    volumes = True
 
     def validate(self) -> None:
         cfg = self.config
         if not (cfg.lam > 0 and cfg.sigma_start > 0 and cfg.sigma_floor > 0):
             raise InvalidInputError(f"need lam > 0, sigma_start > 0 and sigma_floor > 0, got lam={cfg.lam}, "
                                     f"sigma_start={cfg.sigma_start}, sigma_floor={cfg.sigma_floor}")
+        if cfg.chunk < 1:
+            raise InvalidInputError(f"chunk (slices per network call) must be >= 1, got {cfg.chunk}")
         if cfg.sigma_end is not None and not cfg.sigma_end >= 0:
             raise InvalidInputError(f"sigma_end must be >= 0 (public units) or None, got {cfg.sigma_end}")
 
@@ -78,8 +87,14 @@ class PnPHQS(Sampler):
         return k, s / a / scale
 
     def denoise(self, view, z: torch.Tensor, k: int) -> torch.Tensor:
-        """``D(z)`` at level ``k`` in public units: one Tweedie call on ``a_k · to_model(z)``."""
+        """``D(z)`` at level ``k`` in public units: one Tweedie call on ``a_k · to_model(z)``; a volume
+        ``(B, C, D, H, W)`` goes through the network ``chunk`` slices at a time."""
         a, _ = view.coefficients(k)
+        if z.ndim == 5:
+            b, c, d, h, w = z.shape
+            slices = z.transpose(1, 2).reshape(b * d, c, h, w)
+            out = torch.cat([view.predict(a * view.to_model(part), k)[1] for part in slices.split(self.config.chunk)])
+            return view.from_model(out).reshape(b, d, c, h, w).transpose(1, 2)
         _, x0 = view.predict(a * view.to_model(z), k)
         return view.from_model(x0)
 

@@ -60,6 +60,7 @@ class DDS3DConfig:
 class DDS3D(Sampler):
     Config = DDS3DConfig
     requires = ("operator", "linear")
+    volumes = True
 
     def validate(self) -> None:
         c = self.config

@@ -25,15 +25,17 @@ class SliceOperator(LinearOperator):
         self.chunk = chunk
         self.pinv_iters = getattr(op, "pinv_iters", self.pinv_iters)
 
-    def map_slices(self, fn: Callable[[Operator, torch.Tensor], torch.Tensor], v: torch.Tensor) -> torch.Tensor:
-        """Apply ``fn(op, slices)`` to chunks of slices of ``v`` ``(B, C, D, ...)`` and restack along D."""
+    def chunks(self, v: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The slices of ``v`` ``(B, C, D, ...)`` as ``(N, C, ...)`` batches of at most ``chunk``."""
         if v.ndim != 5:
             raise ShapeError(f"volume operator expects (B, C, D, H, W) data, got shape {tuple(v.shape)}")
-        b, c, d = v.shape[:3]
-        flat = v.transpose(1, 2).reshape(b * d, c, *v.shape[3:])
-        step = self.chunk or flat.shape[0]
-        out = torch.cat([fn(self.op, part) for part in flat.split(step)], dim=0)
-        return out.reshape(b, d, c, *out.shape[2:]).transpose(1, 2)
+        flat = v.transpose(1, 2).reshape(v.shape[0] * v.shape[2], v.shape[1], *v.shape[3:])
+        return flat.split(self.chunk or flat.shape[0])
+
+    def map_slices(self, fn: Callable[[Operator, torch.Tensor], torch.Tensor], v: torch.Tensor) -> torch.Tensor:
+        """Apply ``fn(op, slices)`` to chunks of slices of ``v`` ``(B, C, D, ...)`` and restack along D."""
+        out = torch.cat([fn(self.op, part) for part in self.chunks(v)], dim=0)
+        return out.reshape(v.shape[0], v.shape[2], v.shape[1], *out.shape[2:]).transpose(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.map_slices(lambda o, s: o(s), x)
@@ -46,6 +48,11 @@ class SliceOperator(LinearOperator):
 
     def pinv(self, y: torch.Tensor) -> torch.Tensor:
         return self.map_slices(lambda o, s: o.pinv(s), y)
+
+    def prox(self, z: torch.Tensor, y: torch.Tensor, gamma: float) -> torch.Tensor:
+        """The 2D operator's own ``prox`` slice by slice (closed form, or CG with per-slice step sizes)."""
+        measured = iter(self.chunks(y))
+        return self.map_slices(lambda o, s: o.prox(s, next(measured), gamma), z)
 
     def initial_estimate(self, y: torch.Tensor) -> torch.Tensor:
         return self.map_slices(lambda o, s: o.initial_estimate(s), y)
