@@ -32,6 +32,8 @@ from restore.preview import run_with_preview  # noqa: E402
 from restore.tasks import RunSettings  # noqa: E402
 
 SAMPLES = 3  # posterior samples behind the std map
+# Strips with a std map need a stochastic sampler; several task defaults (pnp-hqs, tweedie) are deterministic.
+SAMPLER = "dds"
 
 # name: (task, image source, crop (top, left, side) or None, task options, settings, caption)
 ENTRIES = {
@@ -43,13 +45,13 @@ ENTRIES = {
                       "4× bicubic downsampling, noise 0.01"),
     "inpaint": ("inpaint", "camera.png", (20, 60, 128), {"mask": "random:0.5"}, {},
                 "50 % of the pixels missing (grayscale)"),
-    "denoise": ("denoise", "astronaut.png", (120, 100, 128), {}, {"samples": 1},
+    "denoise": ("denoise", "astronaut.png", (120, 100, 128), {}, {"samples": 1, "sampler": "tweedie"},
                 "Gaussian noise 25/255; one-step Tweedie posterior mean (deterministic: no std map)"),
     "mri": ("mri", "s1045", None, {"acceleration": 4.0, "center_fraction": 0.08}, {},
             "MRI 4×, 8 simulated coils, fastMRI random mask (matplotlib's s1045 slice, 128²)"),
     "ct": ("ct", "ct_small", None, {"views": 30}, {},
            "CT, 30 parallel-beam views (pydicom's CT_small slice, 128²)"),
-    "volume": ("ct", "shepp-logan-3d", None, {"views": 8, "chunk": 8}, {"samples": 1, "steps": 30},
+    "volume": ("ct", "shepp-logan-3d", None, {"views": 8, "chunk": 8}, {"samples": 1, "steps": 30, "sampler": "dds-3d"},
                "CT volume 16×64², 8 views per slice, dds-3d with TV along z; the strip scores the middle slice it shows, the numbers below are over the whole volume"),
 }
 
@@ -86,7 +88,7 @@ def build(names: list[str]) -> dict:
         for name in names:
             task, src, crop, options, overrides, caption = ENTRIES[name]
             settings = RunSettings(seed=0, simulate=True, overwrite=True, samples=overrides.get("samples", SAMPLES),
-                                   steps=overrides.get("steps"))
+                                   steps=overrides.get("steps"), sampler=overrides.get("sampler", SAMPLER))
             inp = source(src, crop, tmp)
             ext = ".npy" if inp.endswith(".npy") else ".png"
             start = time.perf_counter()
@@ -97,7 +99,8 @@ def build(names: list[str]) -> dict:
             samples = f" --samples {settings.samples}" if settings.samples > 1 else ""
             index[name] = {
                 "task": task, "caption": caption, "image": f"{name}.png", "input": src,
-                "command": f"restore {task} INPUT {flags} --simulate --preview{samples}{steps}".replace("  ", " "),
+                "command": f"restore {task} INPUT {flags} --sampler {settings.sampler} --simulate --preview{samples}{steps}"
+                .replace("  ", " "),
                 "prior": report.prior, "sampler": report.sampler, "nfe": report.nfe,
                 "seconds": round(time.perf_counter() - start, 1),
                 "metrics": {k: round(v, 4) for k, v in report.metrics.items()},

@@ -281,7 +281,7 @@ def summary_table(path: str = os.path.join(RESULTS, "task_defaults.json")) -> st
     """Per imaging case: what ``restore TASK`` does by default (its measured default sampler and steps)
     against the best classical baseline, on the held-out validation crops of ``bench.task_defaults``
     (README summary)."""
-    from restore_imaging.tasks import TASK_DEFAULTS
+    from restore_imaging.tasks import GAUSSIAN_DEBLUR_DEFAULT, TASK_DEFAULTS
 
     from bench.task_defaults import CASES
 
@@ -295,8 +295,10 @@ def summary_table(path: str = os.path.join(RESULTS, "task_defaults.json")) -> st
              f"{data['machine']['date']}):", "",
              "| case | default | PSNR / SSIM | CPU s at 256² | best classical | PSNR / SSIM | margin |",
              "|---|---|---|---|---|---|---|"]
-    for case, task in task_of.items():
-        sampler, steps = TASK_DEFAULTS[task]
+    defaults = {case: TASK_DEFAULTS[task] for case, task in task_of.items()}
+    defaults["deblur-gaussian"] = GAUSSIAN_DEBLUR_DEFAULT  # restore deblur picks by the kernel's kind
+    for case, sampler_steps in defaults.items():
+        sampler, steps = sampler_steps
         default = [r for r in rows if r["case"] == case and r["sampler"] == sampler and r["steps"] == (steps or 1)]
         classical = baselines.get(case, {}).get("baselines", [])
         if not default or not classical:

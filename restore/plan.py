@@ -114,6 +114,9 @@ def make_plan(sampler: str, *, prior: str = "default", steps: int | None = None,
         if merged.get("particles", samples) != samples:
             notes.append(f"--samples {samples} sets particles={samples} (was {merged['particles']})")
         merged["particles"] = samples
+    if samples > 1 and getattr(factory, "deterministic", False):
+        notes.append(f"sampler {sampler} is deterministic: the {samples} samples are one result repeated and the "
+                     f"std map is zero; for posterior samples pick a stochastic sampler (e.g. --sampler diffpir)")
     if steps is not None:
         if "steps" in fields:
             merged["steps"] = steps
@@ -159,10 +162,11 @@ def quality_preset(task: Task, quality: str, sampler: str) -> tuple[str, dict[st
 def plan_task(task: Task, settings: RunSettings, options: dict[str, Any], setup: Setup | None = None,
               channels: int = 3) -> RunPlan:
     """The plan of a task run: the setup's own sampler choice (e.g. ``--method sense``) wins over
-    ``--sampler``, which wins over the ``--quality`` preset and the task's default; options layer task
-    defaults, the quality preset, then what the setup derived, then the user's ``--set``; ``--steps`` wins
-    over the preset's steps."""
-    name, preset = quality_preset(task, settings.quality, settings.sampler)
+    ``--sampler``, which wins over the setup's default for its input, the ``--quality`` preset and the task's
+    default; options layer task defaults, the quality preset, then what the setup derived, then the user's
+    ``--set``; ``--steps`` wins over the preset's steps."""
+    chosen = settings.sampler or (setup.default_sampler if setup is not None else None)
+    name, preset = quality_preset(task, settings.quality, chosen)
     if setup is not None and setup.sampler:
         name, preset = setup.sampler, {}
     derived = setup.sampler_options.get(name, {}) if setup is not None else {}

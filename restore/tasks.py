@@ -39,6 +39,9 @@ class Setup:
     sampler_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     # A sampler the task's own options chose (e.g. ``restore mri --method sense``); wins over --sampler.
     sampler: str | None = None
+    # The measured default for this input where it differs from the task's (e.g. the blur kernel's kind);
+    # --sampler wins over it, and --quality presets made for another sampler are then not applied.
+    default_sampler: str | None = None
     # Batch entries (e.g. the slices of a k-space file) per sampler run: bounds the network's memory by the
     # chunk, not the file. Needs an operator that implements ``batch_slice``; ``None`` = all at once.
     batch_chunk: int | None = None

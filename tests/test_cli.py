@@ -75,6 +75,16 @@ def test_samples_write_mean_std_and_config(tmp_path, small_image, capsys):
     assert cfg["sampler"] == "dds" and cfg["sampler_config"]["steps"] == 3 and cfg["samples"] == 3
 
 
+def test_samples_of_a_deterministic_sampler_say_so(tmp_path, small_image, capsys):
+    out = tmp_path / "out.png"
+    code, err = run(capsys, "deblur", small_image, "-o", out, "--samples", "2", "--prior", "stationary-gaussian")
+    assert code == 0, err
+    assert "pnp-hqs is deterministic" in err and "--sampler diffpir" in err, err
+    code, err = run(capsys, "deblur", small_image, "-o", tmp_path / "b.png", "--samples", "2", "--sampler", "dds",
+                    "--steps", "3", "--prior", "stationary-gaussian")
+    assert code == 0 and "deterministic" not in err, err
+
+
 def test_denoise_defaults_to_the_one_step_posterior_mean(tmp_path, small_image, capsys):
     out = tmp_path / "out.png"
     code, err = run(capsys, "denoise", small_image, "-o", out, "--simulate", "--save-config")

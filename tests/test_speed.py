@@ -148,6 +148,30 @@ def test_quality_presets():
         quality_preset(sr, "fast", None)
 
 
+def test_deblur_default_depends_on_the_kernel_kind():
+    import restore
+    from restore.plan import plan_task
+    from restore.tasks import RunSettings, get_task
+    from restore_imaging.tasks import GAUSSIAN_DEBLUR_DEFAULT, TASK_DEFAULTS
+
+    deblur = get_task("deblur")
+    image = restore.Image(torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0)))
+
+    def plan(kernel, **settings):
+        setup = deblur.build(image=image, noise=0.01, simulate=True, generator=torch.Generator().manual_seed(0),
+                             kernel=kernel)
+        return plan_task(deblur, RunSettings(prior="stationary-gaussian", device="cpu", **settings), {}, setup,
+                         channels=1)
+
+    gaussian, motion = plan("gaussian:2.0"), plan("motion:9:30")
+    assert (gaussian.sampler, gaussian.sampler_config["steps"]) == GAUSSIAN_DEBLUR_DEFAULT
+    assert (motion.sampler, motion.sampler_config["steps"]) == TASK_DEFAULTS["deblur"]
+    assert plan("gaussian:2.0", sampler="dds").sampler == "dds"  # --sampler wins
+    # a preset made for another sampler is not applied: --quality best on a Gaussian kernel keeps pnp-hqs
+    assert plan("gaussian:2.0", quality="best").sampler == GAUSSIAN_DEBLUR_DEFAULT[0]
+    assert plan("motion:9:30", quality="draft").sampler == "pnp-hqs"
+
+
 def test_cli_speed_options(tmp_path):
     from restore.cli import main
     from restore.io import Image, write

@@ -76,6 +76,8 @@ class Sampler:
         nonnegative: config fields that must be ``>= 0`` (or ``None``), checked before :meth:`validate`.
         volumes: the sampler takes a volume ``(B, C, D, H, W)`` with a 2D prior (its slices through the
             network); prior-free samplers take whatever their operator takes.
+        deterministic: the sampler draws no noise (an estimator, not a posterior sampler): ``--samples N``
+            repeats one result, so the plan says so.
     """
 
     Config: ClassVar[type]
@@ -87,6 +89,7 @@ class Sampler:
     chain_batching: ClassVar[bool] = False
     nonnegative: ClassVar[tuple[str, ...]] = ()
     volumes: ClassVar[bool] = False
+    deterministic: ClassVar[bool] = False
 
     def __init__(self, config: Any | None = None, **overrides: Any) -> None:
         self.config = build_config(type(self).__name__, self.Config, config, overrides)

@@ -22,6 +22,7 @@ class ClassicalSampler(Sampler):
     requires = ("operator", "linear")
     families = (Prior,)
     uses_prior = False
+    deterministic = True
 
     def operator_for(self, problem):
         """The operator ``reconstruct`` receives; override to unwrap views or refuse other operators."""

@@ -61,6 +61,7 @@ class PnPHQS(Sampler):
     requires = ("operator", "linear")
     chain_batching = True
     volumes = True
+    deterministic = True
 
     def validate(self) -> None:
         cfg = self.config

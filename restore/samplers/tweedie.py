@@ -30,6 +30,7 @@ class Tweedie(Sampler):
     Config = TweedieConfig
     requires = ("operator", "linear")
     chain_batching = True
+    deterministic = True
 
     def validate(self) -> None:
         if self.config.noise_scale <= 0:
