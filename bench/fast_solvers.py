@@ -34,6 +34,8 @@ import torch
 import restore
 from restore.priors import GaussianPrior, GMMPrior
 
+from .run import machine, write_json
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VAL_DIR = "/work/data/cbsd432/val"
 GRAY_VAL_DIR = "/work/data/bsd400/val"
@@ -57,12 +59,6 @@ SOLVERS = (
     ("dpm-solver-v3 (logSNR)", "dpm-solver-v3", {"spacing": "logSNR"}),
     ("ve-ode (Heun)", "ve-ode", {}),
 )
-
-
-def write_json(path: str, data: dict) -> None:
-    with open(path + ".partial", "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(path + ".partial", path)
 
 
 def steps_for(sampler: str, nfe: int) -> int | None:
@@ -275,6 +271,8 @@ def main() -> None:
         momentum(results, args.crops)
         write_json(args.output, results)
     results["torch_threads"] = 1
+    results["machine"] = machine()  # the shipped weights' fingerprints: python -m bench.stale
+    results.pop("commit", None)  # older files recorded the commit alone; machine() has it
     write_json(args.output, results)
     print(f"wrote {args.output}")
 
