@@ -105,7 +105,7 @@ def main() -> None:
                                      "ess_threshold": sampler.config.ess_threshold},
                          "ess_min": round(min(trace), 2), "ess_median": round(statistics.median(trace), 2),
                          "ess_final": round(trace[-1], 2), "resampling_steps": len(diag["resampled_steps"]),
-                         "log_z": round(diag["log_z"][0], 2)}
+                         "log_z": None if diag["log_z"] is None else round(diag["log_z"][0], 2)}
             else:
                 sampler = restore.sampler(method, steps=args.steps)
                 draws = []

@@ -164,6 +164,8 @@ def _unit_gaussian_problem(kind: str):
         shape, op = (3,), MatrixOperator(torch.randn(2, 3, generator=g, dtype=F64) / 3**0.5)
     elif kind == "blur":  # circular: Fourier SVD with complex spectra
         shape, op = (1, 8, 8), restore.operator("gaussian-blur", sigma=0.8)
+    elif kind == "reflect-blur":  # no fast SVD: the CG transition only
+        shape, op = (1, 8, 8), restore.operator("gaussian-blur", sigma=0.8, boundary="reflect")
     else:  # a mask: diagonal SVD with null slots
         shape, op = (1, 8, 8), restore.operator("inpainting", mask=(torch.rand(8, 8, generator=g) > 0.4).double())
     d = math.prod(shape)
@@ -174,35 +176,40 @@ def _unit_gaussian_problem(kind: str):
     return prior, op, y, sigma_y
 
 
-@pytest.mark.parametrize("kind", ["matrix", "blur", "mask"])
-def test_smc_gaussian_proposal_is_the_exact_transition_for_a_unit_gaussian_prior(kind):
+@pytest.mark.parametrize("kind,solver", [("matrix", "svd"), ("blur", "svd"), ("mask", "svd"), ("matrix", "cg"),
+                                         ("blur", "cg"), ("mask", "cg"), ("reflect-blur", "cg")])
+def test_smc_gaussian_proposal_is_the_exact_transition_for_a_unit_gaussian_prior(kind, solver):
     # For N(m, I) in VP units the fixed-large chain is the exact reverse process, ΠGDM's twist is the exact
     # p(y | x_k) and the linearised proposal the exact p(x_j | x_k, y): every incremental weight is one, and
     # log Ẑ is log p(y) (only the first weight, x_T ~ N(0, I) against N(a_T m, I), and the last step's
-    # deterministic Tweedie output depart from it, by amounts of order a_T and s_0).
+    # deterministic Tweedie output depart from it, by amounts of order a_T and s_0). The CG transition
+    # (Matheron's rule) draws the same law and gets the same weights to its solver tolerance; it reports no log Ẑ.
     prior, op, y, sigma_y = _unit_gaussian_problem(kind)
     n, steps = 64, 20
-    r = SMC(particles=n, steps=steps, proposal="gaussian", tau2=1.0).run(  # τ² = the prior's variance
-        prior, Problem(y, op, GaussianNoise(sigma_y)), generator=torch.Generator().manual_seed(0))
+    r = SMC(particles=n, steps=steps, proposal="gaussian", tau2=1.0, gaussian_solver=solver, cg_tol=1e-10).run(
+        prior, Problem(y, op, GaussianNoise(sigma_y)), generator=torch.Generator().manual_seed(0))  # τ² = prior var
     diag = r.extras["diagnostics"]
     ess_trace = [e[0] for e in diag["ess"]]
+    assert diag["proposal"] == f"gaussian ({solver})" and r.vjp == 0
     assert diag["resampled_steps"] == []
     assert max(ess_trace[:-1]) - min(ess_trace[:-1]) < 1e-3 and min(ess_trace) > 0.99 * n, ess_trace
-    # exact log p(y) relative to N(y; ·, σ_y² I)'s normaliser (the likelihood's convention)
+    flat = GaussianPrior(prior.mean.flatten(), prior.cov)  # the oracles take flat samples
+    chain_mean, chain_cov = ddpm_chain_moments(flat, steps, variance="fixed-large")
     a = torch.func.jacrev(lambda v: op(v.reshape((1,) + prior.event_shape)).flatten())(
         torch.zeros(prior.mean.numel(), dtype=F64))  # the operator as a matrix
+    mean, cov = GaussianPrior(chain_mean, chain_cov).posterior(a, y.reshape(1, -1), sigma_y)
+    m, _ = weighted_moments(r.extras["particles"].reshape(n, 1, -1), r.extras["weights"])
+    z = (m[0] - mean.flatten()) / (cov.diag().sqrt() / math.sqrt(n))
+    assert float(z.abs().max()) < 4.5, z
+    if solver == "cg":
+        assert diag["log_z"] is None and diag["cg_iterations"] > 0
+        return
+    # exact log p(y) relative to N(y; ·, σ_y² I)'s normaliser (the likelihood's convention)
     cov_y = sigma_y**2 * torch.eye(a.shape[0], dtype=F64) + a @ a.T
     log_py = torch.distributions.MultivariateNormal(a @ prior.mean.flatten(), cov_y).log_prob(y.flatten())
     log_py = float(log_py) + a.shape[0] / 2 * math.log(2 * math.pi * sigma_y**2)
     print(f"{kind}: ESS {ess_trace[0]:.4f}..{ess_trace[-1]:.4f} of {n}; log Z {diag['log_z'][0]:.5f} exact {log_py:.5f}")
     assert abs(diag["log_z"][0] - log_py) < 0.01
-    # and the particles are posterior draws of the chain's prior: moments within Monte Carlo error
-    flat = GaussianPrior(prior.mean.flatten(), prior.cov)  # the oracles take flat samples
-    chain_mean, chain_cov = ddpm_chain_moments(flat, steps, variance="fixed-large")
-    mean, cov = GaussianPrior(chain_mean, chain_cov).posterior(a, y.reshape(1, -1), sigma_y)
-    m, _ = weighted_moments(r.extras["particles"].reshape(n, 1, -1), r.extras["weights"])
-    z = (m[0] - mean.flatten()) / (cov.diag().sqrt() / math.sqrt(n))
-    assert float(z.abs().max()) < 4.5, z
 
 
 def _circulant_natural_problem(gen_seed: int = 6):
@@ -312,16 +319,22 @@ def test_smc_refuses_noiseless_measurements_and_bad_options():
         SMC(proposal="gaussian", tau2=0.0)
 
 
-def test_smc_gaussian_proposal_names_the_alternative_without_an_svd():
+def test_smc_gaussian_proposal_without_an_svd_uses_cg_or_names_the_alternative():
     import restore
 
     op = restore.operator("gaussian-blur", sigma=0.8, boundary="reflect")  # no fast SVD
     prior = GaussianPrior(torch.full((1, 8, 8), 0.5, dtype=F64), torch.eye(64, dtype=F64))
     problem = Problem(op(torch.full((1, 1, 8, 8), 0.5, dtype=F64)), op, GaussianNoise(0.1))
     with pytest.raises(RestoreError, match="proposal=gradient"):
-        SMC(proposal="gaussian", steps=3, particles=2).run(prior, problem)
+        SMC(proposal="gaussian", gaussian_solver="svd", steps=3, particles=2).run(prior, problem)
+    r = SMC(proposal="gaussian", steps=3, particles=2).run(prior, problem, generator=torch.Generator().manual_seed(0))
+    assert r.extras["diagnostics"]["proposal"] == "gaussian (cg)" and r.vjp == 0
     r = SMC(steps=3, particles=2).run(prior, problem, generator=torch.Generator().manual_seed(0))  # auto
     assert r.vjp == 2 * 3  # fell back to the gradient proposal
+    with pytest.raises(RestoreError, match="Fourier SVD"):
+        SMC(tau2="spectral", gaussian_solver="cg")
+    with pytest.raises(RestoreError, match="cg_iters"):
+        SMC(cg_iters=0)
 
 
 # -- Feynman–Kac correctors -----------------------------------------------------------------------------------
@@ -459,3 +472,23 @@ def test_particle_samplers_on_the_shipped_prior_record_finite_diagnostics(tmp_pa
     assert len(diag["ess"]) == 4 and all(1 - 1e-9 <= e[0] <= 3 + 1e-9 for e in diag["ess"])
     assert all(math.isfinite(v) for v in diag["log_z"])
     assert (tmp_path / "out_std.png").exists() and report.nfe == 3 * 4
+
+
+def test_cli_smc_gaussian_proposal_on_the_default_valid_blur(tmp_path, capsys):
+    # the deblur task's default boundary has no fast SVD: --set proposal=gaussian runs the CG transition
+    import json
+
+    from restore.cli import main
+    from restore.io import Image, write
+
+    src = tmp_path / "in.png"
+    write(str(src), Image(torch.rand(1, 1, 24, 24, generator=torch.Generator().manual_seed(0))))
+    out = tmp_path / "out.png"
+    code = main(["deblur", str(src), "-o", str(out), "--sampler", "smc", "--set", "proposal=gaussian",
+                 "--samples", "3", "--steps", "4", "--noise", "0.05", "--prior", "stationary-gaussian",
+                 "--save-config", "-q"])
+    assert code == 0, capsys.readouterr().err
+    config = json.loads((tmp_path / "out.png.config.json").read_text())
+    (diagnostics,) = config["diagnostics"]
+    assert diagnostics["proposal"] == "gaussian (cg)" and diagnostics["log_z"] is None
+    assert (tmp_path / "out_std.png").exists()

@@ -11,7 +11,8 @@ Two proposals:
 
 * ``gaussian`` (:mod:`.smc_gaussian`): the exact Gaussian transition of the affine case — the reverse step
   times the ΠGDM-style twist ``N(y; A x0̂, σ_y² I + r_k² A Aᵀ)`` with the denoiser linearised, sampled exactly in
-  the operator's SVD; one network call per particle and step, no VJP;
+  the operator's SVD, or, for any other linear operator, by Matheron's rule with CG solves in measurement
+  space; one network call per particle and step, no VJP;
 * ``gradient`` (the TDS paper's): the reverse mean shifted by the gradient of the twist
   ``N(y; A x0̂(x_k), σ̃_k² I)`` (one VJP per particle and step); works with any differentiable operator.
 
@@ -31,11 +32,13 @@ from ..operators.noise import GaussianNoise
 from ..priors.schedules import Spacing
 from .base import Sampler
 from .particles import ParticleWeights, check_particle_options, gather_particles
-from .smc_gaussian import GaussianTransition, gaussian_denoiser, nfe_x0
+from .smc_gaussian import GaussianTransition, MatrixFreeTransition, gaussian_denoiser, nfe_x0
 from .steps import Variance, ddpm_coefficients
 
 #: ``auto``: ``gaussian`` when the operator has a fast SVD and ``y`` is real, else ``gradient``
 Proposal = Literal["auto", "gaussian", "gradient"]
+#: how the ``gaussian`` proposal is computed: ``auto`` = ``svd`` when the operator has one, else ``cg``
+GaussianSolver = Literal["auto", "svd", "cg"]
 
 
 @dataclass(frozen=True)
@@ -46,10 +49,14 @@ class SMCConfig:
         ess_threshold: resample when ``ESS < ess_threshold · N``. The TDS code resamples at every step (its
             ``ess_threshold: null``, i.e. ``1``); one half here, the usual adaptive rule: the same limit with
             less resampling noise while the weights stay even.
-        proposal: ``gaussian`` (the exact Gaussian transition of the affine case, needs the operator's SVD),
+        proposal: ``gaussian`` (the exact Gaussian transition of the affine case, any linear operator),
             ``gradient`` (the TDS paper's gradient-shifted step) or ``auto`` (default: ``gaussian`` where the
-            operator allows it). Both keep the sampler exact as ``N → ∞``; they differ in how many particles
-            that takes.
+            operator has a fast SVD). Both keep the sampler exact as ``N → ∞``; they differ in how many
+            particles that takes.
+        gaussian_solver: ``svd`` (exact, the operator's fast SVD), ``cg`` (Matheron's rule and CG solves in
+            measurement space, :class:`.smc_gaussian.MatrixFreeTransition`; any linear operator, no ``log Ẑ``)
+            or ``auto`` (``svd`` when the operator has one).
+        cg_iters, cg_tol: ``cg`` only: CG iterations at most and relative residual per solve.
         tau2: the variance τ² (model units) of the Gaussian prior behind the twist: its x0 variance is
             ``r_k² = τ² s_k² / (a_k² τ² + s_k²)`` (added to σ_y²; for ``gaussian`` shaped ``r_k² A Aᵀ``, and the
             proposal linearises the denoiser with that Gaussian's slope). TDS code: ``0.12`` (its image script's
@@ -72,6 +79,9 @@ class SMCConfig:
     particles: int = 16
     ess_threshold: float = 0.5
     proposal: Proposal = "auto"
+    gaussian_solver: GaussianSolver = "auto"
+    cg_iters: int = 1000
+    cg_tol: float = 1e-6
     tau2: float | Literal["flat", "spectral"] = 0.12
     weight_exponent: float = 1.0
     particle_batch: int | None = None
@@ -158,10 +168,15 @@ class SMC(Sampler):
         check_particle_options("smc", cfg)
         if not 0 <= cfg.weight_exponent <= 1:
             raise InvalidInputError(f"smc weight_exponent must be in [0, 1] (1 = exact), got {cfg.weight_exponent}")
+        if cfg.cg_iters < 1 or not cfg.cg_tol > 0:
+            raise InvalidInputError(f"smc needs cg_iters >= 1 and cg_tol > 0, got {cfg.cg_iters}, {cfg.cg_tol}")
         if cfg.tau2 == "spectral":
             if cfg.proposal == "gradient":
                 raise InvalidInputError("smc tau2=spectral shapes the twist by frequency, which only the Gaussian "
                                         "transition uses: --set proposal=gaussian (or auto), or a number for tau2")
+            if cfg.gaussian_solver == "cg":
+                raise InvalidInputError("smc tau2=spectral needs the operator's Fourier SVD: --set "
+                                        "gaussian_solver=auto (or svd), or a number for tau2")
         elif not self.tau2() >= 0:
             raise InvalidInputError(f"smc tau2 must be >= 0, flat or spectral, got {cfg.tau2}")
         elif cfg.proposal == "gaussian" and self.tau2() == 0:
@@ -188,6 +203,17 @@ class SMC(Sampler):
         has_svd = getattr(op, "linear", False) and op.svd(tuple(view.x_shape)) is not None
         return "gaussian" if has_svd and self.tau2() > 0 and not view.problem.y.is_complex() else "gradient"
 
+    def gaussian_transition(self, view, n: int):
+        """The Gaussian proposal's machinery for this run: the operator's SVD, or CG (``gaussian_solver``)."""
+        cfg = self.config
+        op = view.problem.operator
+        has_svd = getattr(op, "linear", False) and op.svd(tuple(view.x_shape)) is not None
+        if cfg.gaussian_solver == "svd" or (cfg.gaussian_solver == "auto" and (has_svd or cfg.tau2 == "spectral")):
+            return GaussianTransition(view, n, self.tau2())
+        if not getattr(op, "linear", False):
+            raise IncompatibleError("smc proposal=gaussian needs a linear operator; use --set proposal=gradient")
+        return MatrixFreeTransition(view, n, self.tau2(), cfg.cg_iters, cfg.cg_tol)
+
     def twist_variance(self, view, k: int) -> float:
         """``σ_y² + r_k²`` of the gradient proposal's isotropic twist, public units²."""
         r2, _ = gaussian_denoiser(*view.coefficients(k), self.tau2())
@@ -205,7 +231,8 @@ class SMC(Sampler):
         weights = ParticleWeights(n, b, cfg.ess_threshold, exponent=cfg.weight_exponent)
         kind = self.proposal_kind(view)
         if kind == "gaussian":
-            transition = GaussianTransition(view, n, self.tau2())
+            transition = self.gaussian_transition(view, n)
+            kind = f"gaussian ({'cg' if isinstance(transition, MatrixFreeTransition) else 'svd'})"
 
             def twist(x, k):  # (x0̂, log p̃_k, no gradient)
                 x0 = nfe_x0(view, x, k, n, cfg.particle_batch)
@@ -245,4 +272,8 @@ class SMC(Sampler):
         pick = choose(w, generator)
         x_out = gather_particles(x, pick.reshape(1, b))
         particles = view.result(x).reshape((n, b) + tuple(view.image_shape[1:]))
-        return x_out, {"particles": particles, "weights": w, "diagnostics": {**weights.diagnostics(), "proposal": kind}}
+        diagnostics = {**weights.diagnostics(), "proposal": kind}
+        if kind == "gaussian (cg)":
+            diagnostics["log_z"] = None  # the CG twist drops its log-determinants: see MatrixFreeTransition
+            diagnostics["cg_iterations"] = transition.solves
+        return x_out, {"particles": particles, "weights": w, "diagnostics": diagnostics}
