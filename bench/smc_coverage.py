@@ -10,7 +10,7 @@ prior by ``smc`` (one run, ``--particles`` weighted particles), ``dps --samples 
 ≈ 0.95), mean std, NFE, VJPs and CPU seconds (``time.process_time``: the machine is shared, wall time is
 meaningless); for SMC also the ESS trace (minimum, median, final) and the number of resampling steps.
 
-Usage: .venv/bin/python bench/smc_coverage.py [--images test_020.png,test_100.png] [--particles 16]
+Usage: .venv/bin/python -m bench.smc_coverage [--images test_020.png,test_100.png] [--particles 16]
        [--steps 40] [--noise 0.02] [--methods smc,smc-gradient,smc-unweighted,dps,dds]
        [--json bench/results/smc_coverage.json]
 An smc method may carry options after a colon, ``;``-separated: ``--methods "smc:tau2=1;steps=100"``.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 
@@ -30,6 +29,8 @@ import restore
 from restore.metrics import psnr
 from restore.samplers.particles import weighted_moments
 from restore_models.data import data_root
+
+from .run import machine, write_json
 
 DATA_ROOT = data_root()  # restore_models.prepare writes the collections there
 VAL_DIR = os.path.join(DATA_ROOT, "bsd400", "val")
@@ -130,12 +131,9 @@ def main() -> None:
                            for k in ("psnr_mean", "coverage_2std", "mean_std", "cpu_seconds")}
     out = {"benchmark": "smc_coverage", "data": f"{VAL_DIR} ({args.images}), centre {args.size}x{args.size} crops",
            "task": f"gaussian blur sigma 2 px, noise {args.noise}", "prior": "natural-gray",
-           "command": "bench/smc_coverage.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
-           "torch": torch.__version__, "python": platform.python_version(), "rows": rows, "mean": summary}
-    tmp = args.json + ".partial"
-    with open(tmp, "w") as f:
-        json.dump(out, f, indent=2)
-    os.replace(tmp, args.json)
+           "command": "python -m bench.smc_coverage " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+           "machine": machine(), "rows": rows, "mean": summary}
+    write_json(args.json, out)
     print(json.dumps(summary, indent=2))
 
 
