@@ -183,7 +183,8 @@ def test_smc_gaussian_proposal_is_the_exact_transition_for_a_unit_gaussian_prior
     # p(y | x_k) and the linearised proposal the exact p(x_j | x_k, y): every incremental weight is one, and
     # log Ẑ is log p(y) (only the first weight, x_T ~ N(0, I) against N(a_T m, I), and the last step's
     # deterministic Tweedie output depart from it, by amounts of order a_T and s_0). The CG transition
-    # (Matheron's rule) draws the same law and gets the same weights to its solver tolerance; it reports no log Ẑ.
+    # (Matheron's rule) draws the same law and gets the same weights and log Ẑ to its solver tolerance (its
+    # log-determinants from the exact spectrum of A Aᵀ, computed for small measurements).
     prior, op, y, sigma_y = _unit_gaussian_problem(kind)
     n, steps = 64, 20
     r = SMC(particles=n, steps=steps, proposal="gaussian", tau2=1.0, gaussian_solver=solver, cg_tol=1e-10).run(
@@ -202,8 +203,7 @@ def test_smc_gaussian_proposal_is_the_exact_transition_for_a_unit_gaussian_prior
     z = (m[0] - mean.flatten()) / (cov.diag().sqrt() / math.sqrt(n))
     assert float(z.abs().max()) < 4.5, z
     if solver == "cg":
-        assert diag["log_z"] is None and diag["cg_iterations"] > 0
-        return
+        assert diag["cg_iterations"] > 0
     # exact log p(y) relative to N(y; ·, σ_y² I)'s normaliser (the likelihood's convention)
     cov_y = sigma_y**2 * torch.eye(a.shape[0], dtype=F64) + a @ a.T
     log_py = torch.distributions.MultivariateNormal(a @ prior.mean.flatten(), cov_y).log_prob(y.flatten())
@@ -330,7 +330,9 @@ def test_smc_gaussian_proposal_without_an_svd_uses_cg_or_names_the_alternative()
     r = SMC(proposal="gaussian", steps=3, particles=2).run(prior, problem, generator=torch.Generator().manual_seed(0))
     assert r.extras["diagnostics"]["proposal"] == "gaussian (cg)" and r.vjp == 0
     r = SMC(steps=3, particles=2).run(prior, problem, generator=torch.Generator().manual_seed(0))  # auto
-    assert r.vjp == 2 * 3  # fell back to the gradient proposal
+    assert r.extras["diagnostics"]["proposal"] == "gaussian (cg)" and r.vjp == 0
+    r = SMC(steps=3, particles=2, gaussian_solver="svd").run(prior, problem, generator=torch.Generator().manual_seed(0))
+    assert r.vjp == 2 * 3  # auto with the SVD solver only: the gradient proposal
     with pytest.raises(RestoreError, match="Fourier SVD"):
         SMC(tau2="spectral", gaussian_solver="cg")
     with pytest.raises(RestoreError, match="cg_iters"):
@@ -490,5 +492,19 @@ def test_cli_smc_gaussian_proposal_on_the_default_valid_blur(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     config = json.loads((tmp_path / "out.png.config.json").read_text())
     (diagnostics,) = config["diagnostics"]
-    assert diagnostics["proposal"] == "gaussian (cg)" and diagnostics["log_z"] is None
+    assert diagnostics["proposal"] == "gaussian (cg)" and math.isfinite(diagnostics["log_z"][0])
     assert (tmp_path / "out_std.png").exists()
+
+
+def test_smc_cg_transition_reports_no_log_z_above_the_exact_spectrum_size(monkeypatch):
+    import restore
+    from restore.samplers import smc_gaussian
+
+    monkeypatch.setattr(smc_gaussian, "EXACT_LOGDET_ENTRIES", 10)  # the 8×8 measurement is then "large"
+    prior, op, y, sigma_y = _unit_gaussian_problem("reflect-blur")
+    r = SMC(particles=8, steps=20, tau2=1.0).run(prior, Problem(y, op, GaussianNoise(sigma_y)),
+                                                generator=torch.Generator().manual_seed(0))
+    diag = r.extras["diagnostics"]
+    assert diag["proposal"] == "gaussian (cg)" and diag["log_z"] is None
+    assert min(e[0] for e in diag["ess"][:-1]) > 0.99 * 8  # the weights do not need the log-determinants
+    assert restore.sampler("smc").config.proposal == "auto"

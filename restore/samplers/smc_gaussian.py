@@ -24,6 +24,8 @@ exact whatever the linearisation's error. No VJP: one network call per particle 
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..errors import IncompatibleError
@@ -144,6 +146,23 @@ def nfe_x0(view, x: torch.Tensor, k: int, n: int, particle_batch: int | None) ->
 
 
 
+#: Measurement entries per problem up to which the CG transition computes ``A Aᵀ``'s spectrum (a dense
+#: eigendecomposition of that size) for the log-determinants of ``log Ẑ``.
+EXACT_LOGDET_ENTRIES = 4096
+
+
+def gram_eigenvalues(op, y_shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor | None:
+    """The eigenvalues ``(m,)`` float64 of ``A Aᵀ`` for a measurement of ``y_shape`` ``(B, ...)`` (``m`` entries
+    per problem; the operator acts alike on every entry), or ``None`` above :data:`EXACT_LOGDET_ENTRIES`."""
+    m = math.prod(y_shape[1:])
+    if m > EXACT_LOGDET_ENTRIES:
+        return None
+    basis = torch.eye(m, dtype=dtype).reshape((m,) + tuple(y_shape[1:]))
+    with torch.no_grad():
+        gram = torch.cat([op(op.adjoint(part)).reshape(part.shape[0], m) for part in basis.split(256)]).double()
+    return torch.linalg.eigvalsh((gram + gram.T) / 2).clamp_min(0)
+
+
 class MatrixFreeTransition:
     """The same twist and exact Gaussian proposal for any linear operator, with CG solves instead of an SVD.
 
@@ -155,7 +174,9 @@ class MatrixFreeTransition:
     measurement space, to ``cg_tol`` (the weights are exact to that tolerance).
 
     The log-determinants of those covariances are the same for every particle and cancel in the weights,
-    but not in ``log Ẑ``: this transition reports no ``log Ẑ``.
+    but ``log Ẑ`` needs them: they come from the exact spectrum of ``A Aᵀ`` when the measurement has at most
+    :data:`EXACT_LOGDET_ENTRIES` entries per problem (then ``log Ẑ`` is the SVD path's), else ``log Ẑ`` is not
+    reported (:attr:`gram_eigenvalues` is ``None``).
 
     Args:
         view: the bound model view (linear operator acting alike on every batch entry, Gaussian noise, real ``y``).
@@ -178,6 +199,7 @@ class MatrixFreeTransition:
         self.scale = float(view.prior.model_scale)
         self.v, self.cg_iters, self.cg_tol = v, cg_iters, cg_tol
         self.solves = 0  # CG iterations in all, for the diagnostics
+        self.gram_eigenvalues = gram_eigenvalues(op, tuple(problem.y.shape), self.y.dtype)
 
     def twist_parameters(self, view, k: int) -> tuple[float, float]:
         """``(r_k², γ_k)`` in public units (see :meth:`GaussianTransition.twist_parameters`)."""
@@ -194,11 +216,16 @@ class MatrixFreeTransition:
         return out
 
     def log_gaussian(self, c: float, residual: torch.Tensor) -> torch.Tensor:
-        """``-½ rᵀ (σ_y² I + c A Aᵀ)⁻¹ r`` per particle, float64 (the log-determinant left out)."""
-        return -0.5 * (residual * self.solve(c, residual)).flatten(1).sum(1).double()
+        """``log N(r; 0, σ_y² I + c A Aᵀ)`` per particle, float64, relative to ``N(·; 0, σ_y² I)``'s normaliser;
+        without the (particle-independent) log-determinant when the spectrum is not known."""
+        quad = -0.5 * (residual * self.solve(c, residual)).flatten(1).sum(1).double()
+        if self.gram_eigenvalues is None:
+            return quad
+        return quad - 0.5 * torch.log1p(c * self.gram_eigenvalues / self.sigma_y2).sum()
 
     def log_twist(self, view, x0: torch.Tensor, k: int) -> torch.Tensor:
-        """``log p̃_k(y | x_k)`` per particle ``(n·B,)`` float64, up to a particle-independent constant."""
+        """``log p̃_k(y | x_k)`` per particle ``(n·B,)`` float64 (up to a particle-independent constant when the
+        spectrum of ``A Aᵀ`` is not known)."""
         r2, _ = self.twist_parameters(view, k)
         return self.log_gaussian(r2, self.y - self.op(view.from_model(x0)))
 
