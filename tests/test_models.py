@@ -128,3 +128,26 @@ def test_training_history_lists_each_stage_once():
     assert training_history(run) == [stage]
     shipped = {**run, "history": [{"steps": 100, "minutes": 5.0, "init": None, "data": []}, stage]}
     assert training_history(shipped) == shipped["history"]  # its own stage is already the last entry
+
+
+def test_a_run_inherits_the_history_of_the_prior_it_started_from(tmp_path):
+    import json
+
+    from restore_models.ship import run_history
+
+    def prior(name, history):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "restore_prior.json").write_text(json.dumps({"name": name, "history": history}))
+
+    gray = [{"steps": 2000, "minutes": 80.0, "init": None, "data": ["photos"]}]
+    medical = [{"steps": 3000, "minutes": 90.0, "init": None, "data": []}]
+    prior("natural-gray", gray)
+    prior("medical-gray", medical)
+    run = {"name": "medical-gray", "training_steps": 500, "training_minutes": 30.0,
+           "train_config": {"init": "natural-gray", "data": ["photos"]}}
+    stage = {"steps": 500, "minutes": 30.0, "init": "natural-gray", "data": ["photos"]}
+    # started from natural-gray: its stages, not those of the medical-gray it replaces
+    assert run_history(run, tmp_path) == gray + [stage]
+    continued = {**run, "train_config": {"init": "medical-gray", "data": []}, "training_steps": 3500}
+    assert run_history(continued, tmp_path)[0] == medical[0]
+    assert run_history({**run, "train_config": {"init": None, "data": []}}, tmp_path)[0]["init"] is None

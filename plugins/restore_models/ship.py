@@ -67,6 +67,21 @@ def training_history(meta: dict) -> list[dict]:
              "data": [str(d) for d in (meta.get("train_config") or {}).get("data", ())]}]
 
 
+def run_history(meta: dict, weights: Path = WEIGHTS) -> list[dict]:
+    """The stages behind a run's weights: those of the prior it started from (``--init``: a shipped prior,
+    this one or another, or a folder), then the run's own stage."""
+    init = (meta.get("train_config") or {}).get("init")
+    origin = (weights / init if (weights / init).is_dir() else Path(init)) if init else None
+    previous = json.loads((origin / "restore_prior.json").read_text()) \
+        if origin is not None and (origin / "restore_prior.json").exists() else {}
+    earlier = training_history(previous) if previous else []
+    stage = training_history({**meta, "history": []})[-1]
+    if earlier and earlier[-1]["init"] == stage["init"] and earlier[-1]["data"] == stage["data"] \
+            and earlier[-1]["steps"] <= stage["steps"]:
+        earlier = earlier[:-1]  # a re-ship of the same (continued) run replaces its own earlier stage
+    return earlier + [stage]
+
+
 def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> str:
     preset = PRESETS[meta["name"]]
     cfg = meta.get("train_config", {})
@@ -162,14 +177,7 @@ def ship(run_dir: str, evaluate_now: bool = True, force: bool = False, bm3d_cach
     shipped_rows = []
     if dest.exists() and evaluate_now:
         shipped_rows = evaluate(load_prior_folder(str(dest)), images, [25 / 255], use_bm3d=False)
-    previous = json.loads((dest / "restore_prior.json").read_text()) if dest.exists() else {}
-    init = (meta.get("train_config") or {}).get("init")
-    earlier = training_history(previous) if init and previous else []
-    stage = training_history({**meta, "history": []})[-1]
-    if earlier and earlier[-1]["init"] == stage["init"] and earlier[-1]["data"] == stage["data"] \
-            and earlier[-1]["steps"] <= stage["steps"]:
-        earlier = earlier[:-1]  # a re-ship of the same (continued) run replaces its own earlier stage
-    meta["history"] = earlier + [stage]
+    meta["history"] = run_history(meta)
     tmp = WEIGHTS / f".{meta['name']}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(run / "unet", tmp / "unet")
