@@ -82,6 +82,39 @@ def run_history(meta: dict, weights: Path = WEIGHTS) -> list[dict]:
     return earlier + [stage]
 
 
+COLLECTIONS = Path(__file__).parent / "collections"
+
+
+def collections_used(preset, history: list[dict]) -> list[str]:
+    """The prepared collections behind a prior: its preset's, and any whose train split a stage trained on."""
+    names = list(preset.collections)
+    for stage in history:
+        for folder in stage.get("data", []):
+            name = os.path.basename(os.path.dirname(folder.rstrip("/")))
+            if name not in names and (COLLECTIONS / f"{name}.json").exists():
+                names.append(name)
+    return names
+
+
+def recipe_command(name: str, cfg: dict, preset) -> str:
+    """The ``restore train prior`` command of a run's configuration (data folders under ``DATA/``)."""
+    parts = [f"restore train prior --preset {name}"]
+    for folder in cfg.get("data", []):
+        parts.append(f"--data DATA/{os.path.basename(os.path.dirname(folder.rstrip('/')))}/"
+                     f"{os.path.basename(folder.rstrip('/'))}")
+    if cfg.get("init"):
+        parts.append(f"--init {cfg['init']}")
+    fraction = cfg.get("procedural_fraction")
+    if fraction is not None and fraction != preset.procedural_fraction:
+        parts.append(f"--procedural-fraction {fraction:g}")
+    defaults = {"lr": 3e-4, "lr_schedule": "constant", "timesteps": "restoration", "objective": "eps"}
+    for key, default in defaults.items():
+        if cfg.get(key, default) != default:
+            parts.append(f"--{key.replace('_', '-')} {cfg[key]:g}" if isinstance(cfg[key], float)
+                         else f"--{key.replace('_', '-')} {cfg[key]}")
+    return " ".join(parts + [f"-o runs/{name}"])
+
+
 def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> str:
     preset = PRESETS[meta["name"]]
     cfg = meta.get("train_config", {})
@@ -108,18 +141,17 @@ def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> s
     for i, h in enumerate(history, 1):
         data = ", ".join(os.path.basename(os.path.dirname(d.rstrip("/"))) + "/" + os.path.basename(d.rstrip("/"))
                          for d in h.get("data", [])) or "the preset's offline sources"
-        start = "fine-tuned from the previous stage" if h.get("init") else "from scratch"
+        start = f"fine-tuned from {h['init']} (the previous stage)" if h.get("init") else "from scratch"
         lines.append(f"  {i}. {h['steps']} steps, {h['minutes']:.0f} min, {start}, on {data}.")
     lines += [
-        f"- Recipe: `restore train prior --preset {meta['name']}"
-        + "".join(f" --data DATA/{name}/train" for name in preset.collections)
-        + f" -o runs/{meta['name']}` (continue with `--resume runs/{meta['name']}`). Its options were compared at "
-        "equal CPU time in `bench/results/training_recipe_quality.json` (the train-a-prior tutorial's table).",
+        f"- Recipe of the last stage: `{recipe_command(meta['name'], cfg, preset)}` (continue with "
+        f"`--resume runs/{meta['name']}`). The recipe's options were compared at equal CPU time in "
+        "`bench/results/training_recipe_quality.json` (the train-a-prior tutorial's table).",
         f"- Forward pass at 256×256 on this machine: {fwd_ms:.0f} ms (median of 3, CPU, float32).", "",
         "## Data", "",
     ]
-    for name in preset.collections:
-        info = json.loads((Path(__file__).parent / "collections" / f"{name}.json").read_text())
+    for name in collections_used(preset, history):
+        info = json.loads((COLLECTIONS / f"{name}.json").read_text())
         n_train = sum(f["split"] == "train" for f in info["files"].values())
         lines.append(f"- `{name}`: {n_train} training images from {info['repository']} (commit "
                      f"{info['commit'][:7]}, `{info['path']}`), {len(info['files']) - n_train} held out for "
