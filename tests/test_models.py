@@ -145,9 +145,9 @@ def test_a_run_inherits_the_history_of_the_prior_it_started_from(tmp_path):
     prior("medical-gray", medical)
     run = {"name": "medical-gray", "training_steps": 500, "training_minutes": 30.0,
            "train_config": {"init": "natural-gray", "data": ["photos"]}}
-    stage = {"steps": 500, "minutes": 30.0, "init": "natural-gray", "data": ["photos"]}
-    # started from natural-gray: its stages, not those of the medical-gray it replaces
-    assert run_history(run, tmp_path) == gray + [stage]
+    stage = {"steps": 500, "minutes": 30.0, "init": "natural-gray", "data": ["photos"], "prior": "medical-gray"}
+    # started from natural-gray: its stages (named as its), not those of the medical-gray it replaces
+    assert run_history(run, tmp_path) == [{**gray[0], "prior": "natural-gray"}, stage]
     continued = {**run, "train_config": {"init": "medical-gray", "data": []}, "training_steps": 3500}
-    assert run_history(continued, tmp_path)[0] == medical[0]
+    assert run_history(continued, tmp_path)[0] == {**medical[0], "prior": "medical-gray"}
     assert run_history({**run, "train_config": {"init": None, "data": []}}, tmp_path)[0]["init"] is None

@@ -74,8 +74,9 @@ def run_history(meta: dict, weights: Path = WEIGHTS) -> list[dict]:
     origin = (weights / init if (weights / init).is_dir() else Path(init)) if init else None
     previous = json.loads((origin / "restore_prior.json").read_text()) \
         if origin is not None and (origin / "restore_prior.json").exists() else {}
-    earlier = training_history(previous) if previous else []
-    stage = training_history({**meta, "history": []})[-1]
+    earlier = [{**h, "prior": h.get("prior", previous.get("name"))} for h in training_history(previous)] \
+        if previous else []
+    stage = {**training_history({**meta, "history": []})[-1], "prior": meta.get("name")}
     if earlier and earlier[-1]["init"] == stage["init"] and earlier[-1]["data"] == stage["data"] \
             and earlier[-1]["steps"] <= stage["steps"]:
         earlier = earlier[:-1]  # a re-ship of the same (continued) run replaces its own earlier stage
@@ -139,10 +140,12 @@ def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> s
         f"- Training: {total_steps} steps, {total_hours:.1f} h in all on a shared 2-core CPU (1 torch thread):",
     ]
     for i, h in enumerate(history, 1):
+        prior = h.get("prior") or meta["name"]
         data = ", ".join(os.path.basename(os.path.dirname(d.rstrip("/"))) + "/" + os.path.basename(d.rstrip("/"))
-                         for d in h.get("data", [])) or "the preset's offline sources"
+                         for d in h.get("data", []))
+        data = f"{data} and the {prior} preset's sources" if data else f"the {prior} preset's sources"
         start = f"fine-tuned from {h['init']} (the previous stage)" if h.get("init") else "from scratch"
-        lines.append(f"  {i}. {h['steps']} steps, {h['minutes']:.0f} min, {start}, on {data}.")
+        lines.append(f"  {i}. {prior}: {h['steps']} steps, {h['minutes']:.0f} min, {start}, on {data}.")
     lines += [
         f"- Recipe of the last stage: `{recipe_command(meta['name'], cfg, preset)}` (continue with "
         f"`--resume runs/{meta['name']}`). The recipe's options were compared at equal CPU time in "
@@ -162,8 +165,8 @@ def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> s
     lines += [
         f"- Offline sources from installed wheels: {', '.join(preset.sources)}; procedural fraction {fraction:.0%} "
         f"({'dead-leaves images with textures and blur' if preset.domain == 'natural' else 'random-ellipse and Shepp–Logan phantoms'}).",
-        f"- Validation (never trained on): the held-out split of each collection above and "
-        f"{', '.join(preset.validation)}.",
+        "- Validation (never trained on): " + "".join(f"the held-out split of `{name}`, " for name in preset.collections)
+        + f"{', '.join(preset.validation)}.",
         "- Never used: the images behind `sample_images/` (" + ", ".join(
             ["skimage:astronaut", "skimage:coffee", "skimage:camera", "skimage:chelsea"]) + ") and the standard "
         "test sets (Set5/12/14, BSD68/CBSD68, Kodak24, McMaster, LIVE1, Urban100).",
