@@ -140,6 +140,8 @@ def build_deblur(image: Image, noise: float, simulate: bool, generator: torch.Ge
                  simulate_boundary: str | None = None) -> Setup:
     """Deconvolution with the blur given by ``kernel`` (see :func:`parse_kernel`) and ``boundary`` model;
     ``simulate_boundary`` (with ``simulate``) degrades with another model than the one restored with."""
+    from .blur import GaussianBlur
+
     x = _pixels(image)
     boundary, sim_boundary = _boundaries(boundary, simulate_boundary, simulate)
     op = parse_kernel(kernel, boundary)
@@ -148,8 +150,6 @@ def build_deblur(image: Image, noise: float, simulate: bool, generator: torch.Ge
     op._check_fits(*x.shape[-2:])
     sim = parse_kernel(kernel, sim_boundary) if simulate else op
     setup = _filter_setup(op, sim, x, noise, simulate, generator)
-    from .blur import GaussianBlur
-
     if isinstance(op, GaussianBlur):
         setup.default_sampler, steps = GAUSSIAN_DEBLUR_DEFAULT
         setup.sampler_options[setup.default_sampler] = {"steps": steps}

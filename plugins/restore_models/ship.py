@@ -6,7 +6,6 @@ validation images of ``data.py`` (never used for training), next to BM3D on the 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -86,12 +85,18 @@ def run_history(meta: dict, weights: Path = WEIGHTS) -> list[dict]:
 COLLECTIONS = Path(__file__).parent / "collections"
 
 
+def split_folder(folder: str) -> tuple[str, str]:
+    """``(collection, split)`` of a prepared data folder such as ``/data/bsd400/train``."""
+    path = Path(folder.rstrip("/"))
+    return path.parent.name, path.name
+
+
 def collections_used(preset, history: list[dict]) -> list[str]:
     """The prepared collections behind a prior: its preset's, and any whose train split a stage trained on."""
     names = list(preset.collections)
     for stage in history:
         for folder in stage.get("data", []):
-            name = os.path.basename(os.path.dirname(folder.rstrip("/")))
+            name = split_folder(folder)[0]
             if name not in names and (COLLECTIONS / f"{name}.json").exists():
                 names.append(name)
     return names
@@ -101,8 +106,7 @@ def recipe_command(name: str, cfg: dict, preset) -> str:
     """The ``restore train prior`` command of a run's configuration (data folders under ``DATA/``)."""
     parts = [f"restore train prior --preset {name}"]
     for folder in cfg.get("data", []):
-        parts.append(f"--data DATA/{os.path.basename(os.path.dirname(folder.rstrip('/')))}/"
-                     f"{os.path.basename(folder.rstrip('/'))}")
+        parts.append("--data DATA/" + "/".join(split_folder(folder)))
     if cfg.get("init"):
         parts.append(f"--init {cfg['init']}")
     fraction = cfg.get("procedural_fraction")
@@ -141,8 +145,7 @@ def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> s
     ]
     for i, h in enumerate(history, 1):
         prior = h.get("prior") or meta["name"]
-        data = ", ".join(os.path.basename(os.path.dirname(d.rstrip("/"))) + "/" + os.path.basename(d.rstrip("/"))
-                         for d in h.get("data", []))
+        data = ", ".join("/".join(split_folder(d)) for d in h.get("data", []))
         data = f"{data} and the {prior} preset's sources" if data else f"the {prior} preset's sources"
         start = f"fine-tuned from {h['init']} (the previous stage)" if h.get("init") else "from scratch"
         lines.append(f"  {i}. {prior}: {h['steps']} steps, {h['minutes']:.0f} min, {start}, on {data}.")

@@ -157,30 +157,31 @@ class Sampler:
         raise NotImplementedError
 
 
-def volume_samplers() -> list[str]:
-    """Registered samplers that reconstruct volumes with a 2D prior."""
+def registered_samplers(keep: Callable[[type], bool]) -> list[str]:
+    """Names of the registered samplers whose class ``keep`` accepts (plugins that fail to load are skipped:
+    a broken plugin must not hide the error being reported)."""
     from ..plugins import registry
 
     names = []
     for comp in registry().all("sampler"):
         try:
-            if getattr(comp.load(), "volumes", False):
-                names.append(comp.name)
-        except Exception:  # noqa: BLE001 - a broken plugin must not hide the error being reported
+            cls = comp.load()
+        except Exception:  # noqa: BLE001
             continue
+        if keep(cls):
+            names.append(comp.name)
     return names
+
+
+def volume_samplers() -> list[str]:
+    """Registered samplers that reconstruct volumes with a 2D prior."""
+    return registered_samplers(lambda cls: getattr(cls, "volumes", False))
 
 
 def compatible_samplers(prior_type: type) -> list[str]:
     """Registered samplers made for priors of ``prior_type`` (baselines that take any prior left out)."""
-    from ..plugins import registry
+    def made_for(cls) -> bool:
+        families = getattr(cls, "families", (Prior,))
+        return Prior not in families and issubclass(prior_type, families)
 
-    names = []
-    for comp in registry().all("sampler"):
-        try:
-            families = comp.load().families
-        except Exception:  # noqa: BLE001 - a broken plugin must not hide the error being reported
-            continue
-        if Prior not in families and issubclass(prior_type, families):
-            names.append(comp.name)
-    return names
+    return registered_samplers(made_for)

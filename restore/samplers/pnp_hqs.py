@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError
+from ..volumes.slices import stack_slices, volume_slices
 from .base import Sampler
 
 
@@ -92,10 +93,8 @@ class PnPHQS(Sampler):
         ``(B, C, D, H, W)`` goes through the network ``chunk`` slices at a time."""
         a, _ = view.coefficients(k)
         if z.ndim == 5:
-            b, c, d, h, w = z.shape
-            slices = z.transpose(1, 2).reshape(b * d, c, h, w)
-            out = torch.cat([view.predict(a * view.to_model(part), k)[1] for part in slices.split(self.config.chunk)])
-            return view.from_model(out).reshape(b, d, c, h, w).transpose(1, 2)
+            parts = volume_slices(z, self.config.chunk)
+            return stack_slices([view.from_model(view.predict(a * view.to_model(p), k)[1]) for p in parts], z)
         _, x0 = view.predict(a * view.to_model(z), k)
         return view.from_model(x0)
 

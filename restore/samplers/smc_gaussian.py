@@ -70,7 +70,21 @@ def _sq(c: torch.Tensor) -> torch.Tensor:
     return c.real**2 + c.imag**2 if c.is_complex() else c * c
 
 
-class GaussianTransition:
+class LinearisedTwist:
+    """What both Gaussian transitions share: the twist's variance and the denoiser's slope at a level, from
+    the prior variance ``v`` (model units) and the prior's ``scale`` (model units per public unit)."""
+
+    v: float | torch.Tensor
+    scale: float
+
+    def twist_parameters(self, view, k: int) -> tuple[float, float]:
+        """``(r_k², γ_k)``: the twist's x0 variance in public units² and the linearised denoiser's slope
+        ``d x0̂_public / d x_k`` (model -> public units); numbers, or ``(1, slots)`` float64 for a spectral ``v``."""
+        r2, gamma = gaussian_denoiser(*view.coefficients(k), self.v)
+        return r2 / self.scale**2, gamma / self.scale
+
+
+class GaussianTransition(LinearisedTwist):
     """The twist and the exact Gaussian proposal of one run with ``n`` particles per problem.
 
     Args:
@@ -94,12 +108,6 @@ class GaussianTransition:
         self.sigma_y2 = float(problem.noise.sigma) ** 2
         self.scale = float(view.prior.model_scale)
         self.v = spectral_variance(view, self.svd) if v == "spectral" else v
-
-    def twist_parameters(self, view, k: int) -> tuple[float, float]:
-        """``(r_k², γ_k)``: the twist's x0 variance in public units² and the linearised denoiser's slope
-        ``d x0̂_public / d x_k`` (model -> public units); numbers, or ``(1, slots)`` float64 for a spectral ``v``."""
-        r2, gamma = gaussian_denoiser(*view.coefficients(k), self.v)
-        return r2 / self.scale**2, gamma / self.scale
 
     def residual(self, view, x0: torch.Tensor) -> torch.Tensor:
         """``Uᵀ(y - A x0̂)`` in the SVD's slots for a model-space ``x0̂`` ``(n·B, ...)``."""
@@ -145,7 +153,6 @@ def nfe_x0(view, x: torch.Tensor, k: int, n: int, particle_batch: int | None) ->
     return torch.cat(out)
 
 
-
 #: Measurement entries per problem up to which the CG transition computes ``A Aᵀ``'s spectrum (a dense
 #: eigendecomposition of that size) for the log-determinants of ``log Ẑ``.
 EXACT_LOGDET_ENTRIES = 4096
@@ -163,7 +170,7 @@ def gram_eigenvalues(op, y_shape: tuple[int, ...], dtype: torch.dtype) -> torch.
     return torch.linalg.eigvalsh((gram + gram.T) / 2).clamp_min(0)
 
 
-class MatrixFreeTransition:
+class MatrixFreeTransition(LinearisedTwist):
     """The same twist and exact Gaussian proposal for any linear operator, with CG solves instead of an SVD.
 
     The proposal is the Gaussian posterior of ``x_j`` in the linearised model ``x_j ~ N(μ, σ² I)``,
@@ -200,11 +207,6 @@ class MatrixFreeTransition:
         self.v, self.cg_iters, self.cg_tol = v, cg_iters, cg_tol
         self.solves = 0  # CG iterations in all, for the diagnostics
         self.gram_eigenvalues = gram_eigenvalues(op, tuple(problem.y.shape), self.y.dtype)
-
-    def twist_parameters(self, view, k: int) -> tuple[float, float]:
-        """``(r_k², γ_k)`` in public units (see :meth:`GaussianTransition.twist_parameters`)."""
-        r2, gamma = gaussian_denoiser(*view.coefficients(k), self.v)
-        return r2 / self.scale**2, gamma / self.scale
 
     def solve(self, c: float, rhs: torch.Tensor) -> torch.Tensor:
         """``(σ_y² I + c A Aᵀ)⁻¹ rhs`` for a measurement-space ``rhs`` ``(n·B, ...)``."""

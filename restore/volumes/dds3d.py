@@ -22,6 +22,7 @@ from ..priors.schedules import Spacing
 from ..samplers.base import Sampler
 from ..samplers.dds import Renoise
 from ..samplers.steps import dds_renoise
+from .slices import stack_slices, volume_slices
 
 
 @dataclass(frozen=True)
@@ -77,12 +78,7 @@ class DDS3D(Sampler):
 
     def predict_volume(self, view, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(eps, x0)`` of the 2D prior on every slice, ``chunk`` slices per network call: ``(B, C, D, H, W)``."""
-        b, c, d, h, w = x.shape
-        eps = torch.empty_like(x)
-        for lo in range(0, d, self.config.chunk):
-            hi = min(d, lo + self.config.chunk)
-            part = x[:, :, lo:hi].transpose(1, 2).reshape(b * (hi - lo), c, h, w)
-            eps[:, :, lo:hi] = view.eps(part, k).reshape(b, hi - lo, c, h, w).transpose(1, 2)
+        eps = stack_slices([view.eps(part, k) for part in volume_slices(x, self.config.chunk)], x)
         a, s = view.coefficients(k)
         return eps, (x - s * eps) / a
 
