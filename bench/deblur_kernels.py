@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             reference = best_classical(case, image)
             for sampler, steps in RUNS:
                 run = run_one(case, image, sampler, steps, 0)
-                rows.append({"case": case.name, "image": name, "sampler": sampler, "steps": steps,
+                rows.append({"case": case.name, "image": name, "prior": run["prior"], "sampler": sampler, "steps": steps,
                              "psnr": run["psnr"], "best_classical": reference, "margin": run["psnr"] - reference,
                              "nfe": run["nfe"], "cpu_seconds": run["cpu_seconds"]})
                 print(rows[-1], file=sys.stderr, flush=True)

@@ -99,11 +99,8 @@ def write_json(path: str, data: dict) -> None:
     os.replace(path + ".partial", path)
 
 
-def shipped_weights() -> dict[str, str]:
-    """``{prior: sha256[:12]}`` of every shipped prior's weights file: what a result was measured with, so
-    ``python -m bench.stale`` can list results that predate a re-ship."""
-    import hashlib
-
+def weights_files() -> dict[str, str]:
+    """``{prior: path}`` of every shipped prior's weights file."""
     from restore_models.plugin import WEIGHTS
 
     out = {}
@@ -111,9 +108,20 @@ def shipped_weights() -> dict[str, str]:
         for rel in ("unet/diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.safetensors"):
             path = os.path.join(WEIGHTS, name, rel)
             if os.path.exists(path):
-                with open(path, "rb") as f:
-                    out[name] = hashlib.sha256(f.read()).hexdigest()[:12]
+                out[name] = path
                 break
+    return out
+
+
+def shipped_weights() -> dict[str, str]:
+    """``{prior: sha256[:12]}`` of every shipped prior's weights file: what a result was measured with, so
+    ``python -m bench.stale`` can list results that predate a re-ship."""
+    import hashlib
+
+    out = {}
+    for name, path in weights_files().items():
+        with open(path, "rb") as f:
+            out[name] = hashlib.sha256(f.read()).hexdigest()[:12]
     return out
 
 

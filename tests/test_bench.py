@@ -32,3 +32,20 @@ def test_an_interrupted_suite_resumes_from_its_progress_file(tmp_path):
     again = run_suite("smoke", progress_path=progress, log=logged.append)
     assert any("from" in line for line in logged) and not any("PSNR" in line for line in logged)
     assert [r["psnr"] for r in again["runs"]] == [r["psnr"] for r in first["runs"]]
+
+
+def test_stale_compares_weights_when_recorded_and_dates_otherwise(tmp_path):
+    from bench.stale import status
+
+    now = {"natural-gray": "aaa", "natural-rgb": "bbb"}
+    shipped = {"natural-gray": 1_800_000_000.0, "natural-rgb": 1_700_000_000.0}  # natural-gray re-shipped later
+    path = str(tmp_path / "never_committed.json")
+    recorded = {"machine": {"weights": {"natural-gray": "old", "natural-rgb": "bbb"}}, "prior": "natural-gray"}
+    assert status(recorded, path, now, shipped) == ("stale", "natural-gray re-shipped")
+    assert status({**recorded, "prior": "natural-rgb"}, path, now, shipped) == ("current", "")
+    assert status({"machine": recorded["machine"]}, path, now, shipped) == ("no prior", "")
+    # older records: no weights, only the measurement date (2026-11-29 is after 1.7e9 s and before 1.8e9 s)
+    dated = {"machine": {"date": "2026-11-29 14:00 UTC"}, "runs": [{"prior": "natural-gray"}]}
+    assert status(dated, path, now, shipped) == ("stale", "natural-gray re-shipped after its date")
+    assert status({**dated, "runs": [{"prior": "natural-rgb"}]}, path, now, shipped) == ("unknown", "")
+    assert status({"runs": [{"prior": "natural-gray"}]}, path, now, shipped) == ("unknown", "")  # no date, no commit
