@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-import restore
 from restore.io import write
 from restore.metrics import psnr
 from restore.tasks import RunSettings, run_task
