@@ -31,6 +31,7 @@ EXTRAS: dict[str, str] = {
               "level k; mean-reverting and flow: time t)",
     "sigmas": "the noise-level grid walked as σ (ve-pc, ve-ode: the VE σ in model units; pnp-hqs: the "
               "denoiser σ in public [0, 1] units)",
+    "noise_image": "pnp-hqs: the measurement noise in image units that ends its σ grid, σ_n / max(‖A‖, 1)",
     "latent": "the inverted state (model space) whose decoding gives the output (code, ddim-inversion)",
     "particles": "the weighted particles (N, B, C, H, W) in public units (smc, fkc)",
     "weights": "the particles' normalised weights (N, B) (smc, fkc)",
