@@ -26,6 +26,7 @@ import torch
 import restore
 from restore.metrics import psnr, ssim
 from restore.phantoms import random_ellipses_3d, shepp_logan_3d
+from restore.operators import GaussianNoise
 from restore.problem import Problem
 from restore.volumes import SliceOperator
 
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limited-angle", type=float, default=90.0)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--chunk", type=int, default=8)
+    parser.add_argument("--noise", type=float, default=0.0,
+                        help="Gaussian sinogram noise, std as a fraction of the sinogram's maximum (restore ct --noise)")
+    parser.add_argument("--methods", default="slice-wise DDS,dds-3d (z-TV),slice-wise pnp-hqs (default)",
+                        help="comma-separated subset of the three methods")
     parser.add_argument("-o", "--output", default=os.path.join(ROOT, "bench", "results", "volumes.json"))
     args = parser.parse_args(argv)
     shape = (args.depth or args.size, args.size, args.size)
@@ -82,24 +87,29 @@ def main(argv: list[str] | None = None) -> int:
     else:
         x = random_ellipses_3d(shape, generator=torch.Generator().manual_seed(args.seed)).reshape((1, 1) + shape)
     geometries = {f"{v} views": {"views": v} for v in args.views}
-    geometries[f"limited angle {args.limited_angle:g}°"] = {"limited_angle": args.limited_angle}
+    if args.limited_angle > 0:  # 0: sparse view only
+        geometries[f"limited angle {args.limited_angle:g}°"] = {"limited_angle": args.limited_angle}
     prior_name = restore.default_prior_name(1, "medical")
     prior = restore.prior(prior_name, channels=1, domain="medical")
     runs = []
     for geometry, kw in geometries.items():
         op = SliceOperator(restore.operator("ct-parallel", size=args.size, **kw), chunk=args.chunk)
-        problem = Problem(op(x), op)
+        y = op(x)
+        sigma = args.noise * float(y.abs().max())
+        if sigma > 0:
+            y = y + sigma * torch.randn(y.shape, generator=torch.Generator().manual_seed(1))
+        problem = Problem(y, op, GaussianNoise(sigma))
         methods = (("slice-wise DDS", restore.sampler("dds-3d", steps=args.steps, chunk=args.chunk, slicewise=True)),
                    ("dds-3d (z-TV)", restore.sampler("dds-3d", steps=args.steps, chunk=args.chunk)),
                    ("slice-wise pnp-hqs (default)", restore.sampler("pnp-hqs", chunk=args.chunk)))
-        for method, sampler in methods:
+        for method, sampler in (m for m in methods if m[0] in args.methods.split(",")):
             with peak_rss() as mem:
                 result = sampler.run(prior, problem, generator=torch.Generator().manual_seed(0))
             runs.append({"geometry": geometry, "method": method, "psnr": psnr(result.x, x), "ssim": ssim(result.x, x),
                          "nfe": result.nfe, "seconds": result.seconds, "peak_mb": mem["peak_mb"]})
             print(runs[-1], file=sys.stderr, flush=True)
     data = {"machine": machine(), "phantom": args.phantom, "shape": list(shape), "views": args.views,
-            "limited_angle": args.limited_angle, "size": args.size, "steps": args.steps, "chunk": args.chunk, "prior": prior_name,
+            "limited_angle": args.limited_angle, "noise": args.noise, "size": args.size, "steps": args.steps, "chunk": args.chunk, "prior": prior_name,
             "runs": runs}
     write_json(args.output, data)
     for r in runs:

@@ -151,3 +151,26 @@ def test_a_run_inherits_the_history_of_the_prior_it_started_from(tmp_path):
     continued = {**run, "train_config": {"init": "medical-gray", "data": []}, "training_steps": 3500}
     assert run_history(continued, tmp_path)[0] == {**medical[0], "prior": "medical-gray"}
     assert run_history({**run, "train_config": {"init": None, "data": []}}, tmp_path)[0]["init"] is None
+
+
+def test_a_new_run_from_the_shipped_weights_is_a_new_stage_and_a_continued_run_replaces_its_own(tmp_path):
+    import json
+
+    from restore_models.ship import run_history
+    from restore_models.training import weights_fingerprint
+
+    folder = tmp_path / "natural-rgb"
+    (folder / "unet").mkdir(parents=True)
+    weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(b"the weights shipped now")
+    first = {"steps": 7000, "minutes": 200.0, "init": None, "data": []}
+    tuned = {"steps": 1800, "minutes": 130.0, "init": "natural-rgb", "data": ["photos"], "init_weights": "0123456789ab"}
+    (folder / "restore_prior.json").write_text(json.dumps({"name": "natural-rgb", "history": [first, tuned]}))
+    run = {"name": "natural-rgb", "training_steps": 4000, "training_minutes": 90.0,
+           "train_config": {"init": "natural-rgb", "data": ["photos"]}}
+    # same --init and data as the last stage, but started from the weights shipped now: a third stage
+    new = run_history({**run, "init_weights": weights_fingerprint(str(weights))}, tmp_path)
+    assert [s["steps"] for s in new] == [7000, 1800, 4000]
+    # started where the last stage started (that run resumed and shipped again): it replaces that stage
+    again = run_history({**run, "init_weights": "0123456789ab"}, tmp_path)
+    assert [s["steps"] for s in again] == [7000, 4000] and again[-1]["init_weights"] == "0123456789ab"

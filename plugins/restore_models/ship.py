@@ -76,10 +76,22 @@ def run_history(meta: dict, weights: Path = WEIGHTS) -> list[dict]:
     earlier = [{**h, "prior": h.get("prior", previous.get("name"))} for h in training_history(previous)] \
         if previous else []
     stage = {**training_history({**meta, "history": []})[-1], "prior": meta.get("name")}
-    if earlier and earlier[-1]["init"] == stage["init"] and earlier[-1]["data"] == stage["data"] \
-            and earlier[-1]["steps"] <= stage["steps"]:
-        earlier = earlier[:-1]  # a re-ship of the same (continued) run replaces its own earlier stage
-    return earlier + [stage]
+    started_from = meta.get("init_weights")
+    if started_from:
+        stage["init_weights"] = started_from
+    if not earlier:
+        return [stage]
+    from .training import init_weights, weights_fingerprint
+
+    if started_from:
+        # a run that started from the origin's current weights is a new stage on top of them; one that started
+        # from the weights the last stage started from is that stage, continued and shipped again
+        continued = started_from != weights_fingerprint(init_weights(str(origin))) and \
+            started_from == earlier[-1].get("init_weights", started_from)
+    else:  # runs from before the record: same start, data and at least as many steps
+        continued = earlier[-1]["init"] == stage["init"] and earlier[-1]["data"] == stage["data"] \
+            and earlier[-1]["steps"] <= stage["steps"]
+    return (earlier[:-1] if continued else earlier) + [stage]
 
 
 COLLECTIONS = Path(__file__).parent / "collections"

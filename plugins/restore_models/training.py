@@ -187,6 +187,16 @@ def init_weights(init: str) -> str | None:
     return path if os.path.exists(path) else None
 
 
+def weights_fingerprint(path: str | None) -> str | None:
+    """SHA-256 (first 12 hex digits) of a weights file, as ``bench.run.shipped_weights`` records them."""
+    if path is None:
+        return None
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:12]
+
+
 def load_init_weights(model, init: str) -> None:
     """Start from a shipped prior (by name) or a trained folder: the fine-tuning entry point."""
     from safetensors.torch import load_file
@@ -336,6 +346,8 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
     preset = effective_preset(config)
     torch.manual_seed(config.seed)
     model = build_unet(preset.channels, config.block_out_channels, config.layers_per_block)
+    # which weights the run started from, so that shipping can tell a new stage from a continued one
+    started_from = weights_fingerprint(init_weights(config.init)) if config.init else None
     if config.init:
         load_init_weights(model, config.init)
     ema = copy.deepcopy(model).requires_grad_(False)
@@ -352,6 +364,7 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
         opt.load_state_dict(state["opt"])
         step, elapsed, cpu_elapsed = state["step"], state["elapsed"], state.get("cpu_elapsed", 0.0)
         gen.set_state(state["gen"])
+        started_from = state.get("init_weights", started_from)
     if images is None:
         images = load_training_folders(config.data, 0, warn=warn)
     folder_images = [im for im in images if min(im.shape[:2]) >= config.crop]
@@ -368,7 +381,7 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
         state = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
                  "elapsed": elapsed + time.time() - start, "cpu_elapsed": cpu_elapsed + time.process_time() - cpu_start,
                  "gen": gen.get_state(), "config": asdict(config),
-                 "data": sampler.state_dict()}
+                 "data": sampler.state_dict(), "init_weights": started_from}
         torch.save(state, ckpt_path + ".tmp")
         os.replace(ckpt_path + ".tmp", ckpt_path)
         if validation:
@@ -376,7 +389,8 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
                            objective=config.objective)
         export(ema, out_dir, preset, {
             "training_steps": step, "training_minutes": round((elapsed + time.time() - start) / 60, 1),
-            "parameters": sum(p.numel() for p in ema.parameters()), "train_config": asdict(config)},
+            "parameters": sum(p.numel() for p in ema.parameters()), "train_config": asdict(config),
+            "init_weights": started_from},
             config.objective)
 
     model.train()
