@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 import restore
-from restore.api import pad_for
 from restore.errors import RestoreError
 from restore.operators import GaussianNoise
 from restore.problem import Problem
@@ -107,12 +106,11 @@ def run(side: int, steps: int, seed: int, images: tuple[str, ...], cases: tuple[
                 t0 = time.time()
                 try:
                     sampler = restore.sampler("dds", steps=steps, **get_task(task).sampler_defaults.get("dds", {}))
-                    padded, crop = pad_for(prior, Problem(y, op, noise))
-                    x = sampler.run(prior, padded, generator=torch.Generator().manual_seed(seed)).x
+                    # the run pads to the network's size multiple and crops back itself
+                    x = sampler.run(prior, Problem(y, op, noise), generator=torch.Generator().manual_seed(seed)).x
                 except RestoreError as exc:
                     entry[boundary] = {"skipped": str(exc)}
                     continue
-                x = x if crop is None else x[..., : crop[0], : crop[1]]
                 entry[boundary] = {**band_psnr(op.view(x).clamp(0, 1), ref), "seconds": round(time.time() - t0, 1)}
                 log(f"{name:>14} {case:>18} {boundary:>9}: {entry[boundary]['psnr']:.2f} dB "
                     f"(input {entry['input']['psnr']:.2f}, border {entry[boundary]['psnr_border']:.2f})")
