@@ -50,8 +50,8 @@ TASK_DEFAULTS = {"deblur": ("diffpir", 50), "super-resolve": ("pnp-hqs", 20), "i
 
 #: Gaussian kernels alone: pnp-hqs with DPIR's 8 iterations. On 14 held-out validation crops (8 gray, 6 colour,
 #: 96², noise 0.01) it is +0.75 dB over the best of Wiener / unsupervised Wiener / Richardson-Lucy per image
-#: against DiffPIR-50's +0.37, at a sixth of the calls; on motion blur DiffPIR-50 stays far ahead (+2.66
-#: against +1.33): ``python -m bench.deblur_kernels`` (bench/results/deblur_kernels.json).
+#: against DiffPIR-50's +0.40, at a sixth of the calls; on motion blur DiffPIR-50 stays far ahead (+2.68
+#: against +0.77): ``python -m bench.deblur_kernels`` (bench/results/deblur_kernels.json).
 GAUSSIAN_DEBLUR_DEFAULT = ("pnp-hqs", 8)
 
 #: ``--quality`` presets from the same table. best: the best PSNR without a time budget (the defaults, except
