@@ -2,7 +2,8 @@
 
 1. FlowChef (and flow-SMC with 5 particles) deblurring (Gaussian σ = 2) and 4x super-resolution (bicubic, the
    operator default) at <= 50 NFE against DPS at equal NFE and against the task's default sampler
-   (``plugins/restore_imaging/tasks.py`` TASK_DEFAULTS);
+   (``plugins/restore_imaging/tasks.py``: TASK_DEFAULTS, GAUSSIAN_DEBLUR_DEFAULT for the Gaussian kernel, with
+   the task's sampler options, as the CLI runs it);
 2. RF-Solver inversion -> reconstruction at 10 and 50 steps against naive DDIM inversion (and exact BDIA).
 
 Data: centre crops of held-out colour validation images (``/work/data/cbsd432/val``, never used in training);
@@ -54,7 +55,8 @@ def run(prior, sampler: str, problem: Problem, seed: int, **config):
 
 
 def main() -> None:
-    from restore_imaging.tasks import TASK_DEFAULTS
+    from restore.tasks import get_task
+    from restore_imaging.tasks import GAUSSIAN_DEBLUR_DEFAULT, TASK_DEFAULTS
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--prior", default="natural-rgb")
@@ -85,12 +87,14 @@ def main() -> None:
             ax = op(x)
             y = ax + args.noise * torch.randn(ax.shape, generator=g)
             problem = Problem(y, op, GaussianNoise(args.noise))
-            default, default_steps = TASK_DEFAULTS[task_name]
+            # what `restore deblur|super-resolve` runs: the default for this kernel and the task's sampler options
+            default, default_steps = GAUSSIAN_DEBLUR_DEFAULT if task_name == "deblur" else TASK_DEFAULTS[task_name]
+            default_options = dict(get_task(task_name).sampler_defaults.get(default, {}))
             runs = [("flowchef", {"steps": args.nfe, "scale": 500.0, "clip": False})]  # the official code as is
             runs += [("flowchef", {"steps": args.nfe, "scale": sc}) for sc in args.scales]
             runs += [("flow-smc", {"particles": 5, "budget": args.nfe}),  # --samples 5 within the same NFE
                      ("dps", {"steps": args.nfe}),
-                     (default, {"steps": default_steps} if default_steps else {})]
+                     (default, {**default_options, **({"steps": default_steps} if default_steps else {})})]
             for sampler, config in runs:
                 r, sec = run(prior, sampler, problem, args.seed, **config)
                 record({"part": "restoration", "image": name, "task": task, "sampler": sampler, **config,
