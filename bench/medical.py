@@ -21,7 +21,8 @@ maximum), and TV is then tuned over ``TV_GRID_NOISY``.
 
     python -m bench.medical                    # the default set, writes bench/results/medical.json/.md
     python -m bench.medical --images bsd-1 s1045 --cases mri-1c-4x --size 256 -o /tmp/m.json
-    python -m bench.medical --noise 0.01 --cases mri-1c-4x mri-8c-4x ct-30-views -o bench/results/medical_noisy.json
+    python -m bench.medical --noise 0.01 --images bsd-1 s1045 --cases mri-1c-4x mri-8c-4x \
+        -o bench/results/medical_mri_noise_0.01.json
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ BASELINES = {"mri": ("zero-filled", "sense"), "ct": ("fbp",)}
 TV_GRID = {"mri": (0.001, 0.003, 0.01), "ct": (0.0003, 0.001, 0.003)}
 #: with --noise > 0 the best TV weight can be larger: the grid gains a weight 3x above
 TV_GRID_NOISY = {"mri": (0.001, 0.003, 0.01, 0.03), "ct": (0.0003, 0.001, 0.003, 0.01)}
-#: the grid grows by a factor 3 past an edge that holds the best PSNR, at most this many times each way
+#: the grid grows by a factor 3 past an edge that holds the best PSNR, at most this many times
 MAX_TV_EXTENSIONS = 4
 
 
@@ -171,19 +172,19 @@ def run_case(kind: str, options: dict, image: torch.Tensor, samplers: tuple[str,
         log(r)
     tv = {}
     grid = sorted((TV_GRID_NOISY if noise > 0 else TV_GRID)[kind])
-    for _ in range(2 * MAX_TV_EXTENSIONS + 1):
+    for widened in range(MAX_TV_EXTENSIONS + 1):
         for lam in grid:
             if lam not in tv:
                 tv[lam] = _safe("tv", kind, options, image, "tv", overrides={"lam": lam}, seed=seed, noise=noise)
-                tv[lam].setdefault("config", {"lam": lam})
+                tv[lam].setdefault("config", {"lam": lam})  # an error row has none
         best = max(grid, key=lambda lam: -1e9 if tv[lam]["psnr"] != tv[lam]["psnr"] else tv[lam]["psnr"])
-        # a careful user widens a grid whose best weight is at an edge
-        if best == grid[0] and grid[0] > min(TV_GRID[kind]) / 3**MAX_TV_EXTENSIONS:
-            grid.insert(0, grid[0] / 3)
-        elif best == grid[-1] and grid[-1] < max(TV_GRID_NOISY[kind]) * 3**MAX_TV_EXTENSIONS:
-            grid.append(grid[-1] * 3)
-        else:
+        if best not in (grid[0], grid[-1]) or widened == MAX_TV_EXTENSIONS:
             break
+        # a careful user widens a grid whose best weight is at an edge
+        if best == grid[0]:
+            grid.insert(0, best / 3)
+        else:
+            grid.append(best * 3)
     rows.append({**tv[best], "method": "tv-tuned", "grid": {f"{lam:.3g}": round(tv[lam]["psnr"], 2) for lam in grid},
                  "seconds": tv[best]["seconds"]})
     log(rows[-1])

@@ -116,13 +116,9 @@ def weights_files() -> dict[str, str]:
 def shipped_weights() -> dict[str, str]:
     """``{prior: sha256[:12]}`` of every shipped prior's weights file: what a result was measured with, so
     ``python -m bench.stale`` can list results that predate a re-ship."""
-    import hashlib
+    from restore_models.training import weights_fingerprint
 
-    out = {}
-    for name, path in weights_files().items():
-        with open(path, "rb") as f:
-            out[name] = hashlib.sha256(f.read()).hexdigest()[:12]
-    return out
+    return {name: weights_fingerprint(path) for name, path in weights_files().items()}
 
 
 def machine() -> dict:

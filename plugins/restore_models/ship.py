@@ -19,6 +19,7 @@ from restore.errors import InvalidInputError
 from .data import PRESETS, SOURCES_AND_LICENCES, data_root, load_medical, load_natural
 from .evaluate import validation_crop, validation_set
 from .plugin import WEIGHTS
+from .training import init_weights, weights_fingerprint
 
 SIGMAS = (15 / 255, 25 / 255, 50 / 255)
 
@@ -81,8 +82,6 @@ def run_history(meta: dict, weights: Path = WEIGHTS) -> list[dict]:
         stage["init_weights"] = started_from
     if not earlier:
         return [stage]
-    from .training import init_weights, weights_fingerprint
-
     if started_from:
         # a run that started from the origin's current weights is a new stage on top of them; one that started
         # from the weights the last stage started from is that stage, continued and shipped again

@@ -188,7 +188,8 @@ def init_weights(init: str) -> str | None:
 
 
 def weights_fingerprint(path: str | None) -> str | None:
-    """SHA-256 (first 12 hex digits) of a weights file, as ``bench.run.shipped_weights`` records them."""
+    """SHA-256 (first 12 hex digits) of a weights file: what a run started from, and what benchmark results
+    record (``bench.run.shipped_weights``)."""
     if path is None:
         return None
     import hashlib
