@@ -1,5 +1,7 @@
 """Deblurring default per kernel kind (issue 14): DiffPIR-50 (the deblur task's default) against pnp-hqs with
-DPIR's 8 iterations, on Gaussian and motion blur, next to the best classical method per image.
+DPIR's 8 iterations and with the Gaussian default's 16, on Gaussian and motion blur, next to the best
+classical method per image. pnp-hqs runs with the task's options (``PNP_HQS_IMAGING``, and
+``GAUSSIAN_DEBLUR_OPTIONS`` on Gaussian kernels), as ``restore deblur --sampler pnp-hqs --steps N`` would.
 
     python -m bench.deblur_kernels [--images gray:8,rgb:6] [--side 96] [-o bench/results/deblur_kernels.json]
 
@@ -23,7 +25,7 @@ from .run import ROOT, case_options, classical, machine, write_json
 from .task_defaults import CASES, load_crops, run_one
 
 CLASSICAL = ("wiener", "unsupervised-wiener", "richardson-lucy")
-RUNS = (("diffpir", 50), ("pnp-hqs", 8))
+RUNS = (("diffpir", 50), ("pnp-hqs", 8), ("pnp-hqs", 16))
 
 
 def best_classical(case, image) -> float:
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = []
     for case in sorted({r["case"] for r in rows}):
         for sampler, steps in RUNS:
-            margins = [r["margin"] for r in rows if r["case"] == case and r["sampler"] == sampler]
+            margins = [r["margin"] for r in rows
+                       if r["case"] == case and r["sampler"] == sampler and r["steps"] == steps]
             summary.append({"case": case, "sampler": sampler, "steps": steps, "images": len(margins),
                             "mean_margin": sum(margins) / len(margins)})
     write_json(args.output, {"machine": machine(), "images": args.images, "side": args.side, "rows": rows,

@@ -56,7 +56,7 @@ def run(prior, sampler: str, problem: Problem, seed: int, **config):
 
 def main() -> None:
     from restore.tasks import get_task
-    from restore_imaging.tasks import GAUSSIAN_DEBLUR_DEFAULT, TASK_DEFAULTS
+    from restore_imaging.tasks import GAUSSIAN_DEBLUR_DEFAULT, GAUSSIAN_DEBLUR_OPTIONS, TASK_DEFAULTS
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--prior", default="natural-rgb")
@@ -90,6 +90,8 @@ def main() -> None:
             # what `restore deblur|super-resolve` runs: the default for this kernel and the task's sampler options
             default, default_steps = GAUSSIAN_DEBLUR_DEFAULT if task_name == "deblur" else TASK_DEFAULTS[task_name]
             default_options = dict(get_task(task_name).sampler_defaults.get(default, {}))
+            if task_name == "deblur":  # every kernel here is Gaussian
+                default_options.update(GAUSSIAN_DEBLUR_OPTIONS)
             runs = [("flowchef", {"steps": args.nfe, "scale": 500.0, "clip": False})]  # the official code as is
             runs += [("flowchef", {"steps": args.nfe, "scale": sc}) for sc in args.scales]
             runs += [("flow-smc", {"particles": 5, "budget": args.nfe}),  # --samples 5 within the same NFE

@@ -51,8 +51,9 @@ CASES = (
 #: ``name`` or ``name:field=value,...`` (a variant on top of the task's options, e.g. DiffPIR with ζ = 1).
 SAMPLERS = ("dds", "diffpir", "pnp-hqs", "ddrm", "ddnm", "pigdm")
 BUDGETS = (20, 50, 100)
-#: Extra (sampler, steps) runs: DPIR's own 8 iterations, and the one-step Tweedie estimate for denoising.
-EXTRA = {"pnp-hqs": (8,), "tweedie": (1,)}
+#: Extra (sampler, steps) runs: DPIR's own 8 iterations, the Gaussian deblurring default's 16, and the one-step
+#: Tweedie estimate for denoising.
+EXTRA = {"pnp-hqs": (8, 16), "tweedie": (1,)}
 
 
 def load_crops(spec: str, side: int) -> list[tuple[str, restore.Image]]:

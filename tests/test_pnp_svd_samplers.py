@@ -320,3 +320,25 @@ def test_diffpir_levels_stay_on_the_schedule_and_start_at_the_noisiest(steps):
     # one step is the noisiest level alone (the official spacing's last entry would step past T - 1)
     levels = diffpir_levels(1000, steps)
     assert levels[0] == 999 and all(0 <= k <= 999 for k in levels) and levels == sorted(set(levels), reverse=True)
+
+
+def test_the_eight_flips_and_rotations_are_distinct_and_inverted_exactly():
+    from restore.samplers.pnp_hqs import dihedral
+
+    x = torch.randn(1, 2, 3, 5, generator=torch.Generator().manual_seed(0), dtype=F64)
+    assert len({tuple(dihedral(x, i).flatten().tolist()) for i in range(8)}) == 8
+    assert all(torch.equal(dihedral(dihedral(x, i), i, inverse=True), x) for i in range(8))
+
+
+def test_cycling_the_flips_and_rotations_keeps_an_isotropic_prior_s_result():
+    """The stationary prior's spectrum is isotropic, so its denoiser commutes with every flip and quarter turn
+    (also on a non-square image, whose turns change its shape): DPIR's x8 cycling must then give the plain
+    run's result, and a wrong inverse would hand back a turned or mirrored image."""
+    prior = restore.prior("stationary-gaussian", channels=1)
+    op = restore.operator("gaussian-blur", sigma=1.5)
+    x = prior.sample((1, 1, 24, 40), generator=torch.Generator().manual_seed(1)).float().clamp(-1, 1) / 2 + 0.5
+    y = op(x) + 0.01 * torch.randn(op(x).shape, generator=torch.Generator().manual_seed(2))
+    problem = restore.Problem(y, op, GaussianNoise(0.01))
+    plain = PnPHQS(steps=8).run(prior, problem).x
+    cycled = PnPHQS(steps=8, cycle_transforms=True).run(prior, problem).x
+    assert plain.shape == cycled.shape and torch.allclose(plain, cycled, atol=1e-5), (plain - cycled).abs().max()

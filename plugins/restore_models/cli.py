@@ -155,6 +155,8 @@ def train_mean_reverting(
     prediction: str = typer.Option("residual", "--prediction", help="residual (network predicts x0 - mu) | epsilon"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads"),
     seed: int = typer.Option(0, "--seed"),
+    precision: str = typer.Option("bf16", "--precision", help="bf16 (autocast) | fp32"),
+    lr: float = typer.Option(2e-4, "--lr", help="Adam(W) learning rate"),
 ) -> None:
     """Train a small conditional UNet (IR-SDE L1 objective, EMA, resumable); writes OUTPUT/model/."""
     from restore.cli.progress import progress_bar
@@ -168,7 +170,7 @@ def train_mean_reverting(
     config = MRTrainConfig(task=task, preset=preset, steps=steps, max_minutes=minutes, noise=noise,
                            max_sigma=max_sigma, batch_size=batch_size, crop=crop,
                            block_out_channels=parse_widths(widths), prediction=prediction, threads=threads,
-                           seed=seed, data=tuple(data), init=init).resolved()
+                           seed=seed, data=tuple(data), init=init, precision=precision, lr=lr).resolved()
     with progress_bar(f"train mean-reverting {task}") as update:
         summary = train(config, output, resume=resume, name=f"mr-{task}",
                         progress=lambda s, n, loss: update(s, n, 0))

@@ -44,6 +44,8 @@ class MRTrainConfig:
         data: folders of clean training images (searched recursively) added to the preset's sources.
         init: start from a shipped mean-reverting prior (name) or a trained ``model/`` folder of the same
             architecture (fine-tuning).
+        precision: ``bf16`` autocast (about 2x faster on AVX-512-BF16 CPUs; weights and optimiser stay float32)
+            or ``fp32``.
     """
 
     task: str = "denoise"
@@ -71,12 +73,15 @@ class MRTrainConfig:
     threads: int | None = None
     data: tuple[str, ...] = ()
     init: str | None = None
+    precision: str = "bf16"
 
     def resolved(self) -> "MRTrainConfig":
         if self.task not in TASKS:
             raise InvalidInputError(f"unknown task '{self.task}' for mean-reverting training; choose one of {', '.join(TASKS)}")
         if self.prediction not in PREDICTIONS:
             raise InvalidInputError(f"prediction must be one of {', '.join(PREDICTIONS)}, got '{self.prediction}'")
+        if self.precision not in ("bf16", "fp32"):
+            raise InvalidInputError(f"precision must be bf16 or fp32, got '{self.precision}'")
         if self.preset not in PRESETS:
             raise InvalidInputError(f"unknown preset '{self.preset}'; choose one of {', '.join(PRESETS)}")
         noise = self.noise if self.noise is not None else (25 / 255 if self.task == "denoise" else 0.01)
@@ -155,7 +160,7 @@ def mr_loss(model, x0: torch.Tensor, mu: torch.Tensor, sched: MRSchedule, genera
     t = torch.randint(1, sched.T + 1, (B,), generator=generator)
     noise = torch.randn(x0.shape, generator=generator)
     x_t = sched.marginal(x0, mu, t, noise)
-    out = model(torch.cat([x_t, mu], 1), t.float()).sample
+    out = model(torch.cat([x_t, mu], 1), t.float()).sample.float()
     if prediction == "residual":
         a, sb = bcast(sched.alpha(t), x_t), bcast(sched.sigma_bar(t), x_t)
         eps = mr_to_eps(mu + out, x_t, mu, a, sb, sched.lam, "sample")
@@ -177,7 +182,7 @@ def model_card(info: dict) -> str:
         + (f" at σ = {cfg.get('noise', 0) * 255:.0f}/255" if cfg.get("task") == "denoise" else "") + ".",
         "Load with `restore.prior(path)` or by its registered name; sample with `--sampler mrs` or `ir-sde`.",
         "",
-        "- Network: diffusers `UNet2DModel`, no attention, input concat(x_t, μ) "
+        "- Network: diffusers `UNet2DModel`, attention only in the middle block, input concat(x_t, μ) "
         f"({info.get('parameters', '?')} parameters, block_out_channels {cfg.get('block_out_channels')}).",
         f"- Process: T = {cfg.get('T')}, λ = {cfg.get('max_sigma')}/255, ε = {cfg.get('eps')}, cosine θ schedule; "
         + ("the network predicts x̂_0 - μ (residual data prediction)." if cfg.get("prediction") == "residual"
@@ -190,7 +195,8 @@ def model_card(info: dict) -> str:
         + "; validation images (rocket, stereo_motorcycle, grace_hopper) and sample_images/ never used for training."
         + (f" Fine-tuned from `{cfg['init']}`." if cfg.get("init") else ""),
         f"- Training: {info.get('training_steps')} steps, batch {cfg.get('batch_size')}, "
-        f"{info.get('training_minutes')} min on CPU ({cfg.get('threads') or 'default'} thread(s)).",
+        f"{info.get('training_minutes')} min on CPU ({cfg.get('threads') or 'default'} thread(s), "
+        f"{cfg.get('precision', 'fp32')}).",
     ]
     if info.get("evaluation"):
         lines += ["", "## Measured", "", info["evaluation"]]
@@ -268,7 +274,8 @@ def train(config: MRTrainConfig, out_dir: str, resume: str | None = None,
             break
         x0 = torch.from_numpy(sampler.batch(config.batch_size))
         mu = degrade(x0, config, gen)
-        loss = mr_loss(model, x0, mu, sched, gen, config.prediction)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+            loss = mr_loss(model, x0, mu, sched, gen, config.prediction)
         optimizer_step(model, ema, opt, loss, step, config.lr, config.warmup, config.ema_decay)
         step += 1
         if first is None:

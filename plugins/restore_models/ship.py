@@ -142,7 +142,7 @@ def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> s
     lines = [
         f"# {meta['name']}", "", meta.get("summary", ""), "",
         "## Model", "",
-        f"- Architecture: diffusers `UNet2DModel`, no attention (fully convolutional), block channels "
+        f"- Architecture: diffusers `UNet2DModel`, self-attention only in the middle block (lowest resolution), block channels "
         f"{tuple(cfg.get('block_out_channels', ()))}, {cfg.get('layers_per_block', 1)} layer(s) per block, "
         f"{meta['channels']} channel(s) in/out; sizes must be multiples of 8 (the engine pads).",
         f"- Parameters: {meta['parameters']:,}; weights {size_mb:.1f} MB (safetensors, EMA, stored as {dtype}; "

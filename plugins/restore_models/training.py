@@ -10,8 +10,8 @@ batch's data by the ODE samples of the ``init`` flow prior from the batch's nois
 on the pairs straightens the flow). A flow run exports a folder with ``"kind": "flow"``
 (:class:`restore.priors.flow.FlowUNetPrior`).
 
-The network is a diffusers ``UNet2DModel`` with no attention blocks, so it is fully convolutional and
-runs at any image size that is a multiple of 8. The output folder is a standard diffusers layout
+The network is a diffusers ``UNet2DModel`` whose only attention is the middle block's, at the lowest
+resolution, so it runs at any image size that is a multiple of 8. The output folder is a standard diffusers layout
 (``unet/``, ``scheduler/``) plus ``restore_prior.json`` and ``loss.csv``; ``restore.prior(path)`` loads it.
 """
 from __future__ import annotations

@@ -36,6 +36,15 @@ from ..volumes.slices import stack_slices, volume_slices
 from .base import Sampler
 
 
+def dihedral(x: torch.Tensor, i: int, inverse: bool = False) -> torch.Tensor:
+    """The ``i mod 8``-th rotation/flip of the last two axes of ``x``, or with ``inverse`` its inverse."""
+    quarter_turns, flip = i % 4, (i // 4) % 2 == 1
+    if inverse:
+        return torch.rot90(x.flip(-1) if flip else x, -quarter_turns, (-2, -1))
+    x = torch.rot90(x, quarter_turns, (-2, -1))
+    return x.flip(-1) if flip else x
+
+
 def nearest_level(schedule, sigma_model: float) -> int:
     """The level ``k`` whose VE noise ``s_k / a_k`` is nearest to ``sigma_model`` (in log scale)."""
     abar = schedule.alphas_cumprod
@@ -53,6 +62,9 @@ class PnPHQSConfig:
         sigma_floor: smallest σ used in ρ and as the last level (DPIR: 0.255/255 in ρ; its demosaicking
             ends at 0.6/255 when noiseless).
         chunk: volumes: slices per network call.
+        cycle_transforms: DPIR's ``x8``: iteration ``i`` denoises the ``i mod 8``-th flip/rotation of its input
+            and turns the result back, so the denoiser's orientation-dependent errors average out over the
+            iterations at no extra cost.
         max_gamma: largest data-step weight ``γ = 1/ρ_k`` (``None``: none). The data step amplifies measurement
             noise by up to ``√γ / 2`` along directions the normal matrix barely sees; an operator with many of
             them (single-coil MRI's fixed-phase magnitude view, where the estimated phase varies) then turns
@@ -65,6 +77,7 @@ class PnPHQSConfig:
     sigma_end: float | None = None
     sigma_floor: float = 0.6 / 255
     chunk: int = 8
+    cycle_transforms: bool = False
     max_gamma: float | None = None
 
 
@@ -136,6 +149,9 @@ class PnPHQS(Sampler):
                 k, actual = self.level(view, sigma_k)
                 gamma = actual**2 / (cfg.lam * sigma**2)  # 1/ρ_k
                 x = op.prox(z, y, gamma if cfg.max_gamma is None else min(gamma, cfg.max_gamma))
-                z = self.denoise(view, x, k)
+                if cfg.cycle_transforms:
+                    z = dihedral(self.denoise(view, dihedral(x, i), k), i, inverse=True)
+                else:
+                    z = self.denoise(view, x, k)
             callback(i + 1, len(levels), view.nfe)
         return view.to_model(z), {"sigmas": levels, "noise_image": noise_image}
