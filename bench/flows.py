@@ -27,6 +27,8 @@ from restore.metrics import psnr
 from restore.operators import GaussianNoise
 from restore.problem import Problem
 
+from .run import sampler_generator
+
 VAL = "/work/data/cbsd432/val"
 TASKS = {"deblur-gaussian-2": ("gaussian-blur", {"sigma": 2.0}, "deblur"),
          "sr-4x": ("super-resolution", {"factor": 4}, "super-resolve")}
@@ -50,7 +52,7 @@ def crops(root: str, n: int, side: int) -> list[tuple[str, torch.Tensor]]:
 def run(prior, sampler: str, problem: Problem, seed: int, **config):
     s = restore.sampler(sampler, **config)
     start = time.perf_counter()
-    r = s.run(prior, problem, generator=torch.Generator().manual_seed(seed))
+    r = s.run(prior, problem, generator=sampler_generator(seed))
     return r, time.perf_counter() - start
 
 

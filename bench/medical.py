@@ -41,7 +41,7 @@ from restore.metrics import psnr, ssim
 from restore.tasks import get_task
 from restore_models.data import data_root
 
-from .run import ROOT, load_prior, machine, write_json
+from .run import ROOT, load_prior, machine, sampler_generator, write_json
 
 DATA_ROOT = data_root()  # restore_models.prepare writes the collections there
 CBSD_VAL = os.environ.get("RESTORE_CBSD_VAL", os.path.join(DATA_ROOT, "cbsd432", "val"))
@@ -147,7 +147,7 @@ def run_one(kind: str, options: dict, image: torch.Tensor, method: str, sampler:
     prior = load_prior(prior_name if diffusion else "stationary-gaussian", 1, task.domain)
     s = restore.sampler(name, **cfg)
     t0 = time.perf_counter()
-    xs = [s.run(prior, setup.problem, generator=torch.Generator().manual_seed(seed + i)).x
+    xs = [s.run(prior, setup.problem, generator=sampler_generator(seed, i)).x
           for i in range(samples if diffusion else 1)]
     seconds = time.perf_counter() - t0
     x = torch.stack(xs).mean(0).reshape(setup.reference.shape).float()

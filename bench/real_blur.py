@@ -29,7 +29,7 @@ from restore.problem import Problem
 from restore.tasks import get_task
 from restore_models.data import data_root
 
-from .run import load_prior, machine, write_json
+from .run import load_prior, machine, sampler_generator, write_json
 
 DATA_ROOT = data_root()  # restore_models.prepare writes the collections there
 CBSD_VAL = os.path.join(DATA_ROOT, "cbsd432", "val")
@@ -107,7 +107,7 @@ def run(side: int, steps: int, seed: int, images: tuple[str, ...], cases: tuple[
                 try:
                     sampler = restore.sampler("dds", steps=steps, **get_task(task).sampler_defaults.get("dds", {}))
                     # the run pads to the network's size multiple and crops back itself
-                    x = sampler.run(prior, Problem(y, op, noise), generator=torch.Generator().manual_seed(seed)).x
+                    x = sampler.run(prior, Problem(y, op, noise), generator=sampler_generator(seed)).x
                 except RestoreError as exc:
                     entry[boundary] = {"skipped": str(exc)}
                     continue

@@ -32,7 +32,7 @@ from restore.plan import make_plan
 from restore.tasks import get_task
 from restore_models.data import data_root
 
-from .run import Case, case_options, classical, load_prior, machine, write_json
+from .run import Case, case_options, classical, load_prior, machine, sampler_generator, write_json
 
 DATA_ROOT = data_root()  # restore_models.prepare writes the collections there
 VAL_GRAY = os.environ.get("RESTORE_VAL_GRAY", os.path.join(DATA_ROOT, "bsd400", "val"))
@@ -108,7 +108,7 @@ def run_one(case: Case, image: restore.Image, spec: str, steps: int, seed: int) 
         sampler = restore.sampler(sampler_name, **plan.sampler_config)
         problem, crop = _pad(prior, setup.problem)
         cpu, wall = time.process_time(), time.perf_counter()
-        result = sampler.run(prior, problem, generator=torch.Generator().manual_seed(seed))
+        result = sampler.run(prior, problem, generator=sampler_generator(seed))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     except RestoreError as exc:  # an inapplicable pair (no SVD, wrong operator) is recorded, not an error
         return {"skipped": str(exc)}
