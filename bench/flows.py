@@ -27,7 +27,7 @@ from restore.metrics import psnr
 from restore.operators import GaussianNoise
 from restore.problem import Problem
 
-from .run import sampler_generator
+from .run import machine, sampler_generator
 
 VAL = "/work/data/cbsd432/val"
 TASKS = {"deblur-gaussian-2": ("gaussian-blur", {"sigma": 2.0}, "deblur"),
@@ -120,7 +120,7 @@ def main() -> None:
                    "data": f"{args.val}: first {args.crops} files, centre {args.side}² crops (held out of training)",
                    "noise": args.noise, "seed": args.seed, "nfe_budget": args.nfe, "threads": 1,
                    "command": f"python -m bench.flows --prior {args.prior} --crops {args.crops} --side {args.side}",
-                   "rows": rows}, f, indent=1)
+                   "machine": machine(), "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":
