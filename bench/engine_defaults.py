@@ -2,7 +2,8 @@
 
     python -m bench.engine_defaults [--prior stationary-gaussian] -o bench/results/engine_defaults.json
 
-64×64 crop of sample_images/coffee.png, simulated degradations, 20 DDS steps / 50 DPS steps, seed 0.
+64×64 crop of sample_images/coffee.png, simulated degradations (noise seed 0; the samplers draw from
+``bench.run.sampler_generator(0)``), 20 DDS steps / 50 DPS steps.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import torch
 import restore
 from restore.metrics import psnr
 from restore.tasks import get_task
+
+from .run import sampler_generator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASES = (("deblur", {"kernel": "gaussian:2.0"}, 0.01), ("super-resolve", {"scale": 4}, 0.01),
@@ -41,9 +44,10 @@ def main(argv=None) -> int:
             runs += [("dps", 50, name, cfg) for name, cfg in DPS_VARIANTS.items()]
         for sampler, steps, name, cfg in runs:
             result = restore.sampler(sampler, steps=steps, **cfg).run(prior, setup.problem,
-                                                                       generator=torch.Generator().manual_seed(0))
+                                                                       generator=sampler_generator(0))
+            x = result.x if setup.view is None else setup.view(result.x)  # `valid` boundary: the observed view
             rows.append({"task": case, "sampler": sampler, "steps": steps, "variant": name,
-                         "psnr": round(psnr(result.x, setup.reference), 2)})
+                         "psnr": round(psnr(x, setup.reference), 2)})
             print(rows[-1], flush=True)
     with open(args.output, "w") as f:
         json.dump({"prior": args.prior, "rows": rows}, f, indent=1)
