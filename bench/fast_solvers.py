@@ -227,7 +227,7 @@ def deblur_runs(prior_name: str, x: torch.Tensor, runs) -> dict:
     y = blur(x) + sigma_y * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
     problem = restore.Problem(y, blur, restore.operators.GaussianNoise(sigma_y))
     prior = restore.prior(prior_name, device="cpu")
-    # what `restore deblur --sampler dds` runs: the task's DDS options (gamma_rule="snr"), under the run's own
+    # what `restore deblur --sampler dds` runs: the task's DDS options (gamma_rule="snr"), the run's on top
     task_options = {k: v for k, v in get_task("deblur").sampler_defaults.get("dds", {}).items() if k != "steps"}
     rows = {}
     for label, steps, opts in runs:
@@ -236,7 +236,8 @@ def deblur_runs(prior_name: str, x: torch.Tensor, runs) -> dict:
             res = restore.sampler("dds", steps=steps, **{**task_options, **opts}).run(
                 prior, problem, generator=torch.Generator().manual_seed(0))
         p = [float(psnr(res.x[i:i + 1], x[i:i + 1])) for i in range(x.shape[0])]
-        rows[f"{label} @{res.nfe} NFE"] = {"nfe": res.nfe, "options": {**task_options, **opts}, "psnr_mean": float(np.mean(p)), "psnr": p,
+        rows[f"{label} @{res.nfe} NFE"] = {"nfe": res.nfe, "options": {**task_options, **opts},
+                                           "psnr_mean": float(np.mean(p)), "psnr": p,
                                            "cpu_seconds": round(time.process_time() - start, 1)}
         print(prior_name, label, res.nfe, f"{np.mean(p):.2f}", flush=True)
     return rows
