@@ -198,6 +198,8 @@ def model_card(info: dict) -> str:
         f"{info.get('training_minutes')} min on CPU ({cfg.get('threads') or 'default'} thread(s), "
         f"{cfg.get('precision', 'fp32')}).",
     ]
+    if info.get("weights_dtype"):
+        lines.append(f"- Weights: stored as {info['weights_dtype']}, loaded as float32.")
     if info.get("evaluation"):
         lines += ["", "## Measured", "", info["evaluation"]]
     return "\n".join(lines) + "\n"
