@@ -19,8 +19,10 @@ if TYPE_CHECKING:  # the declarations below import no torch (restore TASK --help
     from restore.io import Image
     from restore.operators import LinearOperator
 
-#: Boundary model of ``restore deblur`` and ``restore super-resolve``: the one that restores real photos
-#: best (bench/real_blur.py, bench/results/real_blur.json): a photo is the blur of a larger scene.
+#: Boundary model of ``restore deblur`` and ``restore super-resolve``: ``valid``, the physics of a photo (it is
+#: the blur of a larger, unknown scene). bench/real_blur.py (DDS, bench/results/real_blur.json) had it best with
+#: the priors of session 5; with session 6's natural-rgb, ``replicate`` leads by 0.08 dB on deblurring and by
+#: 0.23 dB on 4x SR: to be re-measured with the tasks' default samplers before any change.
 DEFAULT_BOUNDARY = "valid"
 BOUNDARY_HELP = (f"what lies past the image edge: {' | '.join(BOUNDARIES)} (valid: the scene continues, "
                  "unknown; right for photos)")
