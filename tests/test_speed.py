@@ -189,3 +189,26 @@ def test_cli_speed_options(tmp_path):
     assert main(["deblur", *common, "-o", str(tmp_path / "b.png"), "--precision", "fp64"]) == 2
     assert main(["deblur", *common, "-o", str(tmp_path / "c.png"), "--threads", "0"]) == 2
     assert not (tmp_path / "b.png").exists() and not (tmp_path / "c.png").exists()
+
+
+def test_inpaint_default_depends_on_the_mask_kind(tmp_path):
+    import restore
+    from restore.plan import plan_task
+    from restore.tasks import RunSettings, get_task
+    from restore_imaging.tasks import BOX_INPAINT_DEFAULT, TASK_DEFAULTS
+
+    inpaint = get_task("inpaint")
+    image = restore.Image(torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0)))
+    restore.write(str(tmp_path / "box.png"), torch.ones(1, 1, 32, 32))  # a mask file named like the spec
+
+    def plan(mask, **settings):
+        setup = inpaint.build(image=image, noise=0.0, simulate=True, generator=torch.Generator().manual_seed(0),
+                              mask=mask)
+        return plan_task(inpaint, RunSettings(prior="stationary-gaussian", device="cpu", **settings), {}, setup,
+                         channels=1)
+
+    box, random = plan("box:8,8,12,12"), plan("random:0.5")
+    assert (box.sampler, box.sampler_config["steps"]) == BOX_INPAINT_DEFAULT
+    assert (random.sampler, random.sampler_config["steps"]) == TASK_DEFAULTS["inpaint"]
+    assert plan(str(tmp_path / "box.png")).sampler == TASK_DEFAULTS["inpaint"][0]
+    assert plan("box:8,8,12,12", sampler="pnp-hqs").sampler == "pnp-hqs"  # --sampler wins
