@@ -148,20 +148,25 @@ def test_quality_presets():
         quality_preset(sr, "fast", None)
 
 
-def test_deblur_default_depends_on_the_kernel_kind():
+def _default_plan(task_name: str, noise: float, **options):
+    """What ``restore TASK`` plans without ``--sampler`` for a 32² image built with ``options`` (a task option
+    such as ``kernel``), plus any ``RunSettings`` given as ``settings``."""
     import restore
     from restore.plan import plan_task
     from restore.tasks import RunSettings, get_task
+
+    task = get_task(task_name)
+    image = restore.Image(torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0)))
+    settings = options.pop("settings", {})
+    setup = task.build(image=image, noise=noise, simulate=True, generator=torch.Generator().manual_seed(0), **options)
+    return plan_task(task, RunSettings(prior="stationary-gaussian", device="cpu", **settings), {}, setup, channels=1)
+
+
+def test_deblur_default_depends_on_the_kernel_kind():
     from restore_imaging.tasks import GAUSSIAN_DEBLUR_DEFAULT, TASK_DEFAULTS
 
-    deblur = get_task("deblur")
-    image = restore.Image(torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0)))
-
     def plan(kernel, **settings):
-        setup = deblur.build(image=image, noise=0.01, simulate=True, generator=torch.Generator().manual_seed(0),
-                             kernel=kernel)
-        return plan_task(deblur, RunSettings(prior="stationary-gaussian", device="cpu", **settings), {}, setup,
-                         channels=1)
+        return _default_plan("deblur", 0.01, kernel=kernel, settings=settings)
 
     gaussian, motion = plan("gaussian:2.0"), plan("motion:9:30")
     assert (gaussian.sampler, gaussian.sampler_config["steps"]) == GAUSSIAN_DEBLUR_DEFAULT
@@ -193,19 +198,12 @@ def test_cli_speed_options(tmp_path):
 
 def test_inpaint_default_depends_on_the_mask_kind(tmp_path):
     import restore
-    from restore.plan import plan_task
-    from restore.tasks import RunSettings, get_task
     from restore_imaging.tasks import BOX_INPAINT_DEFAULT, TASK_DEFAULTS
 
-    inpaint = get_task("inpaint")
-    image = restore.Image(torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0)))
     restore.write(str(tmp_path / "box.png"), torch.ones(1, 1, 32, 32))  # a mask file named like the spec
 
     def plan(mask, **settings):
-        setup = inpaint.build(image=image, noise=0.0, simulate=True, generator=torch.Generator().manual_seed(0),
-                              mask=mask)
-        return plan_task(inpaint, RunSettings(prior="stationary-gaussian", device="cpu", **settings), {}, setup,
-                         channels=1)
+        return _default_plan("inpaint", 0.0, mask=mask, settings=settings)
 
     box, random = plan("box:8,8,12,12"), plan("random:0.5")
     assert (box.sampler, box.sampler_config["steps"]) == BOX_INPAINT_DEFAULT
