@@ -6,7 +6,7 @@
    the task's sampler options, as the CLI runs it);
 2. RF-Solver inversion -> reconstruction at 10 and 50 steps against naive DDIM inversion (and exact BDIA).
 
-Data: centre crops of held-out colour validation images (``/work/data/cbsd432/val``, never used in training);
+Data: centre crops of held-out colour validation images (``$RESTORE_DATA/cbsd432/val``, never used in training);
 the measurement noise is drawn from ``--seed``. Cheap by design (2 CPU cores): 1-2 crops of 64².
 
 Run: ``python -m bench.flows --prior natural-rgb --crops 2 --side 64``
@@ -26,10 +26,11 @@ import restore
 from restore.metrics import psnr
 from restore.operators import GaussianNoise
 from restore.problem import Problem
+from restore_models.data import data_root
 
 from .run import machine, sampler_generator
 
-VAL = "/work/data/cbsd432/val"
+VAL = os.path.join(data_root(), "cbsd432", "val")  # restore_models.prepare writes it there
 TASKS = {"deblur-gaussian-2": ("gaussian-blur", {"sigma": 2.0}, "deblur"),
          "sr-4x": ("super-resolution", {"factor": 4}, "super-resolve")}
 

@@ -152,6 +152,12 @@ def _filter_setup(op, sim, x: torch.Tensor, noise: float, simulate: bool, genera
     return Setup(Problem(y, op, noise_model), reference=sim.view(x), view=op.view)
 
 
+def _use_default(setup: Setup, sampler_steps: tuple[str, int], options: dict | None = None) -> None:
+    """Make ``(sampler, steps)`` with ``options`` this input's default (the task's stays for the others)."""
+    setup.default_sampler, steps = sampler_steps
+    setup.sampler_options[setup.default_sampler] = {"steps": steps, **(options or {})}
+
+
 def build_deblur(image: Image, noise: float, simulate: bool, generator: torch.Generator,
                  kernel: str = "gaussian:2.0", boundary: str = DEFAULT_BOUNDARY,
                  simulate_boundary: str | None = None) -> Setup:
@@ -168,8 +174,7 @@ def build_deblur(image: Image, noise: float, simulate: bool, generator: torch.Ge
     sim = parse_kernel(kernel, sim_boundary) if simulate else op
     setup = _filter_setup(op, sim, x, noise, simulate, generator)
     if isinstance(op, GaussianBlur):
-        setup.default_sampler, steps = GAUSSIAN_DEBLUR_DEFAULT
-        setup.sampler_options[setup.default_sampler] = {"steps": steps, **GAUSSIAN_DEBLUR_OPTIONS}
+        _use_default(setup, GAUSSIAN_DEBLUR_DEFAULT, GAUSSIAN_DEBLUR_OPTIONS)
     return setup
 
 
@@ -205,8 +210,7 @@ def build_inpaint(image: Image, noise: float, simulate: bool, generator: torch.G
     setup = _setup(op, x, noise, simulate, generator)
     setup.problem.y = op(setup.problem.y)  # keeps y in the range of A: no noise or content in the holes
     if str(mask).strip().partition(":")[0] == "box":  # a box spec, not a mask file (which may be named box.png)
-        setup.default_sampler, steps = BOX_INPAINT_DEFAULT
-        setup.sampler_options[setup.default_sampler] = {"steps": steps}
+        _use_default(setup, BOX_INPAINT_DEFAULT)
     return setup
 
 

@@ -190,12 +190,9 @@ def init_weights(init: str) -> str | None:
 def weights_fingerprint(path: str | None) -> str | None:
     """SHA-256 (first 12 hex digits) of a weights file: what a run started from, and what benchmark results
     record (``bench.run.shipped_weights``)."""
-    if path is None:
-        return None
-    import hashlib
+    from restore.checksums import file_sha256
 
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()[:12]
+    return None if path is None else file_sha256(path)[:12]
 
 
 def load_init_weights(model, init: str) -> None:
