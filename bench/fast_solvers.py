@@ -58,9 +58,15 @@ SOLVERS = (
     ("dpm-solver++2M (time-quadratic)", "dpm-solver++", {"spacing": "time-quadratic"}),
     ("dpm-solver++3M (time-uniform)", "dpm-solver++", {"order": 3}),
     ("dpm-solver++3M (time-uniform, end=lowest)", "dpm-solver++", {"order": 3, "end": "lowest"}),
+    ("dpm-solver++2M (karras)", "dpm-solver++", {"spacing": "karras"}),
+    ("dpm-solver++3M (karras)", "dpm-solver++", {"order": 3, "spacing": "karras"}),
+    ("dpm-solver++2M+UniC (time-uniform)", "dpm-solver++", {"corrector": "unic"}),
+    ("dpm-solver++2M+UniC (karras)", "dpm-solver++", {"spacing": "karras", "corrector": "unic"}),
+    ("dpm-solver++3M+UniC (karras)", "dpm-solver++", {"order": 3, "spacing": "karras", "corrector": "unic"}),
     ("dpm-solver++2M+hb0.8", "dpm-solver++", {"momentum": "hb", "beta": 0.8}),
     ("dpm-solver-v3", "dpm-solver-v3", {}),
     ("dpm-solver-v3 (logSNR)", "dpm-solver-v3", {"spacing": "logSNR"}),
+    ("dpm-solver-v3 (karras)", "dpm-solver-v3", {"spacing": "karras"}),
     ("ve-ode (Heun)", "ve-ode", {}),
 )
 

@@ -78,6 +78,11 @@ CASES = [  # (name, class, options, step counts, expected order, tolerance)
     ("dpm-solver++ 2M", DPMSolverPP, dict(order=2), [12, 24, 48, 96], 2, 0.3),
     ("dpm-solver++ 3S taylor", DPMSolverPP, dict(order=3, method="singlestep-fixed", solver_type="taylor"),
      [24, 48, 96, 192], 3, 0.45),
+    # UniC lifts each multistep solver by one order at the same NFE
+    ("dpm-solver++ 1 + unic", DPMSolverPP, dict(order=1, corrector="unic"), [12, 24, 48, 96], 2, 0.3),
+    ("dpm-solver++ 2M + unic", DPMSolverPP, dict(order=2, corrector="unic"), [12, 24, 48, 96], 3, 0.45),
+    ("dpm-solver 2M + unic", DPMSolver, dict(order=2, method="multistep", corrector="unic"), [12, 24, 48, 96], 3,
+     0.45),
 ]
 
 
@@ -95,6 +100,24 @@ def test_convergence_order_on_the_gaussian_against_the_exact_pf_map(fine_gaussia
     fitted = slope(nfes, errors)
     print(f"\n{name}: NFE {nfes} error {['%.2e' % e for e in errors]} slope {fitted:.2f}")
     assert abs(fitted + order) < tol, (errors, fitted)
+
+
+def test_karras_spacing_is_edm_noise_levels_and_keeps_the_solver_order(fine_gaussian):
+    from restore.samplers.solver_grid import KARRAS_RHO, lam, level_grid
+
+    prior, x = fine_gaussian, x_T(64, 4)
+    sched = prior.schedule
+    levels = level_grid(sched, 12, "karras")
+    roots = np.exp(-np.array([lam(sched, k) for k in levels]) / KARRAS_RHO)  # σ^(1/ρ), σ = e^{-λ}
+    steps = np.diff(roots)
+    # uniform in σ^(1/ρ) up to the rounding to training levels (≈ 1/T of the range per point)
+    assert np.allclose(steps, steps.mean(), rtol=0.02), steps
+    exact = prior.pf_ode_map(x, sched.T - 1, 0)
+    nfes = [12, 24, 48, 96]
+    errors = [rel_err(solve(DPMSolverPP(steps=n, spacing="karras", end="lowest", lower_order_final=False), prior,
+                            x).x, exact) for n in nfes]
+    print(f"\n2M karras: {['%.2e' % e for e in errors]} slope {slope(nfes, errors):.2f}")
+    assert abs(slope(nfes, errors) + 2) < 0.3
 
 
 def test_third_order_multistep_beats_second_order_and_converges(fine_gaussian):
@@ -212,6 +235,12 @@ def test_bad_options_are_one_line_errors():
         DPMSolverPP(momentum="ghvb")
     with pytest.raises(InvalidInputError, match="β"):
         DDIM(momentum="hb", beta=1.5)
+    with pytest.raises(InvalidInputError, match="method=multistep"):
+        DPMSolver(corrector="unic")  # the paper's default is singlestep
+    with pytest.raises(InvalidInputError, match="variant=ode"):
+        DPMSolverPP(corrector="unic", variant="sde")
+    with pytest.raises(InvalidInputError, match="corrector takes one of none, unic"):
+        DPMSolverPP(corrector="bh2")
 
 
 @pytest.mark.parametrize("cls", [DPMSolver, DPMSolverPP])

@@ -24,7 +24,8 @@ import torch
 
 from ..errors import InvalidInputError
 from .base import Sampler
-from .solver_grid import CLEAN, End, SolverSpacing, grid, inner_levels, lam, level_grid
+from .solver_grid import CLEAN, CONTINUOUS_SPACINGS, End, SolverSpacing, grid, inner_levels, lam, level_grid
+from .unic import unic_correct
 
 Method = Literal["singlestep", "singlestep-fixed", "multistep"]
 #: the official code's two high-order forms: ``dpmsolver`` (finite-difference of the calls) or ``taylor``
@@ -40,11 +41,14 @@ class DPMSolverConfig:
             ``singlestep-fixed`` (``steps // order`` steps all of ``order``, official ``singlestep_fixed``) or
             ``multistep`` (warm-up at lower order, then one call per step).
         spacing: ``logSNR`` (official recommendation for small pixel models), ``time-uniform`` (high
-            resolution), ``time-quadratic``, or an engine respacing rule.
+            resolution), ``time-quadratic``, ``karras`` (EDM's noise levels, ρ = 7), or an engine respacing
+            rule.
         solver_type: ``dpmsolver`` or ``taylor`` high-order form.
         lower_order_final: lower the order of the last multistep steps when there are fewer than ten
             (official: stabilises very few steps).
         end: ``clean`` (the last step returns x0̂ of the state at level 0) or ``lowest`` (stop at level 0).
+        corrector: ``none`` (the paper's solver) or ``unic`` (:mod:`restore.samplers.unic`): multistep only,
+            one order more at the same NFE.
     """
 
     steps: int = 20
@@ -54,6 +58,7 @@ class DPMSolverConfig:
     solver_type: SolverType = "dpmsolver"
     lower_order_final: bool = True
     end: End = "clean"
+    corrector: Literal["none", "unic"] = "none"
 
 
 def singlestep_orders(budget: int, order: int) -> list[int]:
@@ -83,6 +88,9 @@ class DPMSolver(Sampler):
         cfg = self.config
         if cfg.order not in (1, 2, 3):
             raise InvalidInputError(f"order must be 1, 2 or 3, got {cfg.order}")
+        if cfg.corrector != "none" and cfg.method != "multistep":
+            raise InvalidInputError(f"corrector={cfg.corrector} corrects multistep solvers: use "
+                                    f"method=multistep, or corrector=none")
 
     # -- the model in the solver's parameterisation -------------------------------------------------
     def model(self, view, x: torch.Tensor, k: int) -> torch.Tensor:
@@ -205,7 +213,7 @@ class DPMSolver(Sampler):
 
     def _inner_spacing(self) -> str:
         sp = self.config.spacing
-        return sp if sp in ("logSNR", "time-uniform", "time-quadratic") else "time-uniform"
+        return sp if sp in CONTINUOUS_SPACINGS else "time-uniform"
 
     # -- multistep ------------------------------------------------------------------------------------
     def multistep_update(self, view, x, ms: list, ks: list[int], t: int, order: int, generator) -> torch.Tensor:
@@ -264,11 +272,17 @@ class DPMSolver(Sampler):
         n = len(levels) - 1
         orders = self.multistep_orders(n, levels)
         ms, ks = [], []
+        x_prev = None
         for step in range(1, n + 1):
             s, t = levels[step - 1], levels[step]
-            ms.append(self.model(view, x, s))
+            m = self.model(view, x, s)
+            if x_prev is not None and self.config.corrector != "none":
+                # the next predictor keeps m, called at the uncorrected state: the corrector costs no call
+                x = unic_correct(view.schedule, x_prev, ms, ks, s, m, orders[step - 2], self.prediction)
+            ms.append(m)
             ks.append(s)
             ms, ks = ms[-3:], ks[-3:]
+            x_prev = x
             x = self.multistep_update(view, x, ms, ks, t, orders[step - 1], generator)
             callback(step, n, view.nfe)
         return x

@@ -100,6 +100,9 @@ class DPMSolverPP(DPMSolver):
         if cfg.momentum == "ghvb":
             raise InvalidInputError("momentum=ghvb is defined on DDIM (its PLMS form); for dpm-solver++ use "
                                     "momentum=hb, or --sampler ddim --set momentum=ghvb")
+        if cfg.corrector != "none" and (cfg.variant != "ode" or cfg.momentum != "none"):
+            raise InvalidInputError(f"corrector={cfg.corrector} corrects the ODE solver: use variant=ode and "
+                                    f"momentum=none, or corrector=none")
         if cfg.momentum == "hb" and (cfg.method != "multistep" or cfg.order != 2 or cfg.variant != "ode"
                                      or cfg.solver_type != "dpmsolver"):
             raise InvalidInputError("momentum=hb applies to DPM-Solver++(2M): use method=multistep, order=2, "

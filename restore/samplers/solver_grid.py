@@ -19,8 +19,13 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..priors.schedules import SPACINGS, VPSchedule
 
-#: DPM-Solver's spacings (uniform in logSNR, in time, or in sqrt(time)) and the engine's respacing rules
-SolverSpacing = Literal["logSNR", "time-uniform", "time-quadratic", "uniform", "guided", "quad", "trailing"]
+#: DPM-Solver's spacings (uniform in logSNR, in time, or in sqrt(time)), the EDM noise levels of Karras et al.
+#: (uniform in σ^(1/ρ), ρ = 7, with σ = e^{-λ}: diffusers' ``use_karras_sigmas``) and the engine's respacing rules
+SolverSpacing = Literal["logSNR", "time-uniform", "time-quadratic", "karras", "uniform", "guided", "quad", "trailing"]
+#: the solver spacings (the rest are the schedule's own respacing rules)
+CONTINUOUS_SPACINGS = ("logSNR", "time-uniform", "time-quadratic", "karras")
+#: EDM's ρ (Karras et al., 2022, eq. 5 and Table 1)
+KARRAS_RHO = 7.0
 #: where the solver ends: the clean level (last step first order, as diffusers' ``final_sigmas_type="zero"``)
 #: or the lowest noisy level 0 (the official code's ``t_0 = 1/N`` without ``denoise_to_zero``)
 End = Literal["clean", "lowest"]
@@ -54,11 +59,15 @@ def continuous_levels(schedule: VPSchedule, hi: float, lo: float, n: int, spacin
     if spacing == "time-quadratic":
         t = np.linspace(math.sqrt((hi + 1) / T), math.sqrt((lo + 1) / T), n) ** 2
         return t * T - 1
-    if spacing == "logSNR":
+    if spacing in ("logSNR", "karras"):
         table = _lambda_table(schedule)  # decreasing in k
         ks = np.arange(T, dtype=np.float64)
         lam_hi, lam_lo = np.interp(hi, ks, table), np.interp(lo, ks, table)
-        target = np.linspace(lam_hi, lam_lo, n)
+        if spacing == "logSNR":
+            target = np.linspace(lam_hi, lam_lo, n)
+        else:
+            r_hi, r_lo = np.exp(-lam_hi / KARRAS_RHO), np.exp(-lam_lo / KARRAS_RHO)
+            target = -KARRAS_RHO * np.log(np.linspace(r_hi, r_lo, n))
         return np.interp(target, table[::-1], ks[::-1])
     raise InvalidInputError(f"unknown spacing '{spacing}'; choose one of {', '.join(get_args(SolverSpacing))}")
 
@@ -95,7 +104,7 @@ def grid(schedule: VPSchedule, steps: int, spacing: str, end: str) -> list[int]:
     if end == "clean":
         return level_grid(schedule, steps, spacing) + [CLEAN]
     if spacing in SPACINGS:
-        raise InvalidInputError(f"end='lowest' needs a DPM-Solver spacing (logSNR, time-uniform, time-quadratic), "
+        raise InvalidInputError(f"end='lowest' needs a solver spacing ({', '.join(CONTINUOUS_SPACINGS)}), "
                                 f"got '{spacing}'")
     return level_grid(schedule, steps + 1, spacing)
 
