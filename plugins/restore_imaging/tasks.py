@@ -60,9 +60,10 @@ GAUSSIAN_DEBLUR_DEFAULT = ("pnp-hqs", 16)
 GAUSSIAN_DEBLUR_OPTIONS = {"sigma_start": 0.1}
 
 #: A box-shaped hole (``--mask box...``): DiffPIR with 50 steps. On the four task-default crops (2 gray, 2 colour,
-#: bench/results/task_defaults.json) it fills the box at 25.13 dB against pnp-hqs 20's 23.63 and biharmonic's
-#: 23.78; the comparison of every sampler at commit 267beff picked it for the box as well. Random masks keep
-#: the task default, where pnp-hqs leads (32.86 against DiffPIR-50's 30.54).
+#: bench/results/task_defaults.json) DiffPIR fills the box about 1-1.8 dB above pnp-hqs and biharmonic at 20 or
+#: 50 steps (which of the two leads changes with the seeds on four crops); the comparison of every sampler at
+#: commit 267beff picked it for the box as well. Random masks keep the task default, where pnp-hqs leads DiffPIR
+#: by about 2 dB.
 BOX_INPAINT_DEFAULT = ("diffpir", 50)
 
 #: pnp-hqs on deblurring, super-resolution and inpainting denoises the i-th iteration's estimate in the
