@@ -281,7 +281,7 @@ def summary_table(path: str = os.path.join(RESULTS, "task_defaults.json")) -> st
     """Per imaging case: what ``restore TASK`` does by default (its measured default sampler and steps)
     against the best classical baseline, on the held-out validation crops of ``bench.task_defaults``
     (README summary)."""
-    from restore_imaging.tasks import BOX_INPAINT_DEFAULT, GAUSSIAN_DEBLUR_DEFAULT, TASK_DEFAULTS
+    from restore_imaging.tasks import GAUSSIAN_DEBLUR_DEFAULT, HOLES_INPAINT_DEFAULT, TASK_DEFAULTS
 
     from bench.task_defaults import CASES
 
@@ -297,7 +297,7 @@ def summary_table(path: str = os.path.join(RESULTS, "task_defaults.json")) -> st
              "|---|---|---|---|---|---|---|"]
     defaults = {case: TASK_DEFAULTS[task] for case, task in task_of.items()}
     defaults["deblur-gaussian"] = GAUSSIAN_DEBLUR_DEFAULT  # restore deblur picks by the kernel's kind
-    defaults["inpaint-box"] = BOX_INPAINT_DEFAULT  # restore inpaint by the mask's
+    defaults["inpaint-box"] = HOLES_INPAINT_DEFAULT  # restore inpaint by the mask's
     for case, sampler_steps in defaults.items():
         sampler, steps = sampler_steps
         default = [r for r in rows if r["case"] == case and r["sampler"] == sampler and r["steps"] == (steps or 1)]

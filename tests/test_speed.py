@@ -198,15 +198,15 @@ def test_cli_speed_options(tmp_path):
 
 def test_inpaint_default_depends_on_the_mask_kind(tmp_path):
     import restore
-    from restore_imaging.tasks import BOX_INPAINT_DEFAULT, TASK_DEFAULTS
+    from restore_imaging.tasks import HOLES_INPAINT_DEFAULT, TASK_DEFAULTS
 
-    restore.write(str(tmp_path / "box.png"), torch.ones(1, 1, 32, 32))  # a mask file named like the spec
+    restore.write(str(tmp_path / "random.png"), torch.ones(1, 1, 32, 32))  # a mask file named like a spec
 
     def plan(mask, **settings):
         return _default_plan("inpaint", 0.0, mask=mask, settings=settings)
 
-    box, random = plan("box:8,8,12,12"), plan("random:0.5")
-    assert (box.sampler, box.sampler_config["steps"]) == BOX_INPAINT_DEFAULT
+    box, random, drawn = plan("box:8,8,12,12"), plan("random:0.5"), plan(str(tmp_path / "random.png"))
+    assert (box.sampler, box.sampler_config["steps"]) == HOLES_INPAINT_DEFAULT
+    assert (drawn.sampler, drawn.sampler_config["steps"]) == HOLES_INPAINT_DEFAULT
     assert (random.sampler, random.sampler_config["steps"]) == TASK_DEFAULTS["inpaint"]
-    assert plan(str(tmp_path / "box.png")).sampler == TASK_DEFAULTS["inpaint"][0]
     assert plan("box:8,8,12,12", sampler="pnp-hqs").sampler == "pnp-hqs"  # --sampler wins

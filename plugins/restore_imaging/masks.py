@@ -43,6 +43,8 @@ class Inpainting(LinearOperator):
         generator: a CPU ``torch.Generator`` for the random mask (drawn once, at the first image size seen).
     """
 
+    exact_pinv = True
+
     def __init__(self, mask: torch.Tensor | str | None = None, fraction: float | None = None,
                  box: tuple[int, int, int, int] | None = None, seed: int = 0,
                  generator: torch.Generator | None = None) -> None:

@@ -51,6 +51,9 @@ class LinearOperator(Operator):
 
     linear = True
     pinv_iters: int = 100
+    #: ``pinv`` is the exact pseudo-inverse in closed form (masks): a run on a noiseless measurement then
+    #: returns ``x + A⁺(y − A x)``, the nearest estimate that reproduces ``y`` exactly (observed pixels kept).
+    exact_pinv: bool = False
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ..errors import InvalidInputError, ShapeError
 from ..operators.base import Crop
+from ..operators.noise import GaussianNoise
 from ..problem import Problem
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,6 +81,7 @@ class ModelView:
             ph, pw = (-H) % multiple, (-W) % multiple
             if ph or pw:
                 self.crop = Crop(H, W, ph, pw)
+        self.measured = problem  # as the caller gave it (the padded one is ``problem``)
         if self.crop is not None and problem is not None:
             problem = Problem(problem.y, problem.operator @ self.crop, problem.noise,
                               self.image_shape[:-2] + (self.crop.height + self.crop.pad_h,
@@ -177,11 +179,19 @@ class ModelView:
         return x if self.crop is None else self.crop(x)
 
     def result(self, x_model: torch.Tensor) -> torch.Tensor:
-        """The public estimate of a final state: from model space, clamped for image priors, padding cropped."""
+        """The public estimate of a final state: from model space, clamped for image priors, padding cropped;
+        on a noiseless measurement by an operator with an exact pseudo-inverse (a mask), made to reproduce
+        ``y`` exactly: the observed pixels are the measured ones."""
         x = self.from_model(x_model.detach())
         if self.prior.clamp_output and not x.is_complex():
             x = x.clamp(0, 1)
-        return self.unpad(x)
+        x = self.unpad(x)
+        given = self.measured
+        if (given is not None and getattr(given.operator, "exact_pinv", False)
+                and isinstance(given.noise, GaussianNoise) and given.noise.sigma == 0):
+            op, y = given.operator, given.y.to(device=x.device, dtype=x.dtype)
+            x = x + op.pinv(y - op(x))
+        return x
 
 
 class LatentView(ModelView):
