@@ -86,8 +86,8 @@ def main() -> None:
     torch.set_num_threads(1)
     crops = load_crops(args.images, args.side)
     rows = []
-    folder = tempfile.mkdtemp()
-    for label, spec in masks(args.side, folder):
+    mask_list = masks(args.side, tempfile.mkdtemp())
+    for label, spec in mask_list:
         depth = hole_depth(parse_mask(spec), args.side)
         case = Case(f"inpaint {label}", "inpaint", {"mask": spec}, 0.0)
         for img_name, image in crops:
@@ -103,7 +103,7 @@ def main() -> None:
                              "psnr": rec["psnr"], "cpu_seconds": rec["cpu_seconds"]})
             print(label, img_name, " ".join(f"{r['method']} {r['psnr']:.2f}" for r in rows[-3:]), flush=True)
     summary = []
-    for label, spec in masks(args.side, folder):
+    for label, _ in mask_list:
         entry = {"mask": label, "depth": next(r["depth"] for r in rows if r["mask"] == label)}
         for method in ["biharmonic"] + [f"{s} {n}" for s, n in SAMPLERS]:
             entry[method] = float(np.mean([r["psnr"] for r in rows if r["mask"] == label and r["method"] == method]))

@@ -210,7 +210,7 @@ def build_inpaint(image: Image, noise: float, simulate: bool, generator: torch.G
     op = parse_mask(mask)
     setup = _setup(op, x, noise, simulate, generator)
     setup.problem.y = op(setup.problem.y)  # keeps y in the range of A: no noise or content in the holes
-    if str(mask).strip().partition(":")[0] != "random":  # a box spec or a mask file: holes, not scattered pixels
+    if op.fraction is None:  # a box or a mask file: holes, not scattered pixels
         _use_default(setup, HOLES_INPAINT_DEFAULT)
     return setup
 
