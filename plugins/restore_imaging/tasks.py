@@ -54,8 +54,8 @@ TASK_DEFAULTS = {"deblur": ("diffpir", 50), "super-resolve": ("pnp-hqs", 20), "i
 #: rotations. Chosen on 14 validation crops (the 9th-16th gray and 9th-14th colour images, 96², noise 0.01) among
 #: 8-32 iterations, λ 0.12-0.4 and first levels 0.06-0.19: +1.30 dB over the best of Wiener / unsupervised
 #: Wiener / Richardson-Lucy per image against DPIR's 8 iterations' +1.04 there. On the 14 crops of
-#: ``python -m bench.deblur_kernels`` (not used for the choice; bench/results/deblur_kernels.json): +0.90 dB, where
-#: DPIR's 8 iterations gave +0.75 and DiffPIR-50 gives +0.46. On motion blur DiffPIR-50 stays far ahead.
+#: ``python -m bench.deblur_kernels`` (not used for the choice; bench/results/deblur_kernels.json): +0.92 dB, where
+#: DPIR's 8 iterations gave +0.75 and DiffPIR-50 gives +0.50. On motion blur DiffPIR-50 stays far ahead.
 GAUSSIAN_DEBLUR_DEFAULT = ("pnp-hqs", 16)
 GAUSSIAN_DEBLUR_OPTIONS = {"sigma_start": 0.1}
 
