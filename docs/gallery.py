@@ -67,7 +67,7 @@ def source(name: str, crop, tmp: str) -> str:
     if name in ("s1045", "ct_small"):
         from bench import medical
 
-        x = getattr(medical, name)()
+        x = torch.from_numpy(getattr(medical, name)()).float()[None, None]
         if x.shape[-1] != 128:
             x = torch.nn.functional.interpolate(x, size=(128, 128), mode="bilinear", antialias=True)
         path = os.path.join(tmp, f"{name}.png")
