@@ -67,11 +67,8 @@ def source(name: str, crop, tmp: str) -> str:
     if name in ("s1045", "ct_small"):
         from bench import medical
 
-        x = torch.from_numpy(getattr(medical, name)()).float()[None, None]
-        if x.shape[-1] != 128:
-            x = torch.nn.functional.interpolate(x, size=(128, 128), mode="bilinear", antialias=True)
         path = os.path.join(tmp, f"{name}.png")
-        restore.write(path, restore.Image(x.clamp(0, 1), {"dtype": "uint16"}))
+        restore.write(path, restore.Image(medical.load_image(name, 128, disk=False), {"dtype": "uint16"}))
         return path
     img = restore.read(os.path.join(ROOT, "sample_images", name))
     top, left, side = crop

@@ -163,7 +163,7 @@ def _default_plan(task_name: str, noise: float, **options):
 
 
 def test_deblur_default_depends_on_the_kernel_kind():
-    from restore_imaging.tasks import GAUSSIAN_DEBLUR_DEFAULT, TASK_DEFAULTS
+    from restore_imaging.tasks import DDS_IMAGING, GAUSSIAN_DEBLUR_DEFAULT, TASK_DEFAULTS
 
     def plan(kernel, **settings):
         return _default_plan("deblur", 0.01, kernel=kernel, settings=settings)
@@ -172,9 +172,8 @@ def test_deblur_default_depends_on_the_kernel_kind():
     assert (gaussian.sampler, gaussian.sampler_config["steps"]) == GAUSSIAN_DEBLUR_DEFAULT
     assert (motion.sampler, motion.sampler_config["steps"]) == TASK_DEFAULTS["deblur"]
     assert plan("gaussian:2.0", sampler="dds").sampler == "dds"  # --sampler wins
-    dds = plan("motion:9:30", sampler="dds").sampler_config  # the deblur task's measured DDS options
-    assert {k: dds[k] for k in ("cg_iters", "eta", "spacing", "gamma_rule", "steps")} == {
-        "cg_iters": 10, "eta": 0.95, "spacing": "quad", "gamma_rule": "snr", "steps": 50}
+    dds = plan("motion:9:30", sampler="dds").sampler_config  # the task's measured DDS options reach the sampler
+    assert {k: dds[k] for k in DDS_IMAGING["dds"]} == DDS_IMAGING["dds"] and dds["steps"] == 50
     # a preset made for another sampler is not applied: --quality best on a Gaussian kernel keeps pnp-hqs
     assert plan("gaussian:2.0", quality="best").sampler == GAUSSIAN_DEBLUR_DEFAULT[0]
     assert plan("motion:9:30", quality="draft").sampler == "pnp-hqs"

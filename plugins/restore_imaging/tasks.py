@@ -32,15 +32,15 @@ SIMULATE_BOUNDARY_HELP = "with --simulate: degrade with this boundary model inst
 #: the code's constant γ = 1 was tuned for MRI k-space units and under-fits blur/SR data by 2–10 dB here.
 DDS_DEFAULTS = {"dds": {"gamma_rule": "snr"}}
 
-#: DDS on deblurring, super-resolution and inpainting: 10 CG iterations per step, noise fraction 0.95 and
-#: quadratic respacing (more levels at low noise) instead of the code's 5 / 0.85 / uniform. Measured on held-out
-#: 96² crops (the 3rd-8th gray and 2nd-6th colour validation images, the cases of bench.task_defaults), mean
-#: PSNR of the code's options at 50 steps -> these options at 25 / 50 steps, in dB: deblurring (Gaussian σ = 2
-#: and motion) 23.17 -> 23.64 / 23.88; 4x super-resolution 21.48 -> 21.85 / 21.98; random 50 % inpainting
-#: 24.96 -> 25.44 / 26.20; box inpainting 21.03 -> 22.05 / 22.00. Half the network calls give more than the old
-#: 50 steps. A DPM-Solver++ step in place of DDS's re-noising is worse at every step count
+#: DDS on deblurring, super-resolution and inpainting: the SNR-faded data weight, and 10 CG iterations per step,
+#: noise fraction 0.95 and quadratic respacing (more levels at low noise) instead of the code's 5 / 0.85 / uniform.
+#: Measured on held-out 96² crops (the 3rd-8th gray and 2nd-6th colour validation images, the cases of
+#: bench.task_defaults), mean PSNR of the code's options at 50 steps -> these options at 25 / 50 steps, in dB:
+#: deblurring (Gaussian σ = 2 and motion) 23.17 -> 23.64 / 23.88; 4x super-resolution 21.48 -> 21.85 / 21.98;
+#: random 50 % inpainting 24.96 -> 25.44 / 26.20; box inpainting 21.03 -> 22.05 / 22.00. Half the network calls
+#: give more than the old 50 steps. A DPM-Solver++ step in place of DDS's re-noising is worse at every step count
 #: (bench/results/fast_solvers.json, ``dds_deblur``).
-DDS_IMAGING = {"dds": {"cg_iters": 10, "eta": 0.95, "spacing": "quad"}}
+DDS_IMAGING = {"dds": {**DDS_DEFAULTS["dds"], "cg_iters": 10, "eta": 0.95, "spacing": "quad"}}
 
 #: DiffPIR on deblurring and super-resolution with fresh noise at every step (ζ = 1): its official ζ = 0.1
 #: collapses at the CLI's step counts (8 dB at 20 steps and 11 dB at 50 on 64² validation crops, blur σ = 2,
@@ -238,7 +238,7 @@ def deblur_task() -> Task:
         options=(TaskOption("kernel", str, "gaussian:2.0", f"blur kernel: {KERNEL_FORMS}"),
                  TaskOption("boundary", str, DEFAULT_BOUNDARY, BOUNDARY_HELP),
                  TaskOption("simulate_boundary", str, None, SIMULATE_BOUNDARY_HELP)),
-        default_sampler=TASK_DEFAULTS["deblur"][0], sampler_defaults=_defaults("deblur", DDS_DEFAULTS, DDS_IMAGING,
+        default_sampler=TASK_DEFAULTS["deblur"][0], sampler_defaults=_defaults("deblur", DDS_IMAGING,
                                                                                 DIFFPIR_DEBLUR, PNP_HQS_IMAGING),
         default_noise=0.01, quality=_quality("deblur"))
 
@@ -252,7 +252,7 @@ def super_resolve_task() -> Task:
                  TaskOption("boundary", str, DEFAULT_BOUNDARY, BOUNDARY_HELP),
                  TaskOption("simulate_boundary", str, None, SIMULATE_BOUNDARY_HELP)),
         default_sampler=TASK_DEFAULTS["super-resolve"][0],
-        sampler_defaults=_defaults("super-resolve", DDS_DEFAULTS, DDS_IMAGING, DIFFPIR_SR, PNP_HQS_IMAGING),
+        sampler_defaults=_defaults("super-resolve", DDS_IMAGING, DIFFPIR_SR, PNP_HQS_IMAGING),
         default_noise=0.01, quality=_quality("super-resolve"))
 
 
@@ -265,7 +265,7 @@ def inpaint_task() -> Task:
         options=(TaskOption("mask", str, "random:0.5",
                             "mask image (white = observed), random:FRACTION (share missing) or box:TOP,LEFT,H,W"),),
         default_sampler=TASK_DEFAULTS["inpaint"][0],
-        sampler_defaults=_defaults("inpaint", {"dps": {"zeta": 0.5}}, DDS_DEFAULTS, DDS_IMAGING, INPAINT_DEFAULTS,
+        sampler_defaults=_defaults("inpaint", {"dps": {"zeta": 0.5}}, DDS_IMAGING, INPAINT_DEFAULTS,
                                    PNP_HQS_IMAGING),
         default_noise=0.0, quality=_quality("inpaint"))
 
