@@ -216,7 +216,10 @@ DDS_RUNS = [("dds (default)", 50, {}), ("dds (100 steps)", 100, {})] + [
         ("sde-dpm-solver++ step", {"step": "sde-dpm-solver++"}),
         ("ddim step, eta=0", {"eta": 0.0}), ("dpm-solver++ step, eta=0", {"step": "dpm-solver++", "eta": 0.0}))] + [
     (f"dds {label}", 20, opts) for label, opts in (
-        ("ddim step, eta=0.95", {"eta": 0.95}), ("dpm-solver++ step, eta=0.95", {"step": "dpm-solver++", "eta": 0.95}))]
+        ("ddim step, eta=0.95", {"eta": 0.95}), ("dpm-solver++ step, eta=0.95", {"step": "dpm-solver++", "eta": 0.95}))] + [
+    # less re-noising lets a multistep step follow a smoother path, but DDS itself loses more (session 9)
+    (f"dds {label}, eta={eta}", 25, dict(opts, eta=eta)) for eta in (0.5, 0.8) for label, opts in (
+        ("ddim step", {}), ("dpm-solver++ step", {"step": "dpm-solver++"}))]
 
 MOMENTUM_RUNS = [("dds (default)", 50, {})] + [
     (f"dds {label}{', eta=0' if eta == 0 else ''}", nfe, dict(opts, **({"eta": 0.0} if eta == 0 else {})))

@@ -12,18 +12,7 @@ from restore.batch import item_seed, run_batch
 from restore.errors import InvalidInputError
 from restore.plan import execute_group, execute_plan, groupable
 from restore.tasks import RunSettings, prepare_run
-
-
-def tiny_prior():
-    from diffusers import UNet2DModel
-
-    from restore.priors.diffusers_prior import DiffusersPrior
-    from restore.priors.schedules import VPSchedule
-
-    torch.manual_seed(0)
-    unet = UNet2DModel(sample_size=16, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(8, 16),
-                       down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2, norm_num_groups=4)
-    return DiffusersPrior(unet, VPSchedule.linear())
+from restore.testing import tiny_unet_prior
 
 
 def gray_images(folder: Path, sizes: list[int]) -> list[str]:
@@ -49,7 +38,7 @@ def test_grouped_images_equal_their_own_runs(tmp_path, sampler, samples):
             for i, p in enumerate(paths)]
     groups = groupable(runs, 2)
     assert groups == [[0, 2], [1], [3]]  # same shape only, at most two per group, in input order
-    prior = tiny_prior()
+    prior = tiny_unet_prior()
     for members in groups:
         plans = [runs[i].plan for i in members]
         grouped = execute_group(plans, [runs[i].setup.problem for i in members], prior)

@@ -342,3 +342,26 @@ def test_cycling_the_flips_and_rotations_keeps_an_isotropic_prior_s_result():
     plain = PnPHQS(steps=8).run(prior, problem).x
     cycled = PnPHQS(steps=8, cycle_transforms=True).run(prior, problem).x
     assert plain.shape == cycled.shape and torch.allclose(plain, cycled, atol=1e-5), (plain - cycled).abs().max()
+
+
+def test_tweedie_x8_self_ensemble_commutes_with_every_flip_and_turn():
+    """A random network's one-step estimate does not commute with a quarter turn; the x8 average over the eight
+    flips/rotations does (exactly, up to rounding), and costs one network call per transform."""
+    from restore.samplers.pnp_hqs import dihedral
+    from restore.testing import tiny_unet_prior
+
+    prior = tiny_unet_prior()
+    y = torch.rand(1, 1, 16, 24, generator=torch.Generator().manual_seed(0))
+
+    def denoise(image, transforms):
+        problem = restore.Problem(image, restore.operators.Identity(), GaussianNoise(0.1))
+        return restore.sampler("tweedie", transforms=transforms).run(prior, problem)
+
+    plain, x8 = denoise(y, 1), denoise(y, 8)
+    assert plain.nfe == 1 and x8.nfe == 8
+    for i in (1, 4, 6):
+        turned = dihedral(y, i)
+        assert (dihedral(denoise(turned, 1).x, i, inverse=True) - plain.x).abs().max() > 1e-3
+        assert torch.allclose(dihedral(denoise(turned, 8).x, i, inverse=True), x8.x, atol=1e-5)
+    with pytest.raises(InvalidInputError, match="transforms must be 1 to 8"):
+        restore.sampler("tweedie", transforms=9)

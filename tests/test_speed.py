@@ -8,18 +8,7 @@ import restore
 from restore.metrics import psnr
 from restore.plan import ChainGenerators, chain_seed, execute_plan, make_plan, quality_preset
 from restore.problem import Problem
-
-
-def tiny_prior():
-    from diffusers import UNet2DModel
-
-    from restore.priors.diffusers_prior import DiffusersPrior
-    from restore.priors.schedules import VPSchedule
-
-    torch.manual_seed(0)
-    unet = UNet2DModel(sample_size=16, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(8, 16),
-                       down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2, norm_num_groups=4)
-    return DiffusersPrior(unet, VPSchedule.linear())
+from restore.testing import tiny_unet_prior
 
 
 def blur_problem(size=16, channels=1, noise=0.01, seed=0):
@@ -41,7 +30,7 @@ def test_chain_generators_give_each_chain_its_own_stream():
 
 @pytest.mark.parametrize("sampler", ["dds", "ddpm", "pnp-hqs", "diffpir"])
 def test_batched_samples_equal_single_runs(sampler):
-    prior = tiny_prior()
+    prior = tiny_unet_prior()
     _, problem = blur_problem()
     plan = make_plan(sampler, prior="tiny", steps=4, noise=0.01, seed=3, samples=4, channels=1)
     batched = execute_plan(plan, problem, prior)
@@ -54,7 +43,7 @@ def test_batched_samples_equal_single_runs(sampler):
 
 
 def test_batch_size_bounds_chains_per_call():
-    prior = tiny_prior()
+    prior = tiny_unet_prior()
     _, problem = blur_problem()
     full = execute_plan(make_plan("dds", prior="tiny", steps=3, seed=1, samples=4, channels=1), problem, prior)
     bounded = execute_plan(make_plan("dds", prior="tiny", steps=3, seed=1, samples=4, channels=1, batch_size=3),
@@ -66,7 +55,7 @@ def test_batch_size_bounds_chains_per_call():
 
 
 def test_bf16_runs_the_network_only_and_is_deterministic():
-    prior = tiny_prior().set_speed(precision="bf16", channels_last=True)
+    prior = tiny_unet_prior().set_speed(precision="bf16", channels_last=True)
     _, problem = blur_problem()
     seen = []
     unet_forward = prior.unet.forward
@@ -93,15 +82,15 @@ def test_bf16_runs_the_network_only_and_is_deterministic():
 def test_auto_precision_resolves_per_device():
     from restore.priors.diffusers_prior import resolve_precision
 
-    prior = tiny_prior().set_speed(precision="auto")
+    prior = tiny_unet_prior().set_speed(precision="auto")
     assert resolve_precision("auto", torch.device("cpu")) == "bf16" and prior._channels_last
     assert prior.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
-    assert not tiny_prior().set_speed(precision="fp32")._channels_last
+    assert not tiny_unet_prior().set_speed(precision="fp32")._channels_last
 
 
 def test_compile_matches_eager():
-    prior = tiny_prior()
+    prior = tiny_unet_prior()
     x, k = torch.randn(2, 1, 16, 16), torch.tensor([300, 300])
     with torch.no_grad():
         eager = prior.eps(x, k)

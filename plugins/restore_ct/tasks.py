@@ -31,8 +31,10 @@ METHODS = {"fbp": "ct-fbp", "tv": "ct-tv", "diffusion": None}
 # --sampler dds: 10 CG steps per diffusion step instead of the paper's 5 (sparse-view Radon normal equations
 # converge slowly). Noiseless sinograms take the CG-on-the-normal-equations branch; noisy ones the damped branch
 # with the SNR-faded data weight, which on ct_small (128², 30 views) is 32.7 / 27.3 dB at 0.5 % / 2 % sinogram
-# noise against 30.5 / 19.3 for the noiseless branch.
-DDS_DEFAULTS = {"noisy": "auto", "gamma_rule": "snr", "cg_iters": 10}
+# noise against 30.5 / 19.3 for the noiseless branch. The imaging tasks' re-noising (η′ = 0.95, quadratic
+# spacing) and γ = 2 added 1.5 to 2.4 dB at 30 views on two tuning images (bench/dds_medical.py), and 0.3 to 2.5
+# dB on the medical tables' images (bench/results/medical_ct_*.json).
+DDS_DEFAULTS = {"noisy": "auto", "gamma_rule": "snr", "gamma": 2.0, "eta": 0.95, "spacing": "quad", "cg_iters": 10}
 
 
 def _image_size(n_det: int, size: int | None) -> int:

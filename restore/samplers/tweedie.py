@@ -4,7 +4,8 @@ A noisy photo is already a diffusion state: ``y / sqrt(1 + σ²)`` (model units)
 whose noise-to-signal ratio ``s_k / a_k`` equals σ, so one network call at that level returns the
 posterior mean. This is the PSNR-optimal answer a diffusion prior can give for Gaussian denoising;
 iterative samplers (DDS, DPS) draw posterior samples instead and lose 4–5 dB of PSNR doing so at 25/255
-(``python -m bench.run --suite quick``). It has no ``steps`` option: it always makes one network call.
+(``python -m bench.run --suite quick``). It has no ``steps`` option: it makes one network call, or one per
+transform with ``transforms`` > 1.
 """
 from __future__ import annotations
 
@@ -15,15 +16,23 @@ import torch
 from ..errors import IncompatibleError, InvalidInputError
 from ..operators.base import Identity
 from .base import Sampler
+from .pnp_hqs import dihedral
 
 
 @dataclass(frozen=True)
 class TweedieConfig:
     """Attributes:
         noise_scale: multiplies the measurement σ before the timestep is matched; > 1 smooths more.
+        transforms: average the estimates of the first ``transforms`` of the 8 flips/rotations of ``y``, each
+            turned back (8 is DPIR's and SwinIR's "x8" self-ensemble), one network call each. The priors are
+            trained on flipped and rotated crops, so the exact posterior mean commutes with these transforms;
+            averaging removes the part of the network's error that does not (on the priors' validation images
+            at σ = 25/255: +0.09 dB with natural-gray, +0.14 with natural-rgb, +0.15 with medical-gray;
+            ``python -m bench.tweedie_ensemble``).
     """
 
     noise_scale: float = 1.0
+    transforms: int = 1
 
 
 class Tweedie(Sampler):
@@ -35,6 +44,8 @@ class Tweedie(Sampler):
     def validate(self) -> None:
         if self.config.noise_scale <= 0:
             raise InvalidInputError(f"noise_scale must be > 0, got {self.config.noise_scale}")
+        if not 1 <= self.config.transforms <= 8:
+            raise InvalidInputError(f"transforms must be 1 to 8 (flips/rotations averaged), got {self.config.transforms}")
 
     def check(self, prior, problem) -> None:
         super().check(prior, problem)
@@ -57,6 +68,8 @@ class Tweedie(Sampler):
         k = self.timestep(view.schedule, sigma)
         # the padded border starts from the replicated edge, which the denoiser then smooths
         a, _ = view.coefficients(k)
-        _, x0 = view.predict(view.to_model(view.y_image()) * a, k)
+        y = view.to_model(view.y_image()) * a
+        n = self.config.transforms
+        x0 = sum(dihedral(view.predict(dihedral(y, i), k)[1], i, inverse=True) for i in range(n)) / n
         callback(1, 1, view.nfe)
         return x0, {"levels": [k]}

@@ -74,3 +74,18 @@ def make_gaussian_fixture(generator: torch.Generator, d: int = 4, m: int = 2, si
     y = operator(x_true) + sigma_y * torch.randn(1, m, generator=generator, dtype=torch.float64)
     post_mean, post_cov = prior.posterior(matrix, y, sigma_y)
     return GaussianFixture(prior, matrix, operator, x_true, y, sigma_y, post_mean, post_cov)
+
+
+def tiny_unet_prior(channels: int = 1, seed: int = 0):
+    """A randomly initialised two-level diffusers ``UNet2DModel`` (widths 8, 16) on the linear VP schedule: a real
+    network path (padding, batching, precision) in milliseconds, with no symmetry and no trained meaning."""
+    from diffusers import UNet2DModel
+
+    from ..priors.diffusers_prior import DiffusersPrior
+    from ..priors.schedules import VPSchedule
+
+    torch.manual_seed(seed)
+    unet = UNet2DModel(sample_size=16, in_channels=channels, out_channels=channels, layers_per_block=1,
+                       block_out_channels=(8, 16), down_block_types=("DownBlock2D",) * 2,
+                       up_block_types=("UpBlock2D",) * 2, norm_num_groups=4)
+    return DiffusersPrior(unet, VPSchedule.linear())
