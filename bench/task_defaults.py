@@ -57,7 +57,8 @@ EXTRA = {"pnp-hqs": (8, 16), "tweedie": (1,)}
 
 
 def load_crops(spec: str, side: int) -> list[tuple[str, restore.Image]]:
-    """``gray:N,rgb:M``: the first N gray and M colour validation images, centre-cropped to ``side``."""
+    """``gray:N,rgb:M``: the first N gray and M colour validation images, centre-cropped to ``side``;
+    ``gray:A-B`` takes the A-th to B-th (from 1), e.g. images the defaults were not chosen on."""
     out = []
     for part in spec.split(","):
         kind, _, count = part.partition(":")
@@ -65,7 +66,8 @@ def load_crops(spec: str, side: int) -> list[tuple[str, restore.Image]]:
         if not os.path.isdir(folder):
             raise SystemExit(f"validation folder {folder} is missing; set RESTORE_VAL_GRAY / RESTORE_VAL_RGB")
         names = sorted(f for f in os.listdir(folder) if f.lower().endswith((".png", ".jpg", ".jpeg", ".tif")))
-        for name in names[: int(count or 1)]:
+        first, _, last = (count or "1").rpartition("-")
+        for name in names[int(first or 1) - 1: int(last)]:
             img = restore.read(os.path.join(folder, name))
             data = img.data
             if kind == "gray" and data.shape[1] == 3:
@@ -291,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
     r.add_argument("-o", "--output", default="bench/results/task_defaults.json")
-    r.add_argument("--images", default="gray:2,rgb:1", help="gray:N,rgb:M validation crops")
+    r.add_argument("--images", default="gray:2,rgb:1", help="gray:N,rgb:M validation crops (or gray:A-B, ...)")
     r.add_argument("--side", type=int, default=96)
     r.add_argument("--samplers", default=",".join(SAMPLERS))
     r.add_argument("--budgets", default=",".join(map(str, BUDGETS)))

@@ -28,11 +28,9 @@ BOUNDARY_HELP = (f"what lies past the image edge: {' | '.join(BOUNDARIES)} (vali
                  "unknown; right for photos)")
 SIMULATE_BOUNDARY_HELP = "with --simulate: degrade with this boundary model instead of --boundary's"
 
-#: DDS on these tasks fades the data weight with the Tweedie error (gamma_rule="snr"; see DDSConfig):
+#: DDS on every imaging task fades the data weight with the Tweedie error (gamma_rule="snr"; see DDSConfig):
 #: the code's constant γ = 1 was tuned for MRI k-space units and under-fits blur/SR data by 2–10 dB here.
-DDS_DEFAULTS = {"dds": {"gamma_rule": "snr"}}
-
-#: DDS on deblurring, super-resolution and inpainting: the SNR-faded data weight, and 10 CG iterations per step,
+#: On deblurring, super-resolution and inpainting it also runs 10 CG iterations per step,
 #: noise fraction 0.95 and quadratic respacing (more levels at low noise) instead of the code's 5 / 0.85 / uniform.
 #: Measured on held-out 96² crops (the 3rd-8th gray and 2nd-6th colour validation images, the cases of
 #: bench.task_defaults), mean PSNR of the code's options at 50 steps -> these options at 25 / 50 steps, in dB:
@@ -40,7 +38,15 @@ DDS_DEFAULTS = {"dds": {"gamma_rule": "snr"}}
 #: random 50 % inpainting 24.96 -> 25.44 / 26.20; box inpainting 21.03 -> 22.05 / 22.00. Half the network calls
 #: give more than the old 50 steps. A DPM-Solver++ step in place of DDS's re-noising is worse at every step count
 #: (bench/results/fast_solvers.json, ``dds_deblur``).
-DDS_IMAGING = {"dds": {**DDS_DEFAULTS["dds"], "cg_iters": 10, "eta": 0.95, "spacing": "quad"}}
+DDS_IMAGING = {"dds": {"gamma_rule": "snr", "cg_iters": 10, "eta": 0.95, "spacing": "quad"}}
+#: Denoising re-noises with fresh noise alone (η′ = 1; CG on the identity converges in one step, so only η′ and the
+#: grid matter). On crops the other tables were not chosen on (gray 9th-14th, colour 7th-10th, 96², σ = 25/255;
+#: bench/results/dds_denoise.json), mean PSNR at 25 / 50 steps in dB: the code's options 22.73 / 23.44 (gray) and
+#: 23.56 / 24.54 (colour); η′ = 0.95 25.14 / 26.28 and 28.32 / 29.29; η′ = 1 26.37 / 26.38 and 29.80 / 29.82.
+#: More steps do not help here: gray at 20 / 50 / 100 steps, η′ = 1 26.46 / 26.38 / 25.97, η′ = 0.98 25.74 / 26.49 /
+#: 26.30, η′ = 0.95 25.13 / 26.28 / 26.33 (bench/results/dds_denoise_eta.json); η′ = 1 is best at the CLI's 50 steps
+#: and below.
+DDS_DENOISE = {"dds": {**DDS_IMAGING["dds"], "eta": 1.0}}
 
 #: DiffPIR on deblurring and super-resolution with fresh noise at every step (ζ = 1): its official ζ = 0.1
 #: collapses at the CLI's step counts (8 dB at 20 steps and 11 dB at 50 on 64² validation crops, blur σ = 2,
@@ -273,5 +279,5 @@ def inpaint_task() -> Task:
 def denoise_task() -> Task:
     return Task(
         name="denoise", summary="remove Gaussian noise (default --noise 25/255 ≈ 0.098)", build=build_denoise,
-        default_sampler=TASK_DEFAULTS["denoise"][0], sampler_defaults=_defaults("denoise", DDS_DEFAULTS),
+        default_sampler=TASK_DEFAULTS["denoise"][0], sampler_defaults=_defaults("denoise", DDS_DENOISE),
         default_noise=DENOISE_NOISE)
