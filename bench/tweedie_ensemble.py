@@ -2,7 +2,7 @@
 
 Runs ``restore denoise``'s sampler through the API on each prior's validation images (the model cards' set:
 ``restore_models.ship.validation_images``), with the cards' keyed noise, so the BM3D column is the one cached in
-``bench/results/priors.json`` (CBM3D for colour; computed and cached here when missing).
+``bench/results/priors.json`` (CBM3D for colour; computed here, not written back, when missing).
 
     python -m bench.tweedie_ensemble                       # every shipped image prior
     python -m bench.tweedie_ensemble --prior medical-gray --transforms 1 4 8

@@ -28,6 +28,7 @@ from restore.metrics import psnr, ssim
 from restore.phantoms import random_ellipses_3d, shepp_logan_3d
 from restore.operators import GaussianNoise
 from restore.problem import Problem
+from restore.tasks import get_task
 from restore.volumes import SliceOperator
 
 from .memory import peak_rss
@@ -99,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         if sigma > 0:
             y = y + sigma * torch.randn(y.shape, generator=torch.Generator().manual_seed(1))
         problem = Problem(y, op, GaussianNoise(sigma))
-        methods = (("slice-wise DDS", restore.sampler("dds-3d", steps=args.steps, chunk=args.chunk, slicewise=True)),
-                   ("dds-3d (z-TV)", restore.sampler("dds-3d", steps=args.steps, chunk=args.chunk)),
+        dds3d = get_task("ct").sampler_defaults.get("dds-3d", {})  # what `restore ct --sampler dds-3d` runs
+        methods = (("slice-wise DDS", restore.sampler("dds-3d", **dds3d, steps=args.steps, chunk=args.chunk,
+                                                      slicewise=True)),
+                   ("dds-3d (z-TV)", restore.sampler("dds-3d", **dds3d, steps=args.steps, chunk=args.chunk)),
                    ("slice-wise pnp-hqs (default)", restore.sampler("pnp-hqs", chunk=args.chunk)))
         for method, sampler in (m for m in methods if m[0] in args.methods.split(",")):
             with peak_rss() as mem:
