@@ -20,16 +20,14 @@ import sys
 import numpy as np
 import torch
 
-import restore
-from restore.tasks import get_task
-
 from .medical import CASES, load_image, run_one
 from .run import ROOT, machine, write_json
 
 IMAGES = ("rocket", "grace_hopper")
 #: the tasks' DDS options before this grid (session 9), every option spelled out so that the rows override the
 #: current task defaults completely
-OLD = {"mri": {"noisy": "yes", "gamma_rule": "constant", "gamma": 10.0, "eta": 0.85, "spacing": "uniform", "cg_iters": 5},
+OLD = {"mri": {"noisy": "yes", "gamma_rule": "constant", "gamma": 10.0, "eta": 0.85, "spacing": "uniform",
+               "cg_iters": 5},
        "ct": {"noisy": "auto", "gamma_rule": "snr", "gamma": 1.0, "eta": 0.85, "spacing": "uniform", "cg_iters": 10}}
 IMAGING = {"eta": 0.95, "spacing": "quad", "cg_iters": 10}
 ROWS = {
@@ -63,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                     overrides = {**OLD[kind], **ROWS[row]}
                     r = run_one(kind, options, image, "diffusion", sampler="dds", overrides=overrides, noise=noise)
                     runs.append({"case": case, "noise": noise, "image": name, "row": row, "options": overrides,
-                                 "psnr": r["psnr"], "seconds": r["seconds"]})
+                                 "prior": r["prior"], "psnr": r["psnr"], "seconds": r["seconds"]})
                     print(f"{case:12s} noise {noise:<6g} {name:13s} {row:9s} {r['psnr']:6.2f} dB", file=sys.stderr,
                           flush=True)
     groups: dict[tuple, list[float]] = {}
@@ -71,9 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         groups.setdefault((r["case"], r["noise"], r["row"]), []).append(r["psnr"])
     summary = [{"case": c, "noise": n, "row": w, "images": len(v), "psnr": float(np.mean(v))}
                for (c, n, w), v in groups.items()]
-    prior = restore.default_prior_name(1, get_task("mri").domain)  # what run_one uses for MRI and CT
-    write_json(args.output, {"machine": machine(), "prior": prior, "size": args.size, "images": args.images, "old": OLD,
-                             "rows": ROWS, "summary": summary, "runs": runs})
+    write_json(args.output, {"machine": machine(), "prior": runs[0]["prior"] if runs else None, "size": args.size,
+                             "images": args.images, "old": OLD, "rows": ROWS, "summary": summary, "runs": runs})
     for s in summary:
         print(f"| {s['case']} | {s['noise']:g} | {s['row']} | {s['psnr']:.2f} |")
     return 0

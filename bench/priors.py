@@ -37,7 +37,7 @@ def bm3d_psnr(noisy: torch.Tensor, clean: torch.Tensor, sigma: float) -> float:
 
 
 def main() -> None:
-    from restore_models.evaluate import noisy_copy, tweedie_denoise, validation_set
+    from restore_models.evaluate import keyed_noisy, tweedie_denoise, validation_set
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prior", action="append", required=True, help="prior name or folder (repeatable)")
@@ -67,11 +67,10 @@ def main() -> None:
             rows = []
             for key, clean in validation_set(set_name, prior.channels, args.data_root)[:args.limit]:
                 for sigma in sigmas:
-                    noisy = noisy_copy(clean, sigma / 255, key)
+                    noisy, bkey = keyed_noisy(f"{set_name}|{key}", clean, sigma / 255)
                     start = time.perf_counter()
                     den = tweedie_denoise(prior, noisy, sigma / 255)
                     seconds = time.perf_counter() - start
-                    bkey = f"{set_name}|{prior.channels}|{key}|{sigma}"
                     if bkey not in results["bm3d"] and not args.no_bm3d:
                         results["bm3d"][bkey] = bm3d_psnr(noisy, clean, sigma / 255)
                     rows.append({"image": key, "sigma": sigma, "noisy": psnr(noisy.clamp(0, 1), clean),

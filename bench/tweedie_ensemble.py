@@ -30,7 +30,7 @@ CACHE = os.path.join(ROOT, "bench", "results", "priors.json")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from restore_models.evaluate import noisy_copy
+    from restore_models.evaluate import keyed_noisy
     from restore_models.ship import validation_images
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,13 +48,12 @@ def main(argv: list[str] | None = None) -> int:
             per = {n: [] for n in args.transforms}
             ref = []
             for key, clean in images:
-                set_name, image_key = key.split("|", 1)
-                noisy = noisy_copy(clean, sigma / 255, image_key)
-                cache_key = f"{set_name}|{clean.shape[1]}|{image_key}|{sigma}"
+                noisy, cache_key = keyed_noisy(key, clean, sigma / 255)
                 if cache_key not in cache:
                     cache[cache_key] = bm3d_psnr(noisy, clean, sigma / 255)
                 ref.append(cache[cache_key])
-                problem = restore.Problem(noisy, restore.operators.Identity(), restore.operators.GaussianNoise(sigma / 255))
+                problem = restore.Problem(noisy, restore.operators.Identity(),
+                                          restore.operators.GaussianNoise(sigma / 255))
                 for n in args.transforms:
                     start = time.perf_counter()
                     x = restore.sampler("tweedie", transforms=n).run(prior, problem).x

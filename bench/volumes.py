@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         geometries[f"limited angle {args.limited_angle:g}°"] = {"limited_angle": args.limited_angle}
     prior_name = restore.default_prior_name(1, "medical")
     prior = restore.prior(prior_name, channels=1, domain="medical")
+    dds3d = get_task("ct").sampler_defaults.get("dds-3d", {})  # what `restore ct --sampler dds-3d` runs
     runs = []
     for geometry, kw in geometries.items():
         op = SliceOperator(restore.operator("ct-parallel", size=args.size, **kw), chunk=args.chunk)
@@ -100,7 +101,6 @@ def main(argv: list[str] | None = None) -> int:
         if sigma > 0:
             y = y + sigma * torch.randn(y.shape, generator=torch.Generator().manual_seed(1))
         problem = Problem(y, op, GaussianNoise(sigma))
-        dds3d = get_task("ct").sampler_defaults.get("dds-3d", {})  # what `restore ct --sampler dds-3d` runs
         methods = (("slice-wise DDS", restore.sampler("dds-3d", **dds3d, steps=args.steps, chunk=args.chunk,
                                                       slicewise=True)),
                    ("dds-3d (z-TV)", restore.sampler("dds-3d", **dds3d, steps=args.steps, chunk=args.chunk)),

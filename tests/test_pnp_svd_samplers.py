@@ -323,7 +323,7 @@ def test_diffpir_levels_stay_on_the_schedule_and_start_at_the_noisiest(steps):
 
 
 def test_the_eight_flips_and_rotations_are_distinct_and_inverted_exactly():
-    from restore.samplers.pnp_hqs import dihedral
+    from restore.samplers.steps import dihedral
 
     x = torch.randn(1, 2, 3, 5, generator=torch.Generator().manual_seed(0), dtype=F64)
     assert len({tuple(dihedral(x, i).flatten().tolist()) for i in range(8)}) == 8
@@ -347,7 +347,7 @@ def test_cycling_the_flips_and_rotations_keeps_an_isotropic_prior_s_result():
 def test_tweedie_x8_self_ensemble_commutes_with_every_flip_and_turn():
     """A random network's one-step estimate does not commute with a quarter turn; the x8 average over the eight
     flips/rotations does (exactly, up to rounding), and costs one network call per transform."""
-    from restore.samplers.pnp_hqs import dihedral
+    from restore.samplers.steps import dihedral
     from restore.testing import tiny_unet_prior
 
     prior = tiny_unet_prior()

@@ -111,6 +111,13 @@ def noisy_copy(clean: torch.Tensor, sigma: float, key: str) -> torch.Tensor:
     return clean + sigma * torch.randn(clean.shape, generator=torch.Generator().manual_seed(seed))
 
 
+def keyed_noisy(name: str, clean: torch.Tensor, sigma: float) -> tuple[torch.Tensor, str]:
+    """For an image named ``"SET|KEY"``: its :func:`noisy_copy` and its key in the BM3D cache,
+    ``"SET|C|KEY|sigma·255"`` (the keys ``bench.priors`` writes)."""
+    set_name, key = name.split("|", 1)
+    return noisy_copy(clean, sigma, key), f"{set_name}|{clean.shape[1]}|{key}|{round(sigma * 255)}"
+
+
 def evaluate(prior, images: list[tuple[str, torch.Tensor]], sigmas: list[float], seed: int = 0,
              use_bm3d: bool = True, bm3d_cache: dict[str, float] | None = None) -> list[Row]:
     """Tweedie PSNR (and BM3D's) per image and sigma.
@@ -127,9 +134,7 @@ def evaluate(prior, images: list[tuple[str, torch.Tensor]], sigmas: list[float],
     for name, clean in images:
         for sigma in sigmas:
             if "|" in name:
-                set_name, key = name.split("|", 1)
-                noisy = noisy_copy(clean, sigma, key)
-                cache_key = f"{set_name}|{clean.shape[1]}|{key}|{round(sigma * 255)}"
+                noisy, cache_key = keyed_noisy(name, clean, sigma)
             else:
                 g = torch.Generator().manual_seed(seed)
                 noisy = clean + sigma * torch.randn(clean.shape, generator=g)

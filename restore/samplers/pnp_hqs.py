@@ -34,15 +34,7 @@ from ..errors import InvalidInputError
 from ..operators.cg import operator_norm_sq
 from ..volumes.slices import stack_slices, volume_slices
 from .base import Sampler
-
-
-def dihedral(x: torch.Tensor, i: int, inverse: bool = False) -> torch.Tensor:
-    """The ``i mod 8``-th rotation/flip of the last two axes of ``x``, or with ``inverse`` its inverse."""
-    quarter_turns, flip = i % 4, (i // 4) % 2 == 1
-    if inverse:
-        return torch.rot90(x.flip(-1) if flip else x, -quarter_turns, (-2, -1))
-    x = torch.rot90(x, quarter_turns, (-2, -1))
-    return x.flip(-1) if flip else x
+from .steps import dihedral
 
 
 def nearest_level(schedule, sigma_model: float) -> int:

@@ -5,7 +5,8 @@
 * :func:`ddpm_step` — the respaced ancestral step (DDPM, DPS, STSL);
 * :func:`dds_renoise` — DDS's move from the data-consistent x̃ to the next level (DDS, DDS-3D);
 * :func:`measurement_loss` / :func:`dps_gradient` — DPS guidance (DPS, STSL on pixel priors);
-* :func:`latent_guidance_loss` — PSLD's decoder + gluing term (PSLD, STSL on latent priors).
+* :func:`latent_guidance_loss` — PSLD's decoder + gluing term (PSLD, STSL on latent priors);
+* :func:`dihedral` — the eight flips/quarter turns of an image (pnp-hqs's cycling, tweedie's x8).
 """
 from __future__ import annotations
 
@@ -159,3 +160,12 @@ def check_latent_guidance(name: str, gamma: float, problem) -> None:
     if problem is not None and gamma > 0 and not problem.operator.linear:
         raise IncompatibleError(f"{name}'s gluing term needs a linear operator (it uses Aᵀ); for "
                                 f"{type(problem.operator).__name__} pass --set gamma=0")
+
+
+def dihedral(x: torch.Tensor, i: int, inverse: bool = False) -> torch.Tensor:
+    """The ``i mod 8``-th rotation/flip of the last two axes of ``x``, or with ``inverse`` its inverse."""
+    quarter_turns, flip = i % 4, (i // 4) % 2 == 1
+    if inverse:
+        return torch.rot90(x.flip(-1) if flip else x, -quarter_turns, (-2, -1))
+    x = torch.rot90(x, quarter_turns, (-2, -1))
+    return x.flip(-1) if flip else x

@@ -16,7 +16,7 @@ import torch
 from ..errors import IncompatibleError, InvalidInputError
 from ..operators.base import Identity
 from .base import Sampler
-from .pnp_hqs import dihedral
+from .steps import dihedral
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,8 @@ class Tweedie(Sampler):
         if self.config.noise_scale <= 0:
             raise InvalidInputError(f"noise_scale must be > 0, got {self.config.noise_scale}")
         if not 1 <= self.config.transforms <= 8:
-            raise InvalidInputError(f"transforms must be 1 to 8 (flips/rotations averaged), got {self.config.transforms}")
+            raise InvalidInputError(f"transforms must be 1 to 8 (flips/rotations averaged), "
+                                    f"got {self.config.transforms}")
 
     def check(self, prior, problem) -> None:
         super().check(prior, problem)

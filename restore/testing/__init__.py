@@ -19,7 +19,8 @@ from importlib import import_module
 _EXPORTS = {
     "OperatorContract": "contracts", "PriorContract": "contracts", "SamplerContract": "contracts",
     "IOContract": "contracts", "ContractError": "checks", "check_adjoint": "checks",
-    "check_pinv_on_range": "checks", "GaussianFixture": "fixtures", "make_gaussian_fixture": "fixtures", "tiny_unet_prior": "fixtures",
+    "check_pinv_on_range": "checks", "GaussianFixture": "fixtures", "make_gaussian_fixture": "fixtures",
+    "tiny_unet_prior": "fixtures",
     "make_distribution": "distributions", "tweedie_affine": "oracles", "affine_moments": "oracles",
     "check_moments": "oracles",
 }
