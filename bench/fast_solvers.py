@@ -137,10 +137,10 @@ def analytic(results: dict) -> None:
 # -- natural-rgb ------------------------------------------------------------------------------------------
 
 def natural(results: dict, size: int, images: int, ems_path: str | None, ref_path: str | None,
-            ems_states: int = 128) -> None:
+            ems_states: int = 128, prior_name: str = "natural-rgb") -> None:
     from restore.priors.ems import compute_ems, load_ems
 
-    prior = restore.prior("natural-rgb", device="cpu")
+    prior = restore.prior(prior_name, device="cpu")
     x = torch.randn(images, 3, size, size, generator=torch.Generator().manual_seed(0))
     cached = torch.load(ref_path) if ref_path and os.path.exists(ref_path) else None
     if cached is not None and cached["fingerprint"] == prior.fingerprint() and torch.equal(cached["x"], x):
@@ -151,7 +151,8 @@ def natural(results: dict, size: int, images: int, ems_path: str | None, ref_pat
         ref_cpu = time.process_time() - start
         if ref_path:
             torch.save({"fingerprint": prior.fingerprint(), "x": x, "ref": ref_x, "cpu_seconds": ref_cpu}, ref_path)
-    entry = {"prior": "natural-rgb", "fingerprint": prior.fingerprint(), "shape": list(x.shape),
+    entry = {"prior": prior_name, "gaussian_blend": getattr(prior, "gaussian_blend", None) is not None,
+             "fingerprint": prior.fingerprint(), "shape": list(x.shape),
              "reference": "ddim, 1000 steps (every training level), same initial noise",
              "metric": "RMS difference of the final state to the reference, [0, 1] units",
              "reference_cpu_seconds": round(ref_cpu, 1)}
@@ -267,6 +268,8 @@ def momentum(results: dict, crops: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--parts", default="analytic,natural,dds,momentum")
+    parser.add_argument("--prior", default="natural-rgb",
+                        help="natural part: prior name or folder (e.g. a copy calibrated by restore_models.calibrate)")
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--crops", type=int, default=4)
@@ -283,7 +286,7 @@ def main() -> None:
         analytic(results)
         write_json(args.output, results)
     if "natural" in parts:
-        natural(results, args.size, args.images, args.ems, args.reference, args.ems_states)
+        natural(results, args.size, args.images, args.ems, args.reference, args.ems_states, args.prior)
         write_json(args.output, results)
     if "dds" in parts:
         dds(results, args.crops)

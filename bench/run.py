@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import os
 import platform
@@ -86,10 +87,21 @@ SUITES = {
 METHOD_PRIORS = {"mrs": {"denoise-25": "mr-denoise-25"}, "ir-sde": {"denoise-25": "mr-denoise-25"}}
 
 
+#: ``{prior name: folder}`` that :func:`load_prior` reads instead of the shipped prior (``--priors DIR``)
+PRIOR_FOLDERS: dict[str, str] = {}
+
+
+def use_prior_folders(root: str) -> dict[str, str]:
+    """Read every shipped prior that has a folder ``root/<name>`` from there (e.g. calibrated copies)."""
+    PRIOR_FOLDERS.update({name: os.path.join(root, name) for name in os.listdir(root)
+                          if os.path.exists(os.path.join(root, name, "restore_prior.json"))})
+    return dict(PRIOR_FOLDERS)
+
+
 @functools.lru_cache(maxsize=None)
 def load_prior(name: str, channels: int = 3, domain: str = "natural") -> restore.DiffusionPrior:
     """Each prior is read from disk once per benchmark process, not once per run."""
-    return restore.prior(name, channels=channels, domain=domain, device="cpu")
+    return restore.prior(PRIOR_FOLDERS.get(name, name), channels=channels, domain=domain, device="cpu")
 
 
 def write_json(path: str, data: dict) -> None:
@@ -114,11 +126,21 @@ def weights_files() -> dict[str, str]:
 
 
 def shipped_weights() -> dict[str, str]:
-    """``{prior: sha256[:12]}`` of every shipped prior's weights file: what a result was measured with, so
-    ``python -m bench.stale`` can list results that predate a re-ship."""
+    """``{prior: sha256[:12]}`` of every shipped prior's weights file (``+`` a hash of its Gaussian blend when it
+    has one): what a result was measured with, so ``python -m bench.stale`` can list results that predate a
+    re-ship."""
+    from restore_models.plugin import WEIGHTS
     from restore_models.training import weights_fingerprint
 
-    return {name: weights_fingerprint(path) for name, path in weights_files().items()}
+    out = {}
+    for name, path in weights_files().items():
+        out[name] = weights_fingerprint(path)
+        meta = os.path.join(WEIGHTS, name, "restore_prior.json")
+        blend = json.load(open(meta)).get("gaussian_blend") if os.path.exists(meta) else None
+        if blend:  # the blend changes every result at high noise as much as the weights do
+            key = json.dumps({k: blend[k] for k in ("levels", "weights")}, sort_keys=True)
+            out[name] += "+" + hashlib.sha256(key.encode()).hexdigest()[:6]
+    return out
 
 
 def machine() -> dict:

@@ -32,7 +32,7 @@ from restore.plan import make_plan
 from restore.tasks import get_task
 from restore_models.data import data_root
 
-from .run import Case, case_options, classical, load_prior, machine, sampler_generator, write_json
+from .run import Case, case_options, classical, load_prior, machine, sampler_generator, use_prior_folders, write_json
 
 DATA_ROOT = data_root()  # restore_models.prepare writes the collections there
 VAL_GRAY = os.environ.get("RESTORE_VAL_GRAY", os.path.join(DATA_ROOT, "bsd400", "val"))
@@ -145,8 +145,9 @@ def network_costs(side: int, repeats: int = 2) -> dict:
 
 
 def run(args) -> int:
+    folders = use_prior_folders(args.priors) if args.priors else {}
     data = {"machine": machine(), "side": args.side, "images": args.images, "seconds": "cpu (process_time)",
-            "runs": [], "baselines": []}
+            "runs": [], "baselines": [], **({"prior_folders": folders} if folders else {})}
     if os.path.exists(args.output):
         with open(args.output) as f:
             data = json.load(f)
@@ -299,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
     r.add_argument("--cases", default="", help="comma-separated case names (default: all)")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--priors", default=None,
+                   help="folder of prior folders read instead of the shipped priors of the same names "
+                        "(e.g. copies calibrated by restore_models.calibrate)")
     c = sub.add_parser("choose")
     c.add_argument("json", nargs="+", help="result files of `run` (same crop side), e.g. one per image kind")
     c.add_argument("-o", "--output", default="bench/results/task_defaults.json")

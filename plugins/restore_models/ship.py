@@ -6,6 +6,7 @@ validation images of ``data.py`` (never used for training), next to BM3D on the 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -16,6 +17,7 @@ import torch
 
 from restore.errors import InvalidInputError
 
+from .calibrate import calibrate
 from .data import PRESETS, SOURCES_AND_LICENCES, data_root, load_medical, load_natural
 from .evaluate import validation_crop, validation_set
 from .plugin import WEIGHTS
@@ -154,6 +156,13 @@ def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> s
         f"{cfg.get('precision', 'fp32')} autocast.",
         f"- Training: {total_steps} steps, {total_hours:.1f} h in all on a shared 2-core CPU (1 torch thread):",
     ]
+    blend = meta.get("gaussian_blend")
+    if blend:
+        lines.insert(-1, "- High-noise blend (`gaussian_blend` in restore_prior.json, "
+                         "`restore.priors.gaussian_blend`): x0̂ = w x0̂_network + (1 − w) x0̂_Gaussian with the "
+                         "stationary Gaussian fit of natural images, w = 1 / (1 + (s/a / "
+                         f"{blend['ratio_center']:.3f})^(1 / {blend['width']:.3f})), fitted on training crops by "
+                         "`python -m restore_models.calibrate`.")
     for i, h in enumerate(history, 1):
         prior = h.get("prior") or meta["name"]
         data = ", ".join("/".join(split_folder(d)) for d in h.get("data", []))
@@ -236,6 +245,9 @@ def ship(run_dir: str, evaluate_now: bool = True, force: bool = False, bm3d_cach
     if (run / "val.csv").exists():
         shutil.copy(run / "val.csv", tmp / "val.csv")
     dtype = "float32"
+    # the blend is part of what users load, so the card measures the prior with it
+    calibrate(str(tmp), tuple(d for d in meta.get("train_config", {}).get("data", []) if os.path.isdir(d)))
+    meta = json.loads((tmp / "restore_prior.json").read_text())
     if evaluate_now:
         rows = evaluate(load_prior_folder(str(tmp)), images, list(SIGMAS), use_bm3d="--no-bm3d" not in sys.argv,
                         bm3d_cache=cache)

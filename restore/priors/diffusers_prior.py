@@ -7,6 +7,7 @@ Nothing is downloaded: a hub name is refused with a message.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -18,6 +19,8 @@ import torch
 
 from ..errors import InvalidInputError
 from .base import DiffusionPrior
+from .gaussian_blend import GaussianBlend, stationary_for
+from .parameterization import to_v, to_x0
 from .schedules import VPSchedule
 from .tiling import tiled_network
 
@@ -84,6 +87,24 @@ class DiffusersPrior(DiffusionPrior):
         self.channels_last = False
         self.compile = False
         self._frozen: dict[tuple, object] = {}  # frozen graphs by input shape and settings (False: eager)
+        self.gaussian_blend: GaussianBlend | None = None
+        self._gaussian = None
+        if self.metadata.get("gaussian_blend") is not None:
+            self.set_gaussian_blend(GaussianBlend.from_dict(self.metadata["gaussian_blend"]))
+
+    def set_gaussian_blend(self, blend: GaussianBlend | None) -> "DiffusersPrior":
+        """Blend the network's ``x0̂`` with the stationary Gaussian's at high noise by ``blend``'s weight
+        (:mod:`restore.priors.gaussian_blend`); ``None`` is the network alone. Returns ``self``."""
+        self.gaussian_blend = blend
+        self._gaussian = None if blend is None else stationary_for(self).to(self.device)
+        return self
+
+    def fingerprint(self) -> str:
+        base = super().fingerprint()
+        if self.gaussian_blend is None:
+            return base
+        blend = json.dumps(self.gaussian_blend.to_dict(), sort_keys=True)
+        return hashlib.sha256(f"{base}|{blend}".encode()).hexdigest()[:16]
 
     def set_speed(self, precision: Precision | None = None, channels_last: bool | None = None,
                   compile: bool | None = None) -> "DiffusersPrior":
@@ -127,7 +148,19 @@ class DiffusersPrior(DiffusionPrior):
 
     def model_output(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        return tiled_network(lambda part: self._network(part, k), x, self.tile, self.tile_overlap, self.multiple)
+        out = tiled_network(lambda part: self._network(part, k), x, self.tile, self.tile_overlap, self.multiple)
+        if self.gaussian_blend is None:
+            return out
+        _, a, s = self._levels(x, k)
+        w = self.gaussian_blend.weight(s / a).to(x.device, x.real.dtype)
+        if bool((w >= 1).all()):
+            return out
+        gauss = self._gaussian.model_output(x, k)  # eps
+        if self.prediction_type == "sample":
+            gauss = to_x0(gauss, x, a, s, "epsilon")
+        elif self.prediction_type == "v_prediction":
+            gauss = to_v(gauss, x, a, s, "epsilon")
+        return w * out + (1 - w) * gauss
 
     @property
     def _channels_last(self) -> bool:

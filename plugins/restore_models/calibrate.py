@@ -1,0 +1,84 @@
+"""Fit a prior's high-noise blend with the stationary Gaussian on training crops and store it in the folder.
+
+Run: ``python -m restore_models.calibrate FOLDER [--data DIR ...] [--preset NAME] [--crops 64] [--seed 0]``.
+
+The blend (:mod:`restore.priors.gaussian_blend`) is fitted on random 64² crops of the preset's training
+sources and the ``--data`` folders — training images only, never the validation split — and written as
+``gaussian_blend`` into ``FOLDER/restore_prior.json`` with the per-level optimal weights it was fitted to;
+every later load of the folder applies it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from restore.errors import InvalidInputError
+from restore.priors.diffusers_prior import DiffusersPrior
+from restore.priors.gaussian_blend import GaussianBlend, fit_gaussian_blend
+
+from .data import PRESETS, PatchSampler, load_training_folders
+
+
+def training_crops(preset_name: str, folders: tuple[str, ...], n: int, size: int, seed: int) -> torch.Tensor:
+    """``(n, C, size, size)`` crops in model units [-1, 1] from the preset's sources and ``folders``
+    (photographs and slices only: no procedural images)."""
+    if preset_name not in PRESETS:
+        raise InvalidInputError(f"unknown preset '{preset_name}'; choose one of {', '.join(PRESETS)}")
+    images = load_training_folders(folders, size, lambda line: print(f"warning: {line}", file=sys.stderr))
+    sampler = PatchSampler(PRESETS[preset_name], size, seed, images, procedural_fraction=0.0)
+    if not sampler.images:
+        raise InvalidInputError(f"no training image of at least {size}² for preset '{preset_name}'; pass --data DIR")
+    return torch.from_numpy(sampler.batch(n).astype(np.float32)) * 2 - 1
+
+
+def calibrate(folder: str, folders: tuple[str, ...] = (), preset: str | None = None, crops: int = 64,
+              size: int = 64, seed: int = 0) -> tuple[GaussianBlend, list[dict]]:
+    """Fit the blend of the prior in ``folder`` and write it into its ``restore_prior.json``; returns the blend
+    and the per-level record of :func:`~restore.priors.gaussian_blend.fit_gaussian_blend`."""
+    meta_path = Path(folder) / "restore_prior.json"
+    if not meta_path.exists():
+        raise InvalidInputError(f"'{folder}' has no restore_prior.json; calibrate a trained or shipped prior folder")
+    meta = json.loads(meta_path.read_text())
+    preset = preset or meta.get("train_config", {}).get("preset")
+    if preset is None:
+        raise InvalidInputError(f"'{meta_path}' names no preset; pass --preset NAME")
+    torch.manual_seed(seed)
+    prior = DiffusersPrior.from_folder(folder)
+    images = training_crops(preset, tuple(folders), crops, size, seed)
+    blend, record = fit_gaussian_blend(prior, images, generator=torch.Generator().manual_seed(seed))
+    meta["gaussian_blend"] = {**blend.to_dict(), "fitted_on": {
+        "preset": preset, "data": [os.path.basename(os.path.normpath(f)) for f in folders],
+        "crops": crops, "size": size, "seed": seed, "levels": record}}
+    tmp = meta_path.with_name(".restore_prior.json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, meta_path)
+    return blend, record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", help="prior folder (a training run or weights/<name>)")
+    parser.add_argument("--data", action="append", default=[], help="training image folder (repeatable)")
+    parser.add_argument("--preset", default=None, help="data preset (default: the one the prior was trained with)")
+    parser.add_argument("--crops", type=int, default=64)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    try:
+        blend, record = calibrate(args.folder, tuple(args.data), args.preset, args.crops, args.size, args.seed)
+    except InvalidInputError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(f"network weight 1 / (1 + (s/a / {blend.ratio_center:.3f})^(1 / {blend.width:.3f}))")
+    print("level   s/a      optimal  fitted")
+    for r in record:
+        print(f"{r['level']:5d}  {r['ratio']:7.3f}  {r['optimal']:.3f}    {r['fitted']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
