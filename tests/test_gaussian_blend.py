@@ -109,21 +109,23 @@ def test_bad_blends_are_one_line_errors():
 
 @pytest.fixture
 def prior_folder(tmp_path):
-    prior = tiny_unet_prior()
-    out = tmp_path / "prior"
-    prior.unet.save_pretrained(out / "unet", safe_serialization=True)
-    (out / "restore_prior.json").write_text(json.dumps({"name": "tiny", "channels": 1,
-                                                        "train_config": {"preset": "natural-gray"}}))
-    return out
-
-
-def test_calibrate_writes_the_blend_that_the_folder_then_loads(prior_folder, tmp_path):
+    """A run on the user's own folder (no preset), as `restore train prior --data DIR` records it."""
     images = tmp_path / "train"
     images.mkdir()
     rng = np.random.default_rng(0)
     for i in range(3):
         Image.fromarray(rng.integers(0, 256, (40, 48), dtype=np.uint8)).save(images / f"{i}.png")
-    run = subprocess.run([sys.executable, "-m", "restore_models.calibrate", str(prior_folder), "--data", str(images),
+    prior = tiny_unet_prior()
+    out = tmp_path / "prior"
+    prior.unet.save_pretrained(out / "unet", safe_serialization=True)
+    (out / "restore_prior.json").write_text(json.dumps({"name": "tiny", "channels": 1, "train_config": {
+        "preset": "tiny", "data": [str(images)]}}))
+    return out
+
+
+def test_calibrate_writes_the_blend_that_the_folder_then_loads(prior_folder):
+    # without --data it fits on the folders the prior was trained on
+    run = subprocess.run([sys.executable, "-m", "restore_models.calibrate", str(prior_folder),
                           "--crops", "8", "--size", "16"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     meta = json.loads((prior_folder / "restore_prior.json").read_text())
@@ -133,9 +135,14 @@ def test_calibrate_writes_the_blend_that_the_folder_then_loads(prior_folder, tmp
     assert loaded.fingerprint() != DiffusersPrior.from_folder(prior_folder).set_gaussian_blend(None).fingerprint()
 
 
-def test_calibrate_without_metadata_is_a_one_line_error(prior_folder):
-    (prior_folder / "restore_prior.json").unlink()
+@pytest.mark.parametrize("damage, message", [("no-metadata", "restore_prior.json"), ("no-data", "--data")])
+def test_calibrate_errors_are_one_line(prior_folder, damage, message):
+    meta_path = prior_folder / "restore_prior.json"
+    if damage == "no-metadata":
+        meta_path.unlink()
+    else:
+        meta_path.write_text(json.dumps({"name": "tiny", "channels": 1, "train_config": {"data": ["/nowhere"]}}))
     run = subprocess.run([sys.executable, "-m", "restore_models.calibrate", str(prior_folder)],
                          capture_output=True, text=True)
     assert run.returncode != 0
-    assert run.stderr.strip().count("\n") == 0 and "restore_prior.json" in run.stderr
+    assert run.stderr.strip().count("\n") == 0 and message in run.stderr, run.stderr

@@ -1,6 +1,7 @@
 """Fit a prior's high-noise blend with the stationary Gaussian on training crops and store it in the folder.
 
-Run: ``python -m restore_models.calibrate FOLDER [--data DIR ...] [--preset NAME] [--crops 64] [--seed 0]``.
+Run: ``python -m restore_models.calibrate FOLDER [--data DIR ...] [--preset NAME] [--crops 64] [--seed 0]``
+(without ``--data``: the folders the prior was trained on, as recorded in its ``restore_prior.json``).
 
 The blend (:mod:`restore.priors.gaussian_blend`) is fitted on random 64² crops of the preset's training
 sources and the ``--data`` folders — training images only, never the validation split — and written as
@@ -13,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,18 +24,22 @@ from restore.errors import InvalidInputError
 from restore.priors.diffusers_prior import DiffusersPrior
 from restore.priors.gaussian_blend import GaussianBlend, fit_gaussian_blend
 
-from .data import PRESETS, PatchSampler, load_training_folders
+from .data import PRESETS, PatchSampler, Preset, load_training_folders
 
 
-def training_crops(preset_name: str, folders: tuple[str, ...], n: int, size: int, seed: int) -> torch.Tensor:
-    """``(n, C, size, size)`` crops in model units [-1, 1] from the preset's sources and ``folders``
-    (photographs and slices only: no procedural images)."""
-    if preset_name not in PRESETS:
-        raise InvalidInputError(f"unknown preset '{preset_name}'; choose one of {', '.join(PRESETS)}")
+def training_crops(preset_name: str | None, channels: int, folders: tuple[str, ...], n: int, size: int,
+                   seed: int) -> torch.Tensor:
+    """``(n, channels, size, size)`` crops in model units [-1, 1] from the preset's sources (a run on the
+    user's own folders has none) and ``folders``; photographs and slices only, no procedural images."""
+    if preset_name in PRESETS:
+        preset = replace(PRESETS[preset_name], channels=channels)
+    else:
+        preset = Preset(preset_name or "custom", channels, "", "custom", (), (), 0.0, lambda size, rng: None)
     images = load_training_folders(folders, size, lambda line: print(f"warning: {line}", file=sys.stderr))
-    sampler = PatchSampler(PRESETS[preset_name], size, seed, images, procedural_fraction=0.0)
+    sampler = PatchSampler(preset, size, seed, images, procedural_fraction=0.0)
     if not sampler.images:
-        raise InvalidInputError(f"no training image of at least {size}² for preset '{preset_name}'; pass --data DIR")
+        raise InvalidInputError(f"no training image of at least {size}² to fit on; pass --data DIR (the prior's "
+                                f"training folders)")
     return torch.from_numpy(sampler.batch(n).astype(np.float32)) * 2 - 1
 
 
@@ -45,12 +51,13 @@ def calibrate(folder: str, folders: tuple[str, ...] = (), preset: str | None = N
     if not meta_path.exists():
         raise InvalidInputError(f"'{folder}' has no restore_prior.json; calibrate a trained or shipped prior folder")
     meta = json.loads(meta_path.read_text())
-    preset = preset or meta.get("train_config", {}).get("preset")
-    if preset is None:
-        raise InvalidInputError(f"'{meta_path}' names no preset; pass --preset NAME")
+    train_config = meta.get("train_config", {})
+    preset = preset or train_config.get("preset")
+    if not folders:  # the folders the prior was trained on, where they still exist
+        folders = tuple(d for d in train_config.get("data", []) if os.path.isdir(d))
     torch.manual_seed(seed)
     prior = DiffusersPrior.from_folder(folder)
-    images = training_crops(preset, tuple(folders), crops, size, seed)
+    images = training_crops(preset, prior.channels, tuple(folders), crops, size, seed)
     blend, record = fit_gaussian_blend(prior, images, generator=torch.Generator().manual_seed(seed))
     meta["gaussian_blend"] = {**blend.to_dict(), "fitted_on": {
         "preset": preset, "data": [os.path.basename(os.path.normpath(f)) for f in folders],
@@ -64,8 +71,10 @@ def calibrate(folder: str, folders: tuple[str, ...] = (), preset: str | None = N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", help="prior folder (a training run or weights/<name>)")
-    parser.add_argument("--data", action="append", default=[], help="training image folder (repeatable)")
-    parser.add_argument("--preset", default=None, help="data preset (default: the one the prior was trained with)")
+    parser.add_argument("--data", action="append", default=[],
+                        help="training image folder (repeatable; default: the prior's own training folders)")
+    parser.add_argument("--preset", default=None,
+                        help="data preset whose sources are added (default: the one the prior was trained with)")
     parser.add_argument("--crops", type=int, default=64)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)

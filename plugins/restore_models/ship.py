@@ -6,7 +6,6 @@ validation images of ``data.py`` (never used for training), next to BM3D on the 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -246,7 +245,7 @@ def ship(run_dir: str, evaluate_now: bool = True, force: bool = False, bm3d_cach
         shutil.copy(run / "val.csv", tmp / "val.csv")
     dtype = "float32"
     # the blend is part of what users load, so the card measures the prior with it
-    calibrate(str(tmp), tuple(d for d in meta.get("train_config", {}).get("data", []) if os.path.isdir(d)))
+    calibrate(str(tmp))
     meta = json.loads((tmp / "restore_prior.json").read_text())
     if evaluate_now:
         rows = evaluate(load_prior_folder(str(tmp)), images, list(SIGMAS), use_bm3d="--no-bm3d" not in sys.argv,
