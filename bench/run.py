@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import json
 import os
 import platform
@@ -134,13 +133,18 @@ def shipped_weights() -> dict[str, str]:
 
     out = {}
     for name, path in weights_files().items():
-        out[name] = weights_fingerprint(path)
         meta = os.path.join(WEIGHTS, name, "restore_prior.json")
-        blend = json.load(open(meta)).get("gaussian_blend") if os.path.exists(meta) else None
-        if blend:  # the blend changes every result at high noise as much as the weights do
-            key = json.dumps({k: blend[k] for k in ("levels", "weights")}, sort_keys=True)
-            out[name] += "+" + hashlib.sha256(key.encode()).hexdigest()[:6]
+        out[name] = weights_fingerprint(path) + blend_suffix(json.load(open(meta)) if os.path.exists(meta) else {})
     return out
+
+
+def blend_suffix(meta: dict) -> str:
+    """``"+<digest>"`` for a prior whose ``restore_prior.json`` carries a Gaussian blend, else ``""``: the blend
+    changes every sampler result as much as the weights do."""
+    from restore.priors.gaussian_blend import GaussianBlend
+
+    blend = meta.get("gaussian_blend")
+    return "" if not blend else "+" + GaussianBlend.from_dict(blend).digest()
 
 
 def machine() -> dict:

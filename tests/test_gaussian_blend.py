@@ -146,3 +146,12 @@ def test_calibrate_errors_are_one_line(prior_folder, damage, message):
                          capture_output=True, text=True)
     assert run.returncode != 0
     assert run.stderr.strip().count("\n") == 0 and message in run.stderr, run.stderr
+
+
+def test_benchmark_records_mark_a_blended_prior():
+    from bench.run import blend_suffix
+
+    blend = GaussianBlend(4.0, 0.6)
+    assert blend_suffix({"name": "plain"}) == ""
+    assert blend_suffix({"gaussian_blend": {**blend.to_dict(), "fitted_on": {}}}) == "+" + blend.digest()
+    assert blend_suffix({"gaussian_blend": GaussianBlend(4.0, 0.5).to_dict()}) != "+" + blend.digest()

@@ -103,8 +103,7 @@ class DiffusersPrior(DiffusionPrior):
         base = super().fingerprint()
         if self.gaussian_blend is None:
             return base
-        blend = json.dumps(self.gaussian_blend.to_dict(), sort_keys=True)
-        return hashlib.sha256(f"{base}|{blend}".encode()).hexdigest()[:16]
+        return hashlib.sha256(f"{base}|{self.gaussian_blend.digest()}".encode()).hexdigest()[:16]
 
     def set_speed(self, precision: Precision | None = None, channels_last: bool | None = None,
                   compile: bool | None = None) -> "DiffusersPrior":

@@ -19,6 +19,8 @@ conversions are affine in the output). A prior folder carries the two numbers as
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 
@@ -59,6 +61,10 @@ class GaussianBlend:
 
     def to_dict(self) -> dict:
         return {"ratio_center": round(self.ratio_center, 4), "width": round(self.width, 4)}
+
+    def digest(self) -> str:
+        """A short hash of the parameters: what fingerprints and benchmark records add for a blended prior."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:6]
 
     def weight(self, ratio: torch.Tensor) -> torch.Tensor:
         """``w`` at noise-to-signal ratios ``s / a`` (any shape), float64."""
