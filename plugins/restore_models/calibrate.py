@@ -60,7 +60,7 @@ def calibrate(folder: str, folders: tuple[str, ...] = (), preset: str | None = N
     images = training_crops(preset, prior.channels, tuple(folders), crops, size, seed)
     blend, record = fit_gaussian_blend(prior, images, generator=torch.Generator().manual_seed(seed))
     meta["gaussian_blend"] = {**blend.to_dict(), "fitted_on": {
-        "preset": preset, "data": [os.path.basename(os.path.normpath(f)) for f in folders],
+        "preset": preset, "data": ["/".join(Path(f).resolve().parts[-2:]) for f in folders],
         "crops": crops, "size": size, "seed": seed, "levels": record}}
     tmp = meta_path.with_name(".restore_prior.json.tmp")
     tmp.write_text(json.dumps(meta, indent=2))
