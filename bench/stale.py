@@ -6,6 +6,9 @@ A result written through ``bench.run.machine()`` records the SHA-256 of every sh
 stale when a prior it names has been re-shipped since; one that names no prior is listed as such (check that it
 used none).
 
+A result kept on purpose as the record of one comparison or one day (a before/after pair, a suite that is not
+re-run) says why in a top-level ``"historical"`` string; it is listed as historical where it would be stale.
+
 Older results record no weights. For those the dates decide, from git: a result is stale when a prior it names
 was re-committed after the result's recorded date (``machine.date``), or, without a date, after the result
 file's own last commit (an upper bound on when it was measured). Otherwise it stays unknown: re-run it when it
@@ -49,7 +52,14 @@ def recorded_time(data) -> float | None:
 
 
 def status(data, path: str, now: dict[str, str], shipped: dict[str, float | None]) -> tuple[str, str]:
-    """``(label, why)``: current, stale, no prior or unknown."""
+    """``(label, why)``: current, stale, historical, no prior or unknown."""
+    label, why = weights_status(data, path, now, shipped)
+    if label == "stale" and data.get("historical"):
+        return "historical", data["historical"]
+    return label, why
+
+
+def weights_status(data, path: str, now: dict[str, str], shipped: dict[str, float | None]) -> tuple[str, str]:
     recorded = data.get("machine", {}).get("weights")
     used = priors_named(data, now)
     if recorded is not None:
@@ -81,7 +91,7 @@ def main() -> None:
         if not isinstance(data, dict):
             data = {}
         label, why = status(data, path, now, shipped)
-        print(f"{label:8s} {name}" + (f"  ({why})" if why else ""))
+        print(f"{label:10s} {name}" + (f"  ({why})" if why else ""))
 
 
 if __name__ == "__main__":

@@ -49,3 +49,6 @@ def test_stale_compares_weights_when_recorded_and_dates_otherwise(tmp_path):
     assert status(dated, path, now, shipped) == ("stale", "natural-gray re-shipped after its date")
     assert status({**dated, "runs": [{"prior": "natural-rgb"}]}, path, now, shipped) == ("unknown", "")
     assert status({"runs": [{"prior": "natural-gray"}]}, path, now, shipped) == ("unknown", "")  # no date, no commit
+    kept = {**recorded, "historical": "the before/after record of one change"}
+    assert status(kept, path, now, shipped) == ("historical", "the before/after record of one change")
+    assert status({**kept, "prior": "natural-rgb"}, path, now, shipped) == ("current", "")

@@ -270,6 +270,28 @@ def test_v3_with_statistics_beats_dpm_solver_pp_on_the_gaussian(tmp_path):
     print("\nNFE  v3-error  best-dpm-solver++-error\n" + "\n".join(f"{n:3d}  {a:.2e}  {b:.2e}" for n, a, b in rows))
 
 
+class OverconfidentGaussian(GaussianPrior):
+    """Noise predictions 1.5× the exact ones: a Jacobian diagonal above one, as a trained network has near the
+    clean end."""
+
+    def model_output(self, x, k):
+        return 1.5 * super().model_output(x, k)
+
+
+def test_ems_linear_part_is_the_jacobian_diagonal_within_its_range():
+    g = torch.Generator().manual_seed(1)
+    prior = GaussianPrior(0.3 * torch.randn(4, generator=g, dtype=torch.float64), spd(4, g))
+    ems = compute_ems(prior, (2048, 4), levels=30, generator=torch.Generator().manual_seed(0))
+    eye = torch.eye(4, dtype=torch.float64)
+    for k, l in zip(ems.levels.tolist(), ems.l):
+        a, s = float(prior.schedule.a(k)), float(prior.schedule.s(k))
+        exact = s ** 2 * torch.linalg.inv(a ** 2 * prior.cov + s ** 2 * eye).diagonal()  # s ∂eps*/∂x = s² C⁻¹
+        assert torch.allclose(l, exact.clamp(max=1.0), atol=0.1), (k, l, exact)  # Hutchinson: std ≈ 0.02
+    over = compute_ems(OverconfidentGaussian(prior.mean, prior.cov), (64, 4), levels=30,
+                       generator=torch.Generator().manual_seed(0))
+    assert float(over.l.min()) >= 0.0 and float(over.l.max()) == 1.0
+
+
 def test_v3_statistics_file_belongs_to_its_prior(tmp_path, gaussian_problem):
     prior = gaussian_problem[0]
     ems = compute_ems(prior, (16, 4), levels=20, generator=torch.Generator().manual_seed(0))
