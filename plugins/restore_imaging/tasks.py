@@ -41,11 +41,11 @@ SIMULATE_BOUNDARY_HELP = "with --simulate: degrade with this boundary model inst
 DDS_IMAGING = {"dds": {"gamma_rule": "snr", "cg_iters": 10, "eta": 0.95, "spacing": "quad"}}
 #: Denoising re-noises with fresh noise alone (η′ = 1; CG on the identity converges in one step, so only η′ and the
 #: grid matter). On crops the other tables were not chosen on (gray 9th-14th, colour 7th-10th, 96², σ = 25/255;
-#: bench/results/dds_denoise.json), mean PSNR at 25 / 50 steps in dB: the code's options 22.73 / 23.44 (gray) and
-#: 23.56 / 24.54 (colour); η′ = 0.95 25.14 / 26.28 and 28.32 / 29.29; η′ = 1 26.37 / 26.38 and 29.80 / 29.82.
-#: More steps do not help here: gray at 20 / 50 / 100 steps, η′ = 1 26.46 / 26.38 / 25.97, η′ = 0.98 25.74 / 26.49 /
-#: 26.30, η′ = 0.95 25.13 / 26.28 / 26.33 (bench/results/dds_denoise_eta.json); η′ = 1 is best at the CLI's 50 steps
-#: and below.
+#: bench/results/dds_denoise.json), mean PSNR at 25 / 50 steps in dB: the code's options 22.71 / 23.37 (gray) and
+#: 23.56 / 24.53 (colour); η′ = 0.95 24.98 / 26.21 and 28.30 / 29.28; η′ = 1 26.34 / 26.43 and 29.79 / 29.82.
+#: More steps do not help here: gray at 20 / 50 / 100 steps, η′ = 1 26.44 / 26.43 / 26.04, η′ = 0.98 25.64 / 26.49 /
+#: 26.34, η′ = 0.95 24.99 / 26.21 / 26.31 (bench/results/dds_denoise_eta.json); η′ = 1 is best below 50 steps and
+#: within 0.06 dB of η′ = 0.98 at the CLI's 50.
 DDS_DENOISE = {"dds": {**DDS_IMAGING["dds"], "eta": 1.0}}
 
 #: DiffPIR on deblurring and super-resolution with fresh noise at every step (ζ = 1): its official ζ = 0.1
@@ -70,8 +70,8 @@ TASK_DEFAULTS = {"deblur": ("diffpir", 50), "super-resolve": ("pnp-hqs", 20), "i
 #: rotations. Chosen on 14 validation crops (the 9th-16th gray and 9th-14th colour images, 96², noise 0.01) among
 #: 8-32 iterations, λ 0.12-0.4 and first levels 0.06-0.19: +1.30 dB over the best of Wiener / unsupervised
 #: Wiener / Richardson-Lucy per image against DPIR's 8 iterations' +1.04 there. On the 14 crops of
-#: ``python -m bench.deblur_kernels`` (not used for the choice; bench/results/deblur_kernels.json): +0.92 dB, where
-#: DPIR's 8 iterations gave +0.75 and DiffPIR-50 gives +0.50. On motion blur DiffPIR-50 stays far ahead.
+#: ``python -m bench.deblur_kernels`` (not used for the choice; bench/results/deblur_kernels.json): +0.93 dB, where
+#: DPIR's 8 iterations gave +0.75 and DiffPIR-50 gives +0.51. On motion blur DiffPIR-50 stays far ahead.
 GAUSSIAN_DEBLUR_DEFAULT = ("pnp-hqs", 16)
 GAUSSIAN_DEBLUR_OPTIONS = {"sigma_start": 0.1}
 
