@@ -19,6 +19,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -133,8 +134,8 @@ def shipped_weights() -> dict[str, str]:
 
     out = {}
     for name, path in weights_files().items():
-        meta = os.path.join(WEIGHTS, name, "restore_prior.json")
-        out[name] = weights_fingerprint(path) + blend_suffix(json.load(open(meta)) if os.path.exists(meta) else {})
+        meta = Path(WEIGHTS) / name / "restore_prior.json"
+        out[name] = weights_fingerprint(path) + blend_suffix(json.loads(meta.read_text()) if meta.exists() else {})
     return out
 
 

@@ -60,6 +60,7 @@ def status(data, path: str, now: dict[str, str], shipped: dict[str, float | None
 
 
 def weights_status(data, path: str, now: dict[str, str], shipped: dict[str, float | None]) -> tuple[str, str]:
+    """What the recorded weights (or, for older results, the dates) say, before a ``historical`` reason counts."""
     recorded = data.get("machine", {}).get("weights")
     used = priors_named(data, now)
     if recorded is not None:
