@@ -262,6 +262,7 @@ def finish_run(prepared: PreparedRun, run) -> RunReport:
 
     from .io import Image, write
     from .metrics import psnr, ssim
+    from .samplers.particles import collapse_note
 
     setup, plan, settings, output_path = prepared.setup, prepared.plan, prepared.settings, prepared.output_path
     problem = setup.problem
@@ -270,6 +271,9 @@ def finish_run(prepared: PreparedRun, run) -> RunReport:
         mean, std = setup.view(mean), setup.view(std)
     meta = {k: v for k, v in prepared.image.meta.items()}
     report = RunReport(output_path, plan.prior or "none", plan.sampler, run.nfe, run.seconds, notes=list(plan.notes))
+    collapsed = collapse_note(run.diagnostics, "weight_exponent" in plan.sampler_config)
+    if collapsed:
+        report.notes.append(collapsed)
     if setup.reference is not None:
         ref = setup.reference.cpu()
         if ref.shape == mean.shape:

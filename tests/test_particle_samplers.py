@@ -508,3 +508,32 @@ def test_smc_cg_transition_reports_no_log_z_above_the_exact_spectrum_size(monkey
     assert diag["proposal"] == "gaussian (cg)" and diag["log_z"] is None
     assert min(e[0] for e in diag["ess"][:-1]) > 0.99 * 8  # the weights do not need the log-determinants
     assert restore.sampler("smc").config.proposal == "auto"
+
+
+def test_collapse_note_reads_the_worst_problems_median_ess():
+    from restore.samplers.particles import collapse_note
+
+    healthy = {"particles": 16, "ess": [[16.0, 15.0], [12.0, 9.0], [16.0, 16.0]]}
+    # the last step's ESS is high, as after a final resampling onto copies of one particle
+    collapsed = {"particles": 16, "ess": [[16.0, 1.1], [12.0, 1.3], [16.0, 16.0]]}
+    assert collapse_note([healthy], True) is None
+    note = collapse_note([healthy, collapsed], True)
+    assert "1.3 of 16" in note and "weight_exponent=0" in note
+    assert "weight_exponent" not in collapse_note([collapsed], False)
+    assert collapse_note([{"particles": 1, "ess": [[1.0]]}], True) is None  # one particle is no collapse
+
+
+def test_cli_notes_a_collapsed_particle_run_and_not_an_unweighted_one(tmp_path, capsys):
+    from restore.cli import main
+    from restore.io import Image, write
+
+    src = tmp_path / "in.png"
+    write(str(src), Image(torch.rand(1, 1, 24, 24, generator=torch.Generator().manual_seed(0))))
+    # a gradient proposal against a nearly noiseless measurement: the exact weights fall on one particle
+    common = ["deblur", str(src), "--sampler", "smc", "--set", "proposal=gradient", "--samples", "8", "--steps", "4",
+              "--noise", "0.001", "--prior", "stationary-gaussian", "-q"]
+    assert main(common + ["-o", str(tmp_path / "exact.png")]) == 0
+    err = capsys.readouterr().err
+    assert "note: the particle weights collapsed" in err and "of 8" in err
+    assert main(common + ["-o", str(tmp_path / "draws.png"), "--set", "weight_exponent=0"]) == 0
+    assert "collapsed" not in capsys.readouterr().err

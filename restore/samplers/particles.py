@@ -7,7 +7,8 @@ Particles are stored particle-major: a state of ``N`` particles for a batch of `
 * :func:`systematic_resample` — ancestor indices from one uniform per problem (Kitagawa 1996), drawn
   from an explicit generator;
 * :class:`ParticleWeights` — running log-weights, adaptive resampling when ``ESS < threshold · N``, the
-  log normalising-constant estimate ``log Ẑ`` and the per-step diagnostics a run records.
+  log normalising-constant estimate ``log Ẑ`` and the per-step diagnostics a run records;
+* :func:`collapse_note` — the user's warning when those diagnostics show the weights on one particle.
 """
 from __future__ import annotations
 
@@ -138,6 +139,40 @@ class ParticleWeights:
         """ESS per step, resampling steps and ``log Ẑ`` per problem, as JSON-able lists."""
         return {"particles": self.n, "ess": self.ess_history, "resampled_steps": list(self.resampled),
                 "log_z": [float(v) for v in self.log_z()]}
+
+
+#: A run whose median ESS over its steps is below this is read as one lineage (see :func:`collapse_note`).
+COLLAPSED_ESS = 2.0
+
+
+def collapse_note(diagnostics: list[dict], tempering_option: bool) -> str | None:
+    """A one-line note when the weights of a particle run collapsed, else ``None``.
+
+    ``diagnostics`` are the runs' :meth:`ParticleWeights.diagnostics` (one per batch part). The median ESS
+    over the steps, the worst problem's, is the measure: after a collapse the final resampling spreads equal
+    weights over copies of one particle, so the final weights alone look healthy. With one lineage the
+    weighted std is that lineage's last few steps of proposal noise, far below the posterior's (exact ``smc``
+    with 16 particles on 64² deblurring: ESS 1 and ±2 std coverage 0.82, ``bench/results/smc_coverage.json``).
+    """
+    import statistics
+
+    worst, particles = None, 0
+    for part in diagnostics:
+        history = part.get("ess") or []
+        if not history:
+            continue
+        particles = part.get("particles", 0)
+        for b in range(len(history[0])):
+            median = statistics.median(step[b] for step in history)
+            worst = median if worst is None else min(worst, median)
+    if worst is None or particles < 2 or worst >= COLLAPSED_ESS:
+        return None
+    remedy = "more particles (--samples)"
+    if tempering_option:
+        remedy += " or --set weight_exponent=0 (independent guided draws: approximate, better calibrated)"
+    return (f"the particle weights collapsed (median effective sample size {worst:.1f} of {particles} over the "
+            f"steps): the mean and the std map come from about one lineage, and the std understates the "
+            f"uncertainty; use {remedy}")
 
 
 def weighted_moments(draws: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
