@@ -61,3 +61,17 @@ def test_batch_help_lists_the_tasks_and_their_options(capsys):
         mri = capsys.readouterr().out
         assert all(f"--{o.name.replace('_', '-')}" in mri for o in task.options)
     assert "--kernel" in text and "--engine" in text and "--resume" in text
+
+
+def test_a_runs_note_reaches_the_manifest_and_the_summary_once(inputs, tmp_path, capsys):
+    import json
+
+    good = [str(inputs / f"img{i}.png") for i in range(2)]
+    # exact SMC with a gradient proposal against a nearly noiseless blur: the weights collapse on both inputs
+    assert main(["batch", "deblur", *good, "--kernel", "gaussian:1.5", "--noise", "0.001", "--prior",
+                 "stationary-gaussian", "--sampler", "smc", "--set", "proposal=gradient", "--samples", "8",
+                 "--steps", "4", "--device", "cpu", "-q", "-o", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("the particle weights collapsed") == 1 and "note (2 inputs):" in err, err
+    records = [json.loads(line) for line in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    assert all("the particle weights collapsed" in r["notes"][0] for r in records if r["status"] == "done")

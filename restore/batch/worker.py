@@ -44,7 +44,8 @@ def process_one(input_path: str, output_path: str, task: str, options: dict[str,
 
     Returns:
         ``{"input", "output", "status": "done"|"failed", "seed", "started", "seconds", "nfe", "sampler",
-        "prior", "output_sha256", "error", "worker"}``.
+        "prior", "output_sha256", "notes", "error", "worker"}``; ``notes`` are the run's one-line remarks
+        (e.g. a particle run whose weights collapsed), which a single run prints.
     """
     from ..tasks import RunSettings, run_task
 
@@ -103,7 +104,7 @@ def _start(input_path: str, output_path: str, seed: int) -> dict[str, Any]:
 
 def _done(record: dict[str, Any], report) -> None:
     record.update(status="done", nfe=report.nfe, sampler=report.sampler, prior=report.prior,
-                  metrics=report.metrics, extra_outputs=report.extra_outputs,
+                  metrics=report.metrics, extra_outputs=report.extra_outputs, notes=list(report.notes),
                   output_sha256=file_sha256(record["output"]))
 
 

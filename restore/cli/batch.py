@@ -79,6 +79,12 @@ def print_summary(result, quiet: bool) -> None:
             table.add_row(os.path.basename(r["input"]), f"[{styles[r['status']]}]{r['status']}[/]",
                           str(r.get("attempt", 0)), secs, detail)
         console.print(table)
+    notes: dict[str, int] = {}  # a remark a single run would print, once with the number of inputs it concerns
+    for r in (r for r in result.records if r["status"] == "done"):
+        for note in r.get("notes", ()):
+            notes[note] = notes.get(note, 0) + 1
+    for note, n in notes.items():
+        console.print(f"note ({n} input{'s' if n > 1 else ''}): {note}", markup=False, soft_wrap=True)
     counts = result.counts()
     ran = counts.get("done", 0) + counts.get("failed", 0)
     rate = f", {60 * ran / result.seconds:.1f} items/min" if ran and result.seconds > 0 else ""
