@@ -284,6 +284,7 @@ def summary_table(path: str = os.path.join(RESULTS, "task_defaults.json")) -> st
     from restore_imaging.tasks import GAUSSIAN_DEBLUR_DEFAULT, HOLES_INPAINT_DEFAULT, TASK_DEFAULTS
 
     from bench.task_defaults import CASES
+    from restore.tasks import get_task
 
     data = load_result(path)
     rows = data["choice"]["table"]
@@ -305,7 +306,10 @@ def summary_table(path: str = os.path.join(RESULTS, "task_defaults.json")) -> st
         if not default or not classical:
             continue
         d, c = default[0], max(classical, key=lambda b: b["psnr"])
-        lines.append(f"| {case} | `{sampler}`" + (f" {steps} steps" if steps else "") +
+        # a sampler without steps is described by the task's options for it (denoising: transforms=8)
+        options = {k: v for k, v in get_task(task_of[case]).sampler_defaults.get(sampler, {}).items() if k != "steps"}
+        how = f" {steps} steps" if steps else "".join(f" {k}={v}" for k, v in options.items())
+        lines.append(f"| {case} | `{sampler}`{how}" +
                      f" | {d['psnr']:.2f} / {d['ssim']:.3f} | {d['est_256']:.0f} | {c['method']} | "
                      f"{c['psnr']:.2f} / {c['ssim']:.3f} | {d['psnr'] - c['psnr']:+.2f} dB |")
     return "\n".join(lines)

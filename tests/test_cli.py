@@ -85,13 +85,17 @@ def test_samples_of_a_deterministic_sampler_say_so(tmp_path, small_image, capsys
     assert code == 0 and "deterministic" not in err, err
 
 
-def test_denoise_defaults_to_the_one_step_posterior_mean(tmp_path, small_image, capsys):
+def test_denoise_defaults_to_the_x8_averaged_posterior_mean(tmp_path, small_image, capsys):
     out = tmp_path / "out.png"
     code, err = run(capsys, "denoise", small_image, "-o", out, "--simulate", "--save-config")
     assert code == 0, err
     cfg = json.loads((tmp_path / "out.png.config.json").read_text())
-    assert cfg["sampler"] == "tweedie" and cfg["nfe"] == 1
+    assert cfg["sampler"] == "tweedie" and cfg["sampler_config"]["transforms"] == 8 and cfg["nfe"] == 8
     assert cfg["metrics"]["psnr"] > cfg["metrics"]["psnr_input"] + 3
+    code, err = run(capsys, "denoise", small_image, "-o", tmp_path / "draft.png", "--simulate", "--save-config",
+                    "--quality", "draft")
+    assert code == 0, err
+    assert json.loads((tmp_path / "draft.png.config.json").read_text())["nfe"] == 1
 
 
 def test_list_and_plugins_commands(capsys):

@@ -130,6 +130,9 @@ def test_quality_presets():
     assert quality_preset(sr, "draft", "dps") == ("dps", {})  # a preset for another sampler is not applied
     deblur = get_task("deblur")  # its measured draft is another, cheaper sampler
     assert quality_preset(deblur, "draft", None) == ("pnp-hqs", {"steps": 8})
+    denoise = get_task("denoise")  # Tweedie has no steps: its draft is one network call instead of the x8 average
+    assert denoise.sampler_defaults["tweedie"]["transforms"] == 8
+    assert quality_preset(denoise, "draft", None) == ("tweedie", {"transforms": 1})
     enhance = get_task("enhance")  # no table of its own: a fifth of the sampler's default steps
     name, preset = quality_preset(enhance, "draft", None)
     assert name == enhance.default_sampler
