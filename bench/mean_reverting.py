@@ -23,13 +23,25 @@ from restore.operators import GaussianNoise, Identity
 from .baselines import denoise_baselines
 from .run import machine
 
-RUNS = (("mrs", {"steps": 1}), ("mrs", {"steps": 5}), ("mrs", {"steps": 10}), ("mrs", {"steps": 20}),
+RUNS = (("mrs", {"steps": 5}), ("mrs", {"steps": 10}), ("mrs", {"steps": 20}),
         ("mrs", {"steps": 10, "solver": "sde"}), ("ir-sde", {"steps": 100}))
 #: The posterior mean that the draws above scatter around, estimated from 8 of them, and the one-step
 #: posterior mean of the general natural-rgb prior (one call and the x8 average): what a PSNR comparison with
 #: CBM3D should be read against, since a posterior draw is not an MMSE estimate.
 MEAN_OF_DRAWS = ("mrs", {"steps": 5}, 8)
 MMSE_REFERENCES = (("natural-rgb", {"transforms": 1}), ("natural-rgb", {"transforms": 8}))
+
+
+def x0_at_the_noisiest_level(prior, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """What ``mrs --steps 1`` returned before the samplers refused one step: the network's x̂0 at the first
+    time of MRS's grid, from the start state ``μ + λ z``."""
+    from restore.samplers.mrs import MRSConfig, time_grid
+
+    t = time_grid(prior.schedule, 1, MRSConfig.lambda_min, "linspace")[0]
+    mu = prior.to_model(y)
+    x = mu + prior.schedule.lam * torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
+    with torch.no_grad():
+        return prior.from_model(prior.x0(x, torch.full((y.shape[0],), float(t)), mu)).clamp(0, 1)
 
 
 def held_out_crops(n: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -62,6 +74,10 @@ def main() -> None:
     problem = restore.Problem(y, Identity())
     rows = [{"method": "noisy input", "nfe": 0, "psnr": psnr(y.clamp(0, 1), clean), "ssim": ssim(y.clamp(0, 1), clean),
              "seconds": 0.0}]
+    start = time.perf_counter()
+    one = x0_at_the_noisiest_level(prior, y, torch.Generator().manual_seed(0))
+    rows.append({"method": "x0 at the noisiest level (what 1 step returned; now refused)", "nfe": 1,
+                 "psnr": psnr(one, clean), "ssim": ssim(one, clean), "seconds": time.perf_counter() - start})
     for name, cfg in RUNS:
         sampler = restore.sampler(name, **cfg)
         start = time.perf_counter()

@@ -278,3 +278,14 @@ def test_fine_tuning_on_a_folder_starts_from_the_given_weights(tmp_path, capsys)
         err = capsys.readouterr().err.strip()
         assert expected in err and "\n" not in err
         assert not (tmp_path / "bad").exists()
+
+
+def test_one_step_is_refused_on_the_grid_to_zero():
+    # one step would return the network's x̂0 at the noisiest level (6.4 dB with mr-denoise-25)
+    for name in ("mrs", "ir-sde"):
+        with pytest.raises(restore.RestoreError, match="steps >= 2"):
+            restore.sampler(name, steps=1)
+    prior = MeanRevertingGaussianPrior(m0=0.6, s0=0.15, T=100, max_sigma=50)
+    mu = torch.full((2, 1, 1, 1), 0.2, dtype=torch.float64)
+    # stopping at a noise level is an ODE step, not the x̂0 jump: still allowed
+    assert MRS(steps=1, t_min=1.0, time_schedule="linear-lambda").run(prior, _problem(mu)).nfe == 1

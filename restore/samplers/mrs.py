@@ -30,6 +30,7 @@ from ..errors import InvalidInputError
 from ..priors.base import MeanRevertingFamily
 from ..priors.mean_reverting import MRSchedule
 from .base import Sampler
+from .ir_sde import ONE_STEP
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,10 @@ class MRS(Sampler):
     Config = MRSConfig
     requires = ("operator",)
     families = (MeanRevertingFamily,)
+
+    def validate(self) -> None:
+        if self.config.steps < 2 and self.config.t_min == 0:
+            raise InvalidInputError(f"mrs needs steps >= 2 on its grid to t = 0, got {self.config.steps}: {ONE_STEP}")
 
     def sample(self, view, generator, callback):
         cfg, sched = self.config, view.schedule
