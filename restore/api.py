@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import torch
@@ -113,6 +114,7 @@ def solve(y: torch.Tensor, op: Operator, *, prior: str | Prior = "default", samp
         The estimate ``(B, C, H, W)`` in [0, 1] units.
     """
     from .plan import execute_plan, make_plan
+    from .samplers.particles import collapse_note
 
     dev = resolve_device(device)
     if not isinstance(y, torch.Tensor):
@@ -126,5 +128,8 @@ def solve(y: torch.Tensor, op: Operator, *, prior: str | Prior = "default", samp
                      precision=precision)
     p = plan.load_prior(channels, domain, str(dev)) if isinstance(prior, str) else prior
     run = execute_plan(plan, problem, p)
+    collapsed = collapse_note(run.diagnostics, "weight_exponent" in plan.sampler_config, cli=False)
+    if collapsed:
+        warnings.warn(collapsed, stacklevel=2)
     # a particle sampler's estimate is its weighted posterior mean; others return their one draw
     return (run.draws[0] if run.weights is None else run.moments()[0]).to(dev)

@@ -537,3 +537,19 @@ def test_cli_notes_a_collapsed_particle_run_and_not_an_unweighted_one(tmp_path, 
     assert "note: the particle weights collapsed" in err and "of 8" in err
     assert main(common + ["-o", str(tmp_path / "draws.png"), "--set", "weight_exponent=0"]) == 0
     assert "collapsed" not in capsys.readouterr().err
+
+
+def test_solve_warns_when_the_particle_weights_collapsed():
+    import warnings
+
+    import restore
+
+    y = torch.rand(1, 1, 24, 24, generator=torch.Generator().manual_seed(0))
+    op = restore.operator("gaussian-blur", sigma=1.5)
+    with pytest.warns(UserWarning, match=r"collapsed .* of 8 .*particles=N\) or weight_exponent=0"):
+        restore.solve(op(y), op, prior="stationary-gaussian", sampler="smc", steps=4, noise_sigma=0.001,
+                      particles=8, proposal="gradient")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the unweighted draws never collapse
+        restore.solve(op(y), op, prior="stationary-gaussian", sampler="smc", steps=4, noise_sigma=0.001,
+                      particles=8, proposal="gradient", weight_exponent=0.0)

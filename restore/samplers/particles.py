@@ -145,7 +145,7 @@ class ParticleWeights:
 COLLAPSED_ESS = 2.0
 
 
-def collapse_note(diagnostics: list[dict], tempering_option: bool) -> str | None:
+def collapse_note(diagnostics: list[dict], tempering_option: bool, cli: bool = True) -> str | None:
     """A one-line note when the weights of a particle run collapsed, else ``None``.
 
     ``diagnostics`` are the runs' :meth:`ParticleWeights.diagnostics` (one per batch part). The median ESS
@@ -153,6 +153,7 @@ def collapse_note(diagnostics: list[dict], tempering_option: bool) -> str | None
     weights over copies of one particle, so the final weights alone look healthy. With one lineage the
     weighted std is that lineage's last few steps of proposal noise, far below the posterior's (exact ``smc``
     with 16 particles on 64² deblurring: ESS 1 and ±2 std coverage 0.82, ``bench/results/smc_coverage.json``).
+    ``cli`` names the remedies as command-line options, else as sampler options (:func:`restore.solve`).
     """
     import statistics
 
@@ -167,9 +168,10 @@ def collapse_note(diagnostics: list[dict], tempering_option: bool) -> str | None
             worst = median if worst is None else min(worst, median)
     if worst is None or particles < 2 or worst >= COLLAPSED_ESS:
         return None
-    remedy = "more particles (--samples)"
+    remedy = "more particles (--samples)" if cli else "more particles (particles=N)"
     if tempering_option:
-        remedy += " or --set weight_exponent=0 (independent guided draws: approximate, better calibrated)"
+        option = "--set weight_exponent=0" if cli else "weight_exponent=0"
+        remedy += f" or {option} (independent guided draws: approximate, better calibrated)"
     return (f"the particle weights collapsed (median effective sample size {worst:.1f} of {particles} over the "
             f"steps): the mean and the std map come from about one lineage, and the std understates the "
             f"uncertainty; use {remedy}")
