@@ -103,3 +103,15 @@ def test_list_and_plugins_commands(capsys):
     assert code == 0
     assert main(["plugins"]) == 0
     assert "imaging" in capsys.readouterr().out
+
+
+def test_up_front_network_calls_follow_the_task_defaults_and_quality():
+    from restore.cli.guard import expected_nfe, expected_steps
+    from restore.tasks import RunSettings, get_task
+
+    denoise, deblur = get_task("denoise"), get_task("deblur")
+    assert expected_steps(denoise, RunSettings()) is None  # tweedie has no steps: its one step sets the bar
+    assert expected_nfe(denoise, RunSettings()) == 8  # the x8 average
+    assert expected_nfe(denoise, RunSettings(quality="draft")) == 1
+    assert expected_nfe(denoise, RunSettings(samples=2, sampler_options={"transforms": 4})) == 8
+    assert expected_steps(deblur, RunSettings(quality="draft")) == 8  # deblur's draft preset: pnp-hqs 8

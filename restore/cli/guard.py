@@ -60,18 +60,34 @@ def numerical_guard(progress: Progress) -> Iterator[Progress]:
         handle.remove()
 
 
+def _planned_config(task: Any, settings: Any):
+    """The sampler config the run will build (task defaults, the ``--quality`` preset, ``--set``, ``--steps``),
+    or ``None`` (a bad name or option is reported by the run itself, with its own message)."""
+    from .. import api
+    from ..plan import quality_preset
+
+    try:
+        name, preset = quality_preset(task, settings.quality, settings.sampler)
+        cfg = {**task.sampler_defaults.get(name, {}), **preset, **settings.sampler_options}
+        if settings.steps is not None:
+            cfg["steps"] = settings.steps
+        return api.sampler(name, **cfg).config
+    except RestoreError:
+        return None
+
+
 def expected_steps(task: Any, settings: Any) -> int | None:
     """The step count the progress bar will reach (sampler steps x samples), known before the prior loads;
     ``None`` when it cannot be told up front (the first step then sets it)."""
-    from .. import api
-
-    name = settings.sampler or task.default_sampler
-    cfg = dict(task.sampler_defaults.get(name, {}))
-    cfg.update(settings.sampler_options)
-    if settings.steps is not None:
-        cfg["steps"] = settings.steps
-    try:
-        steps = getattr(api.sampler(name, **cfg).config, "steps", None)
-    except RestoreError:
-        return None  # a bad sampler name or option is reported by the run itself, with its own message
+    steps = getattr(_planned_config(task, settings), "steps", None)
     return int(steps) * max(1, settings.samples) if isinstance(steps, int) else None
+
+
+def expected_nfe(task: Any, settings: Any) -> int | None:
+    """Network evaluations for the up-front time estimate: the steps, or for a sampler without steps its
+    ``transforms`` (Tweedie's x8 average: 8 calls in one step), times the samples."""
+    steps = expected_steps(task, settings)
+    if steps is not None:
+        return steps
+    transforms = getattr(_planned_config(task, settings), "transforms", None)
+    return int(transforms) * max(1, settings.samples) if isinstance(transforms, int) else None

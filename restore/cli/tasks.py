@@ -131,7 +131,7 @@ def make_command(task_name: str, task):
         from ..io import check_output, max_pixels
         from ..tasks import RunSettings, default_output, run_task
         from .estimate import check_resources
-        from .guard import expected_steps, numerical_guard
+        from .guard import expected_nfe, expected_steps, numerical_guard
         from .progress import progress_bar
 
         limit, memory_check = kwargs.pop("max_pixels"), kwargs.pop("memory_check")
@@ -148,7 +148,8 @@ def make_command(task_name: str, task):
         check_output(output or default_output(input_path, task), settings.overwrite)
         total = expected_steps(task, settings)
         if settings.prior in NETWORK_PRIORS:  # the estimate is fitted for these networks
-            check_resources(input_path, settings.sampler or task.default_sampler, total, quiet, memory_check)
+            check_resources(input_path, settings.sampler or task.default_sampler, expected_nfe(task, settings), quiet,
+                            memory_check)
         with max_pixels(limit), progress_bar(task_name, enabled=None if not quiet else False, total=total) as bar, \
                 numerical_guard(bar if settings.quality != "default" or settings.steps is not None
                                 else suggest_draft(bar)) as guarded:
