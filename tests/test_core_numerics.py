@@ -168,3 +168,25 @@ def test_large_images_go_through_the_network_in_tiles(tmp_path):
         tiles = prior.x0(x, 100)
     assert seen[0] == (48, 32) and set(seen[1:]) == {(16, 16)}
     assert tiles.shape == whole.shape and torch.isfinite(tiles).all()
+
+
+def test_windows_are_balanced_to_the_shortest_that_covers_each_side():
+    from restore.priors.tiling import balanced_length, tile_starts, tiled
+
+    # a 700-pixel side needs two windows of at most 512: two of 384 cover it, a second 512 would mostly repeat
+    assert balanced_length(700, 512, 64, 8) == 384 and tile_starts(700, 384, 64) == [0, 316]
+    assert balanced_length(1024, 512, 64, 8) == 384 and len(tile_starts(1024, 384, 64)) == 3
+    assert balanced_length(400, 512, 64, 8) == 400  # one window: the side itself
+    for size in range(40, 400, 7):  # never more windows than the full tile needs, each a multiple of 8
+        t = balanced_length(size, 64, 16, 8)
+        assert t <= 64 and len(tile_starts(size, t, 16)) == len(tile_starts(size, 64, 16))
+        assert t == size or t % 8 == 0
+    x = torch.randn(1, 2, 40, 90, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    shapes = []
+
+    def pointwise(part):
+        shapes.append(tuple(part.shape[-2:]))
+        return part.cos()
+
+    torch.testing.assert_close(tiled(pointwise, x, 32, 8, multiple=8), x.cos(), rtol=0, atol=1e-12)
+    assert set(shapes) == {(24, 32)}  # 40 -> 2 windows of 24 (not 32), 90 -> 4 windows of 32

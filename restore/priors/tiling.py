@@ -23,6 +23,18 @@ def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     return list(range(0, size - tile, stride)) + [size - tile]
 
 
+def balanced_length(size: int, tile: int, overlap: int, multiple: int = 1) -> int:
+    """The shortest window, a multiple of ``multiple`` and at most ``tile``, that covers ``size`` with as few
+    windows as ``tile`` itself needs. A 700-pixel side takes two 384-pixel windows instead of two of 512: the
+    network's cost grows faster than the area (self-attention at the lowest resolution), and the second 512
+    window would mostly repeat the first."""
+    count = len(tile_starts(size, tile, overlap))
+    if count == 1:
+        return min(size, tile)
+    need = -(-(size + (count - 1) * overlap) // count)  # ceil: count windows with overlap cover the side
+    return min(tile, -(-need // multiple) * multiple)
+
+
 def _ramp(length: int, overlap: int, ramp_start: bool, ramp_end: bool, dtype, device) -> torch.Tensor:
     w = torch.ones(length, dtype=dtype, device=device)
     n = min(overlap, length // 2)
@@ -35,22 +47,23 @@ def _ramp(length: int, overlap: int, ramp_start: bool, ramp_end: bool, dtype, de
     return w
 
 
-def tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
-    """``fn`` applied to ``(B, C, tile, tile)`` windows of ``x`` ``(B, C, H, W)`` and blended.
+def tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int, overlap: int,
+          multiple: int = 1) -> torch.Tensor:
+    """``fn`` applied to windows of ``x`` ``(B, C, H, W)`` at most ``tile`` on a side, and blended.
 
-    ``fn`` must map ``(B, C, h, w)`` to ``(B, C', h, w)``. Image borders get full weight; only edges shared
-    with a neighbouring tile ramp down. With a pointwise ``fn`` the result equals ``fn(x)``.
+    Each side takes as many windows as ``tile`` needs, each of the :func:`balanced_length` (a multiple of
+    ``multiple``). ``fn`` must map ``(B, C, h, w)`` to ``(B, C', h, w)``. Image borders get full weight; only
+    edges shared with a neighbouring window ramp down. With a pointwise ``fn`` the result equals ``fn(x)``.
     """
     H, W = x.shape[-2:]
-    rows, cols = tile_starts(H, tile, overlap), tile_starts(W, tile, overlap)
+    th, tw = balanced_length(H, tile, overlap, multiple), balanced_length(W, tile, overlap, multiple)
+    rows, cols = tile_starts(H, th, overlap), tile_starts(W, tw, overlap)
     if len(rows) == 1 and len(cols) == 1:
         return fn(x)
     out, weight = None, torch.zeros(H, W, dtype=x.real.dtype, device=x.device)
     for top in rows:
-        th = min(tile, H)
         wy = _ramp(th, overlap, top > 0, top + th < H, x.real.dtype, x.device)
         for left in cols:
-            tw = min(tile, W)
             wx = _ramp(tw, overlap, left > 0, left + tw < W, x.real.dtype, x.device)
             part = fn(x[..., top:top + th, left:left + tw])
             if out is None:
@@ -71,4 +84,4 @@ def tiled_network(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, t
     if tile % multiple or overlap % multiple or overlap >= tile:
         raise InvalidInputError(f"prior tile {tile} and overlap {overlap} must be multiples of {multiple} with "
                                 f"overlap < tile")
-    return tiled(fn, x, tile, overlap)
+    return tiled(fn, x, tile, overlap, multiple)
