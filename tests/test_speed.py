@@ -79,11 +79,16 @@ def test_bf16_runs_the_network_only_and_is_deterministic():
     assert eps.dtype == torch.float32 and not torch.is_autocast_cpu_enabled()
 
 
-def test_auto_precision_resolves_per_device():
+def test_auto_precision_resolves_per_device(monkeypatch):
     from restore.priors.diffusers_prior import resolve_precision
 
     prior = tiny_unet_prior().set_speed(precision="auto")
-    assert resolve_precision("auto", torch.device("cpu")) == "bf16" and prior._channels_last
+    # bf16 only where the CPU computes it in hardware: emulated bf16 is slower than float32
+    for avx512_bf16, amx, expected in ((True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert resolve_precision("auto", torch.device("cpu")) == expected
+    assert prior._channels_last
     assert prior.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
     assert not tiny_unet_prior().set_speed(precision="fp32")._channels_last

@@ -22,7 +22,7 @@ from restore.errors import InvalidInputError
 from restore.priors.mean_reverting import MRSchedule, bcast, mr_to_eps, save_mean_reverting_folder
 
 from .data import PRESETS, PatchSampler, load_training_folders
-from .training import TrainingLog, optimizer_step
+from .training import TrainingLog, optimizer_step, training_precision
 
 TASKS = ("denoise", "deblur", "super-resolve")
 PREDICTIONS = ("residual", "epsilon")
@@ -44,8 +44,9 @@ class MRTrainConfig:
         data: folders of clean training images (searched recursively) added to the preset's sources.
         init: start from a shipped mean-reverting prior (name) or a trained ``model/`` folder of the same
             architecture (fine-tuning).
-        precision: ``bf16`` autocast (about 2x faster on AVX-512-BF16 CPUs; weights and optimiser stay float32)
-            or ``fp32``.
+        precision: ``bf16`` autocast (about 2x faster on AVX-512-BF16 CPUs; weights and optimiser stay float32),
+            ``fp32``, or ``auto`` (bf16 where the CPU has native bfloat16, else fp32: emulated bf16 is slower;
+            :func:`restore_models.training.training_precision`), resolved when the config is.
     """
 
     task: str = "denoise"
@@ -73,15 +74,14 @@ class MRTrainConfig:
     threads: int | None = None
     data: tuple[str, ...] = ()
     init: str | None = None
-    precision: str = "bf16"
+    precision: str = "auto"
 
     def resolved(self) -> "MRTrainConfig":
         if self.task not in TASKS:
             raise InvalidInputError(f"unknown task '{self.task}' for mean-reverting training; choose one of {', '.join(TASKS)}")
         if self.prediction not in PREDICTIONS:
             raise InvalidInputError(f"prediction must be one of {', '.join(PREDICTIONS)}, got '{self.prediction}'")
-        if self.precision not in ("bf16", "fp32"):
-            raise InvalidInputError(f"precision must be bf16 or fp32, got '{self.precision}'")
+        precision = training_precision(self.precision)
         if self.preset not in PRESETS:
             raise InvalidInputError(f"unknown preset '{self.preset}'; choose one of {', '.join(PRESETS)}")
         noise = self.noise if self.noise is not None else (25 / 255 if self.task == "denoise" else 0.01)
@@ -100,7 +100,7 @@ class MRTrainConfig:
             block_out_channels, layers = tuple(arch["block_out_channels"]), arch["layers_per_block"]
         return type(self)(**{**asdict(self), "noise": noise, "max_sigma": max_sigma, "betas": tuple(self.betas),
                              "block_out_channels": block_out_channels, "layers_per_block": layers,
-                             "data": tuple(self.data)})
+                             "data": tuple(self.data), "precision": precision})
 
 
 def init_folder(init: str) -> str:
@@ -276,7 +276,7 @@ def train(config: MRTrainConfig, out_dir: str, resume: str | None = None,
             break
         x0 = torch.from_numpy(sampler.batch(config.batch_size))
         mu = degrade(x0, config, gen)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=training_precision(config.precision) == "bf16"):
             loss = mr_loss(model, x0, mu, sched, gen, config.prediction)
         optimizer_step(model, ema, opt, loss, step, config.lr, config.warmup, config.ema_decay)
         step += 1

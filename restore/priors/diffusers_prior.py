@@ -30,17 +30,27 @@ Precision = Literal["fp32", "bf16", "auto"]
 PRECISIONS = ("fp32", "bf16", "auto")
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX), which oneDNN uses for bf16
+    autocast. Elsewhere bf16 is emulated and slower than float32: on an AVX-512 CPU without BF16, one
+    ``natural-rgb`` call at 256² took 1.66 s in bf16 against 0.44 s in float32 (both channels-last, one thread;
+    ``bench/results/precision_cpu.json``)."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check() for check in checks if check is not None)
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` (CPU autocast; oneDNN uses AVX-512 BF16/AMX where the CPU has them, bench/speed.py
-    measures it) or the CUDA autocast type on a GPU; ``fp32`` and ``bf16`` as given. MPS stays ``fp32``.
-    With ``auto`` the network also runs channels-last (:attr:`DiffusersPrior.channels_last`)."""
+    """``auto`` -> ``bf16`` on a CPU with native bfloat16 (:func:`cpu_has_native_bf16`; oneDNN uses AVX-512
+    BF16/AMX, bench/speed.py measures it), ``fp32`` on other CPUs, the CUDA autocast type on a GPU; ``fp32``
+    and ``bf16`` as given. MPS stays ``fp32``. With ``auto`` the network also runs channels-last
+    (:attr:`DiffusersPrior.channels_last`), which is faster in float32 as well."""
     if precision not in PRECISIONS:
         raise InvalidInputError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     if precision != "auto":
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if device.type == "cpu" else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
 
 
 def _scheduler_betas(folder: Path) -> tuple[torch.Tensor, str]:
