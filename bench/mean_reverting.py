@@ -95,11 +95,12 @@ def main() -> None:
     rows.append({"method": f"mean of {n} draws of {name} " + " ".join(f"{k}={v}" for k, v in cfg.items()),
                  "nfe": n * cfg["steps"], "psnr": psnr(mean, clean), "ssim": ssim(mean, clean),
                  "seconds": time.perf_counter() - start})
+    references = {name: restore.prior(name) for name in dict(MMSE_REFERENCES)}
     for prior_name, cfg in MMSE_REFERENCES:
         start = time.perf_counter()
         with torch.no_grad():
             res = restore.sampler("tweedie", **cfg).run(
-                restore.prior(prior_name), restore.Problem(y, Identity(), GaussianNoise(args.noise)),
+                references[prior_name], restore.Problem(y, Identity(), GaussianNoise(args.noise)),
                 generator=torch.Generator().manual_seed(0))
         rows.append({"method": f"tweedie transforms={cfg['transforms']} ({prior_name})", "nfe": res.nfe,
                      "psnr": psnr(res.x, clean), "ssim": ssim(res.x, clean), "seconds": time.perf_counter() - start})

@@ -270,13 +270,14 @@ def train(config: MRTrainConfig, out_dir: str, resume: str | None = None,
             "train_config": asdict(config)}, config.prediction)
 
     model.train()
+    bf16 = training_precision(config.precision) == "bf16"
     while step < config.steps:
         minutes = (elapsed + time.time() - start) / 60
         if config.max_minutes is not None and minutes >= config.max_minutes:
             break
         x0 = torch.from_numpy(sampler.batch(config.batch_size))
         mu = degrade(x0, config, gen)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=training_precision(config.precision) == "bf16"):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = mr_loss(model, x0, mu, sched, gen, config.prediction)
         optimizer_step(model, ema, opt, loss, step, config.lr, config.warmup, config.ema_decay)
         step += 1

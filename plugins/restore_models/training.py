@@ -407,6 +407,7 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
             config.objective)
 
     model.train()
+    bf16 = training_precision(config.precision) == "bf16"  # a config built without resolve_config may say auto
     while step < config.steps:
         minutes = (elapsed + time.time() - start) / 60
         cpu_minutes = (cpu_elapsed + time.process_time() - cpu_start) / 60
@@ -431,7 +432,7 @@ def train(config: TrainConfig, out_dir: str, resume: str | None = None,
             inputs, level = a * x0 + s * noise, k
             target = a * noise - s * x0 if config.objective == "v" else noise
         # bf16 autocast halves the step time on AVX-512-BF16 CPUs; weights and optimiser stay float32.
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=training_precision(config.precision) == "bf16"):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             pred = model(inputs, level).sample
         loss = torch.nn.functional.mse_loss(pred.float(), target)
         lr = config.lr * lr_factor(config, step, minutes, cpu_minutes)

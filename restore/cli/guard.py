@@ -86,8 +86,8 @@ def expected_steps(task: Any, settings: Any) -> int | None:
 def expected_nfe(task: Any, settings: Any) -> int | None:
     """Network evaluations for the up-front time estimate: the steps, or for a sampler without steps its
     ``transforms`` (Tweedie's x8 average: 8 calls in one step), times the samples."""
-    steps = expected_steps(task, settings)
-    if steps is not None:
-        return steps
-    transforms = getattr(_planned_config(task, settings), "transforms", None)
-    return int(transforms) * max(1, settings.samples) if isinstance(transforms, int) else None
+    config = _planned_config(task, settings)
+    calls = getattr(config, "steps", None)
+    if not isinstance(calls, int):
+        calls = getattr(config, "transforms", None)
+    return int(calls) * max(1, settings.samples) if isinstance(calls, int) else None
