@@ -73,17 +73,15 @@ def effective_preset(config: TrainConfig) -> Preset:
 
 def training_precision(precision: str) -> str:
     """``auto``: bf16 autocast where the CPU computes bfloat16 in hardware
-    (:func:`restore.priors.diffusers_prior.cpu_has_native_bf16`), else fp32. Emulated bf16 is slower: on an
+    (:func:`restore.priors.diffusers_prior.resolve_precision` on the CPU), else fp32. Emulated bf16 is slower: on an
     AVX-512 CPU without BF16 a ``natural-gray`` step (batch 8 of 64², one thread) took 2.60 s in bf16 against
     0.71 s in fp32 (``bench/results/precision_cpu.json``)."""
     from restore.errors import InvalidInputError
-    from restore.priors.diffusers_prior import cpu_has_native_bf16
+    from restore.priors.diffusers_prior import resolve_precision
 
     if precision not in ("auto", "bf16", "fp32"):
         raise InvalidInputError(f"--precision must be auto, bf16 or fp32, got '{precision}'")
-    if precision == "auto":
-        return "bf16" if cpu_has_native_bf16() else "fp32"
-    return precision
+    return resolve_precision(precision, torch.device("cpu"))  # the inference rule: training runs on the CPU
 
 
 def resolve_config(config: TrainConfig, warn: Callable[[str], None],
