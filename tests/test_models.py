@@ -151,6 +151,15 @@ def test_a_run_inherits_the_history_of_the_prior_it_started_from(tmp_path):
     continued = {**run, "train_config": {"init": "medical-gray", "data": []}, "training_steps": 3500}
     assert run_history(continued, tmp_path)[0] == {**medical[0], "prior": "medical-gray"}
     assert run_history({**run, "train_config": {"init": None, "data": []}}, tmp_path)[0]["init"] is None
+    # a run started from an unshipped run folder keeps every stage back to the shipped prior behind that run
+    folder = tmp_path / "runs" / "gray-run"
+    folder.mkdir(parents=True)
+    folder.joinpath("restore_prior.json").write_text(json.dumps(
+        {"name": "natural-gray", "training_steps": 700, "training_minutes": 40.0,
+         "train_config": {"init": "natural-gray", "data": ["photos"]}}))
+    chained = {"name": "natural-gray", "training_steps": 900, "training_minutes": 20.0,
+               "train_config": {"init": str(folder), "data": ["photos"]}}
+    assert [h["steps"] for h in run_history(chained, tmp_path)] == [2000, 700, 900]
 
 
 def test_a_new_run_from_the_shipped_weights_is_a_new_stage_and_a_continued_run_replaces_its_own(tmp_path):

@@ -70,13 +70,18 @@ def training_history(meta: dict) -> list[dict]:
 
 def run_history(meta: dict, weights: Path = WEIGHTS) -> list[dict]:
     """The stages behind a run's weights: those of the prior it started from (``--init``: a shipped prior,
-    this one or another, or a folder), then the run's own stage."""
+    this one or another, or a folder; an unshipped run folder is followed back through its own ``--init``),
+    then the run's own stage."""
     init = (meta.get("train_config") or {}).get("init")
     origin = (weights / init if (weights / init).is_dir() else Path(init)) if init else None
     previous = json.loads((origin / "restore_prior.json").read_text()) \
         if origin is not None and (origin / "restore_prior.json").exists() else {}
-    earlier = [{**h, "prior": h.get("prior", previous.get("name"))} for h in training_history(previous)] \
-        if previous else []
+    if not previous:
+        earlier = []
+    elif previous.get("history"):
+        earlier = [{**h, "prior": h.get("prior", previous.get("name"))} for h in previous["history"]]
+    else:  # an unshipped run: its own stage on top of whatever it started from, followed back to a shipped prior
+        earlier = run_history(previous, weights)
     stage = {**training_history({**meta, "history": []})[-1], "prior": meta.get("name")}
     started_from = meta.get("init_weights")
     if started_from:
