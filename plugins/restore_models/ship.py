@@ -157,7 +157,7 @@ def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> s
         f"T = 1000, {cfg.get('timesteps', 'uniform')} noise levels; AdamW "
         f"(lr {cfg.get('lr')}, weight decay {cfg.get('weight_decay')}), EMA {cfg.get('ema_decay')}, batch "
         f"{cfg.get('batch_size')} random {cfg.get('crop')}² crops with flips and 90° rotations, "
-        f"{cfg.get('precision', 'fp32')} autocast.",
+        f"{'bf16 autocast' if cfg.get('precision') == 'bf16' else 'float32'}.",
         f"- Training: {total_steps} steps, {total_hours:.1f} h in all on a shared 2-core CPU (1 torch thread):",
     ]
     blend = meta.get("gaussian_blend")
