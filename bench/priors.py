@@ -22,7 +22,7 @@ import torch
 import restore
 from restore.metrics import psnr
 
-from .run import write_json
+from .run import machine, write_json
 
 SIGMAS = (15, 25, 50)
 DEFAULT_ROOT = os.environ.get("RESTORE_DATA", "data")
@@ -83,6 +83,7 @@ def main() -> None:
                       f"  BM3D {np.mean(bm) if len(bm) == len(sel) else float('nan'):.2f}"
                       f"  noisy {np.mean([r['noisy'] for r in sel]):.2f}", flush=True)
             results["priors"][f"{label}@{entry['fingerprint']}"] = entry
+            results["machine"] = machine()  # the shipped weights of this run: what `bench.stale` compares
             write_json(args.output, results)
 
 
