@@ -20,9 +20,10 @@ if TYPE_CHECKING:  # the declarations below import no torch (restore TASK --help
     from restore.operators import LinearOperator
 
 #: Boundary model of ``restore deblur`` and ``restore super-resolve``: ``valid``, the physics of a photo (it is
-#: the blur of a larger, unknown scene). bench/real_blur.py (DDS, bench/results/real_blur.json) had it best with
-#: the priors of session 5; with session 6's natural-rgb, ``replicate`` leads by 0.08 dB on deblurring and by
-#: 0.23 dB on 4x SR: to be re-measured with the tasks' default samplers before any change.
+#: the blur of a larger, unknown scene). bench/real_blur.py (DDS, bench/results/real_blur.json), with the priors
+#: shipped in session 12: ``valid`` leads ``replicate`` by 0.05 dB on deblurring, and ``reflect``/``replicate``
+#: lead ``valid`` by 0.24 dB on 4x SR (three seeds): to be re-measured with the tasks' default samplers before any
+#: change.
 DEFAULT_BOUNDARY = "valid"
 BOUNDARY_HELP = (f"what lies past the image edge: {' | '.join(BOUNDARIES)} (valid: the scene continues, "
                  "unknown; right for photos)")
