@@ -87,10 +87,10 @@ def main() -> None:
             text = f.read()
         try:
             data = json.loads(text)
-        except json.JSONDecodeError:  # JSON lines (one run per line) record no machine
-            data = {}
+        except json.JSONDecodeError:  # JSON lines (one run per line): no machine, but the runs name their priors
+            data = {"runs": [json.loads(line) for line in text.splitlines() if line.strip()]}
         if not isinstance(data, dict):
-            data = {}
+            data = {"runs": data}
         label, why = status(data, path, now, shipped)
         print(f"{label:10s} {name}" + (f"  ({why})" if why else ""))
 
