@@ -2,7 +2,7 @@
 
 A prior trained for restoration sees the high noise levels rarely and predicts noise there: its
 ``x0̂ = (x - s epŝ) / a`` multiplies the eps error by ``s / a`` (157 at the top of the linear schedule). On
-held-out photographs the shipped priors' ``x0̂`` is worse than the image mean above level ~550 (RMS 4.6 in
+held-out photographs the shipped priors' ``x0̂`` is worse than the image mean from level ~700 (RMS 4.6 in
 [-1, 1] units at level 999, against 0.5 for the mean), so a sampler that starts from pure noise, and every
 unconditional draw, wanders far outside the data range. The Gaussian fit of natural images
 (:func:`restore.priors.stationary.default_stationary_prior`) gives a linear denoiser that is far better
