@@ -28,7 +28,10 @@ MEDICAL_TRAIN = ("nibabel:anatomical.nii", "nibabel:example4d.nii.gz", "nibabel:
                  # its test patterns, ultrasound and radiographs are left out
                  "pydicom-data:693_UNCR.dcm", "pydicom-data:explicit_VR-UN.dcm",
                  "pydicom-data:MR-SIEMENS-DICOM-WithOverlays.dcm", "pydicom-data:MR2_UNCR.dcm",
-                 "pydicom-data:emri_small.dcm")
+                 "pydicom-data:emri_small.dcm",
+                 # nilearn (the `train` extra): the ICBM 2009a T1 brain template, every third slice along each
+                 # axis, the only real 3D MR volume of 1 mm isotropic resolution found in a wheel
+                 "nilearn:mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")
 
 SOURCES_AND_LICENCES = {
     "skimage": "scikit-image data (skimage.data), public domain / CC0 / 'no restrictions' per its README",
@@ -38,6 +41,8 @@ SOURCES_AND_LICENCES = {
     "nibabel": "nibabel test data (anatomical.nii, example4d.nii.gz, functional.nii), MIT",
     "pydicom": "pydicom test files, MIT / public test data",
     "pydicom-data": "pydicom-data wheel on PyPI (pydicom's large test files), MIT",
+    "nilearn": "nilearn wheel: MNI ICBM152 2009a T1 template, (c) McConnell Brain Imaging Centre, "
+               "permissive notice (use, copy, modify, distribute with the copyright notice)",
     "dead-leaves": "procedural, generated in restore_models.data",
     "phantoms": "procedural Shepp-Logan and random ellipses, generated in restore_models.data",
 }
@@ -135,6 +140,19 @@ def load_medical(key: str) -> list[np.ndarray]:
                 continue
             for sl in arr.reshape((-1,) + arr.shape[-2:]):
                 if sl.std() > 0:
+                    slices.append(_normalise(sl))
+    elif src == "nilearn":
+        import importlib.util
+
+        import nibabel as nib
+
+        # not imported: only the template file is needed, not nilearn's scikit-learn stack
+        package = importlib.util.find_spec("nilearn").submodule_search_locations[0]
+        vol = np.asarray(nib.load(os.path.join(package, "datasets", "data", name)).get_fdata(), dtype=np.float32)
+        for axis in range(3):
+            for index in range(0, vol.shape[axis], 3):
+                sl = np.take(vol, index, axis=axis)
+                if (sl > 0.05 * vol.max()).mean() > 0.1:  # skip slices that only graze the head
                     slices.append(_normalise(sl))
     elif src == "matplotlib":
         import matplotlib
