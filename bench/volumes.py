@@ -18,6 +18,7 @@ The z-TV weights were chosen on random-ellipse volumes (``--phantom ellipses``, 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 
@@ -35,7 +36,7 @@ from .memory import peak_rss
 from .run import ROOT, machine, write_json
 
 
-DIPY_VOLUMES = {"dipy-s0": ("S0_10slices", "S0_10slices.nii.gz"), "dipy-piesno": ("test_piesno", "test_piesno.nii.gz")}
+DIPY_VOLUMES = {"dipy-s0": "S0_10slices.nii.gz", "dipy-piesno": "test_piesno.nii.gz"}
 
 
 def dipy_volume(name: str, size: int) -> torch.Tensor:
@@ -43,13 +44,11 @@ def dipy_volume(name: str, size: int) -> torch.Tensor:
     import nibabel as nib
     import numpy as np
 
-    key, filename = DIPY_VOLUMES[name]
-    try:
-        from dipy.data import get_fnames
-
-        path = get_fnames(key)
-    except ImportError:
-        path = os.path.join(os.environ.get("RESTORE_DIPY_DATA", ""), filename)
+    filename = DIPY_VOLUMES[name]
+    # the file itself, not dipy.data.get_fnames: its keys change between dipy releases (S0_10slices -> S0_10)
+    spec = importlib.util.find_spec("dipy")
+    folder = os.path.join(spec.submodule_search_locations[0], "data", "files") if spec else ""
+    path = os.path.join(os.environ.get("RESTORE_DIPY_DATA", folder), filename)
     if not os.path.exists(path):
         raise SystemExit(f"dipy's {filename} not found ({path}): install dipy or set RESTORE_DIPY_DATA")
     vol = np.asarray(nib.load(path).get_fdata(), dtype=np.float64)

@@ -26,8 +26,9 @@ if TYPE_CHECKING:  # the task declaration imports no torch (restore ct --help); 
 METHODS = {"fbp": "ct-fbp", "tv": "ct-tv", "diffusion": None}
 
 # 2D default: DPIR-style plug-and-play HQS (8 denoiser calls, CG proximal steps), measured on held-out
-# images (bench/medical.py, bench/results/medical_ct_pnp.json): at 30 and 60 views it beats TV tuned per image
-# by 1.4 and 2.8 dB and DDS by 3.8 and 4.3 dB, in under half DDS's time.
+# images (bench/medical.py, bench/results/medical_ct_pnp.json, session 14's medical-gray): at 30 and 60 views it
+# beats TV tuned per image by 1.2 and 3.4 dB and DDS with the options below by 0.7 and 1.2 dB, in about half DDS's
+# time (when chosen, against DDS with the paper's options: by 3.8 and 4.3 dB).
 # --sampler dds: 10 CG steps per diffusion step instead of the paper's 5 (sparse-view Radon normal equations
 # converge slowly). Noiseless sinograms take the CG-on-the-normal-equations branch; noisy ones the damped branch
 # with the SNR-faded data weight, which on ct_small (128², 30 views) is 32.7 / 27.3 dB at 0.5 % / 2 % sinogram
