@@ -149,11 +149,11 @@ def load_medical(key: str) -> list[np.ndarray]:
         # not imported: only the template file is needed, not nilearn's scikit-learn stack
         package = importlib.util.find_spec("nilearn").submodule_search_locations[0]
         vol = np.asarray(nib.load(os.path.join(package, "datasets", "data", name)).get_fdata(), dtype=np.float32)
+        head = vol > 0.05 * vol.max()
         for axis in range(3):
             for index in range(0, vol.shape[axis], 3):
-                sl = np.take(vol, index, axis=axis)
-                if (sl > 0.05 * vol.max()).mean() > 0.1:  # skip slices that only graze the head
-                    slices.append(_normalise(sl))
+                if np.take(head, index, axis=axis).mean() > 0.1:  # skip slices that only graze the head
+                    slices.append(_normalise(np.take(vol, index, axis=axis)))
     elif src == "matplotlib":
         import matplotlib
 

@@ -4,8 +4,8 @@ A noisy photo is already a diffusion state: ``y / sqrt(1 + σ²)`` (model units)
 whose noise-to-signal ratio ``s_k / a_k`` equals σ, so one network call at that level returns the
 posterior mean. This is the PSNR-optimal answer a diffusion prior can give for Gaussian denoising;
 iterative samplers draw posterior samples instead and lose PSNR doing so: at 25/255 DDS 1.3 dB and DPS 4.6 dB
-below the x8 average (``python -m bench.run --suite quick``, with the priors of session 12). It has no ``steps`` option: it makes one network call, or one per
-transform with ``transforms`` > 1.
+below the x8 average (``python -m bench.run --suite quick``, with the priors of session 12). It has no ``steps``
+option: it makes one network call, or one per transform with ``transforms`` > 1.
 """
 from __future__ import annotations
 
