@@ -71,9 +71,9 @@ TASK_DEFAULTS = {"deblur": ("diffpir", 50), "super-resolve": ("pnp-hqs", 20), "i
 #: rotations. Chosen on 14 validation crops (the 9th-16th gray and 9th-14th colour images, 96², noise 0.01) among
 #: 8-32 iterations, λ 0.12-0.4 and first levels 0.06-0.19: +1.30 dB over the best of Wiener / unsupervised
 #: Wiener / Richardson-Lucy per image against DPIR's 8 iterations' +1.04 there. On the 14 crops of
-#: ``python -m bench.deblur_kernels`` (not used for the choice; bench/results/deblur_kernels.json): +0.93 dB, where
-#: DPIR's 8 iterations give +0.87 and DiffPIR-50 +0.53; on the other held-out images at larger crops (12 gray at
-#: 176², 13 colour at 256²: deblur_gaussian_gray176.json, deblur_gaussian_rgb256.json) +0.96 and +1.01 dB. On
+#: ``python -m bench.deblur_kernels`` (not used for the choice; bench/results/deblur_kernels.json): +0.95 dB, where
+#: DPIR's 8 iterations give +0.89 and DiffPIR-50 +0.56; on the other held-out images at larger crops (12 gray at
+#: 176², 13 colour at 256²: deblur_gaussian_gray176.json, deblur_gaussian_rgb256.json) +1.00 and +1.01 dB. On
 #: motion blur DiffPIR-50 stays far ahead.
 GAUSSIAN_DEBLUR_DEFAULT = ("pnp-hqs", 16)
 GAUSSIAN_DEBLUR_OPTIONS = {"sigma_start": 0.1}
