@@ -42,11 +42,11 @@ SIMULATE_BOUNDARY_HELP = "with --simulate: degrade with this boundary model inst
 DDS_IMAGING = {"dds": {"gamma_rule": "snr", "cg_iters": 10, "eta": 0.95, "spacing": "quad"}}
 #: Denoising re-noises with fresh noise alone (η′ = 1; CG on the identity converges in one step, so only η′ and the
 #: grid matter). On crops the other tables were not chosen on (gray 9th-14th, colour 7th-10th, 96², σ = 25/255;
-#: bench/results/dds_denoise.json), mean PSNR at 25 / 50 steps in dB: the code's options 22.66 / 23.32 (gray) and
-#: 23.55 / 24.54 (colour); η′ = 0.95 24.90 / 26.17 and 28.32 / 29.31; η′ = 1 26.37 / 26.46 and 29.84 / 29.86.
-#: More steps do not help here: gray at 20 / 50 / 100 steps, η′ = 1 26.46 / 26.46 / 26.05, η′ = 0.98 25.62 / 26.51 /
-#: 26.37, η′ = 0.95 24.95 / 26.17 / 26.31 (bench/results/dds_denoise_eta.json); η′ = 1 is best below 50 steps and
-#: within 0.05 dB of η′ = 0.98 at the CLI's 50.
+#: bench/results/dds_denoise.json), mean PSNR at 25 / 50 steps in dB: the code's options 22.52 / 23.11 (gray) and
+#: 23.55 / 24.54 (colour); η′ = 0.95 24.61 / 26.02 and 28.32 / 29.31; η′ = 1 26.49 / 26.65 and 29.84 / 29.86.
+#: More steps do not help here: gray at 20 / 50 / 100 steps, η′ = 1 26.56 / 26.65 / 26.27, η′ = 0.98 25.48 / 26.59 /
+#: 26.51, η′ = 0.95 24.66 / 26.02 / 26.29 (bench/results/dds_denoise_eta.json); η′ = 1 is best at 20 and 50 steps
+#: (0.06 dB above η′ = 0.98 at the CLI's 50).
 DDS_DENOISE = {"dds": {**DDS_IMAGING["dds"], "eta": 1.0}}
 
 #: DiffPIR on deblurring and super-resolution with fresh noise at every step (ζ = 1): its official ζ = 0.1
