@@ -93,7 +93,7 @@ PNP_HQS_IMAGING = {"pnp-hqs": {"cycle_transforms": True}}
 
 #: Denoising averages the Tweedie estimates of the 8 flips/rotations of the input (DPIR's and SwinIR's "x8"), 8
 #: network calls instead of 1, still far inside the 60 s budget at 256². On the priors' validation images
-#: (bench/results/tweedie_ensemble.json, σ = 15 / 25 / 50): +0.08 / +0.09 / +0.10 dB with natural-gray (23 images)
+#: (bench/results/tweedie_ensemble.json, σ = 15 / 25 / 50): +0.06 / +0.06 / +0.07 dB with natural-gray (23 images)
 #: and +0.12 / +0.14 / +0.16 with natural-rgb (24); ``--quality draft`` is the single call.
 TWEEDIE_DENOISE = {"tweedie": {"transforms": 8}}
 
