@@ -5,7 +5,8 @@
 
 Validation sets (never trained on; see ``restore_models.prepare``): ``bsd400-val`` (20 gray 180² BSD crops),
 ``cbsd432-val`` (21 colour BSD photos, 256² centre crops), ``wheels-val`` (skimage rocket and
-stereo_motorcycle, matplotlib grace_hopper: 256² centre crops). Noise is drawn once per image and σ with a
+stereo_motorcycle, matplotlib grace_hopper: 256² centre crops), ``dipy-val`` (the 10 slices of dipy's
+``S0_10slices.nii.gz``, b=0 diffusion MRI, 128²: a medical check on a scanner no prior was trained on). Noise is drawn once per image and σ with a
 fixed seed, so every prior and BM3D see the same noisy images; BM3D results are cached in the JSON
 (``bm3d.bm3d`` for gray, ``bm3d.bm3d_rgb`` (CBM3D) for colour). Results merge into the existing JSON, keyed
 by the prior's name and weight fingerprint.
@@ -42,7 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prior", action="append", required=True, help="prior name or folder (repeatable)")
     parser.add_argument("--set", dest="sets", action="append", required=True,
-                        help="bsd400-val | cbsd432-val | wheels-val (repeatable)")
+                        help="bsd400-val | cbsd432-val | wheels-val | dipy-val (repeatable)")
     parser.add_argument("--data-root", default=DEFAULT_ROOT)
     parser.add_argument("--no-bm3d", action="store_true")
     parser.add_argument("--sigma", type=int, action="append", help="noise levels in 1/255 (default 15, 25, 50)")
@@ -61,8 +62,10 @@ def main() -> None:
     for name in args.prior:
         prior = restore.prior(name, device="cpu")
         label = os.path.basename(os.path.normpath(name))
-        entry = {"prior": name, "fingerprint": prior.fingerprint(), "meta": {
-            k: getattr(prior, "metadata", {}).get(k) for k in ("training_steps", "training_minutes")}, "sets": {}}
+        # a set measured before with the same weights is kept: the entry gains the sets of this run
+        entry = results["priors"].get(f"{label}@{prior.fingerprint()}", {"sets": {}})
+        entry.update({"prior": name, "fingerprint": prior.fingerprint(), "meta": {
+            k: getattr(prior, "metadata", {}).get(k) for k in ("training_steps", "training_minutes")}})
         for set_name in args.sets:
             rows = []
             for key, clean in validation_set(set_name, prior.channels, args.data_root)[:args.limit]:

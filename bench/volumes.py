@@ -18,7 +18,6 @@ The z-TV weights were chosen on random-ellipse volumes (``--phantom ellipses``, 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 
@@ -44,13 +43,12 @@ def dipy_volume(name: str, size: int) -> torch.Tensor:
     import nibabel as nib
     import numpy as np
 
-    filename = DIPY_VOLUMES[name]
-    # the file itself, not dipy.data.get_fnames: its keys change between dipy releases (S0_10slices -> S0_10)
-    spec = importlib.util.find_spec("dipy")
-    folder = os.path.join(spec.submodule_search_locations[0], "data", "files") if spec else ""
-    path = os.path.join(os.environ.get("RESTORE_DIPY_DATA", folder), filename)
-    if not os.path.exists(path):
-        raise SystemExit(f"dipy's {filename} not found ({path}): install dipy or set RESTORE_DIPY_DATA")
+    from restore_models.data import dipy_file
+
+    try:
+        path = dipy_file(DIPY_VOLUMES[name])
+    except FileNotFoundError as err:
+        raise SystemExit(str(err)) from None
     vol = np.asarray(nib.load(path).get_fdata(), dtype=np.float64)
     vol = vol.reshape(vol.shape[:3] + (-1,))[..., 0].transpose(2, 1, 0)  # (D, H, W) of the first volume
     lo, hi = np.percentile(vol, 0.5), np.percentile(vol, 99.5)

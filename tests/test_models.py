@@ -183,3 +183,26 @@ def test_a_new_run_from_the_shipped_weights_is_a_new_stage_and_a_continued_run_r
     # started where the last stage started (that run resumed and shipped again): it replaces that stage
     again = run_history({**run, "init_weights": "0123456789ab"}, tmp_path)
     assert [s["steps"] for s in again] == [7000, 4000] and again[-1]["init_weights"] == "0123456789ab"
+
+
+def test_dipy_validation_set_reads_every_slice_of_the_b0_volume(tmp_path, monkeypatch):
+    nib = pytest.importorskip("nibabel")
+    from restore_models.data import MEDICAL_EXTRA_VALIDATION, MEDICAL_TRAIN
+    from restore_models.evaluate import validation_set
+
+    vol = np.random.default_rng(0).random((40, 32, 3, 2)).astype(np.float32)  # (x, y, z, volume)
+    nib.save(nib.Nifti1Image(vol, np.eye(4)), str(tmp_path / "S0_10slices.nii.gz"))
+    monkeypatch.setenv("RESTORE_DIPY_DATA", str(tmp_path))
+    images = validation_set("dipy-val", 1, root="unused")
+    assert [key for key, _ in images] == [f"dipy:S0_10slices.nii.gz#{z}" for z in range(3)]
+    assert all(im.shape == (1, 1, 32, 32) and 0 <= im.min() and im.max() <= 1 for _, im in images)  # rows = y
+    assert not set(MEDICAL_EXTRA_VALIDATION) & set(MEDICAL_TRAIN)
+
+
+def test_dipy_validation_set_without_the_files_names_the_fix(tmp_path, monkeypatch):
+    from restore.errors import InvalidInputError
+    from restore_models.evaluate import validation_set
+
+    monkeypatch.setenv("RESTORE_DIPY_DATA", str(tmp_path))
+    with pytest.raises(InvalidInputError, match="pip install dipy"):
+        validation_set("dipy-val", 1, root="unused")

@@ -32,6 +32,9 @@ MEDICAL_TRAIN = ("nibabel:anatomical.nii", "nibabel:example4d.nii.gz", "nibabel:
                  # nilearn (the `train` extra): the ICBM 2009a T1 brain template, every third slice along each
                  # axis, the only real 3D MR volume of 1 mm isotropic resolution found in a wheel
                  "nilearn:mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")
+# A second, independent medical check (``dipy-val``): another scanner, another contrast, never trained on. Its
+# t1_coronal_slice.npy is left out: it looks like a slice of the MNI template, which is in MEDICAL_TRAIN.
+MEDICAL_EXTRA_VALIDATION = ("dipy:S0_10slices.nii.gz",)
 
 SOURCES_AND_LICENCES = {
     "skimage": "scikit-image data (skimage.data), public domain / CC0 / 'no restrictions' per its README",
@@ -43,6 +46,7 @@ SOURCES_AND_LICENCES = {
     "pydicom-data": "pydicom-data wheel on PyPI (pydicom's large test files), MIT",
     "nilearn": "nilearn wheel: MNI ICBM152 2009a T1 template, (c) McConnell Brain Imaging Centre, "
                "permissive notice (use, copy, modify, distribute with the copyright notice)",
+    "dipy": "dipy wheel data files (S0_10slices.nii.gz: 10 b=0 diffusion MRI brain slices), BSD-3",
     "dead-leaves": "procedural, generated in restore_models.data",
     "phantoms": "procedural Shepp-Logan and random ellipses, generated in restore_models.data",
 }
@@ -101,6 +105,20 @@ def load_natural(key: str) -> np.ndarray:
     return _to_float(im)
 
 
+def dipy_file(filename: str) -> str:
+    """Path of a file of the installed ``dipy`` wheel's data, else of the folder ``$RESTORE_DIPY_DATA``."""
+    import importlib.util
+
+    # the file itself, not dipy.data.get_fnames: its keys change between dipy releases (S0_10slices -> S0_10)
+    spec = importlib.util.find_spec("dipy")
+    folder = os.path.join(spec.submodule_search_locations[0], "data", "files") if spec else ""
+    path = os.path.join(os.environ.get("RESTORE_DIPY_DATA", folder), filename)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"dipy's {filename} not found ({path}): `pip install dipy` or set RESTORE_DIPY_DATA "
+                                f"to a folder holding it")
+    return path
+
+
 def load_medical(key: str) -> list[np.ndarray]:
     """2D slices ``(H, W, 1)`` in [0, 1] (per-slice robust min-max) from a packaged file."""
     src, name = key.split(":")
@@ -154,6 +172,12 @@ def load_medical(key: str) -> list[np.ndarray]:
             for index in range(0, vol.shape[axis], 3):
                 if np.take(head, index, axis=axis).mean() > 0.1:  # skip slices that only graze the head
                     slices.append(_normalise(np.take(vol, index, axis=axis)))
+    elif src == "dipy":
+        import nibabel as nib
+
+        vol = np.asarray(nib.load(dipy_file(name)).get_fdata(), dtype=np.float32)
+        vol = vol.reshape(vol.shape[:3] + (-1,))[..., 0]  # the first volume (b=0)
+        slices += [_normalise(vol[:, :, z].T) for z in range(vol.shape[2])]  # radiological (rows = y) order
     elif src == "matplotlib":
         import matplotlib
 

@@ -69,12 +69,19 @@ def validation_set(name: str, channels: int, root: str, side: int = 256) -> list
     """``(name, (1, C, H, W) in [0, 1])`` centre crops of a validation set, converted to ``channels``.
 
     ``name`` is a prepared collection's held-out split (``bsd400-val``, ``cbsd432-val``: see
-    ``restore_models.prepare``) or ``wheels-val`` (the natural validation images shipped in installed wheels).
+    ``restore_models.prepare``), ``wheels-val`` (the natural validation images shipped in installed wheels) or
+    ``dipy-val`` (the medical slices of ``MEDICAL_EXTRA_VALIDATION``, from the dipy wheel).
     """
-    from .data import NATURAL_VALIDATION, load_natural, read_image_file, scan_folder
+    from .data import MEDICAL_EXTRA_VALIDATION, NATURAL_VALIDATION, load_medical, load_natural, \
+        read_image_file, scan_folder
 
     if name == "wheels-val":
         images = [(key, load_natural(key)) for key in NATURAL_VALIDATION]
+    elif name == "dipy-val":
+        try:
+            images = [(f"{key}#{i}", im) for key in MEDICAL_EXTRA_VALIDATION for i, im in enumerate(load_medical(key))]
+        except FileNotFoundError as err:
+            raise InvalidInputError(str(err)) from None
     else:
         folder = os.path.join(root, name.removesuffix("-val"), "val")
         if not os.path.isdir(folder):
