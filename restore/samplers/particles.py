@@ -152,7 +152,7 @@ def collapse_note(diagnostics: list[dict], tempering_option: bool, cli: bool = T
     over the steps, the worst problem's, is the measure: after a collapse the final resampling spreads equal
     weights over copies of one particle, so the final weights alone look healthy. With one lineage the
     weighted std is that lineage's last few steps of proposal noise, far below the posterior's (exact ``smc``
-    with 16 particles on 64² deblurring: ESS 1 and ±2 std coverage 0.86, ``bench/results/smc_coverage.json``).
+    with 16 particles on 64² deblurring: ESS 1 and ±2 std coverage 0.85, ``bench/results/smc_coverage.json``).
     ``cli`` names the remedies as command-line options, else as sampler options (:func:`restore.solve`).
     """
     import statistics

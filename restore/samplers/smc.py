@@ -51,8 +51,8 @@ class SMCConfig:
             less resampling noise while the weights stay even.
         proposal: ``gaussian`` (the exact Gaussian transition of the affine case, any linear operator),
             ``gradient`` (the TDS paper's gradient-shifted step) or ``auto`` (default: ``gaussian`` for a linear
-            operator and a real ``y``; on a ``valid``-boundary blur, two held-out crops, it gave 19.8 dB and
-            0.86 coverage where ``gradient`` collapsed to 16.8 dB and a zero std map:
+            operator and a real ``y``; on a ``valid``-boundary blur, two held-out crops, it gave 18.8 dB and
+            0.76 coverage where ``gradient`` collapsed to 16.6 dB and a zero std map:
             ``bench/results/smc_coverage_valid.json``). Both keep the sampler exact as ``N → ∞``; they differ in
             how many particles that takes.
         gaussian_solver: ``svd`` (exact, the operator's fast SVD), ``cg`` (Matheron's rule and CG solves in
