@@ -206,3 +206,19 @@ def test_dipy_validation_set_without_the_files_names_the_fix(tmp_path, monkeypat
     monkeypatch.setenv("RESTORE_DIPY_DATA", str(tmp_path))
     with pytest.raises(InvalidInputError, match="pip install dipy"):
         validation_set("dipy-val", 1, root="unused")
+
+
+def test_a_medical_card_reports_the_unseen_dipy_slices_apart_from_the_wheel_slices():
+    import json
+
+    from restore_models.evaluate import Row
+    from restore_models.plugin import WEIGHTS
+    from restore_models.ship import SIGMAS, model_card
+
+    meta = json.loads((WEIGHTS / "medical-gray" / "restore_prior.json").read_text())
+    rows = [Row(f"{group}|key", sigma, 20.0, psnr_, None, 0.1)
+            for group, psnr_ in (("wheels-val", 30.0), ("dipy-val", 31.0)) for sigma in SIGMAS]
+    card = model_card(meta, rows, fwd_ms=300.0, size_mb=8.3, dtype="float16")
+    assert "| wheel images | 1 | 25/255 | 20.00 | 30.00 | n/a |" in card
+    assert "| dipy b=0 MRI (unseen) | 1 | 25/255 | 20.00 | 31.00 | n/a |" in card
+    assert "dipy:S0_10slices.nii.gz (a scanner and contrast no stage trained on" in card

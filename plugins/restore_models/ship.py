@@ -17,7 +17,7 @@ import torch
 from restore.errors import InvalidInputError
 
 from .calibrate import calibrate
-from .data import PRESETS, SOURCES_AND_LICENCES, data_root, load_medical, load_natural
+from .data import MEDICAL_EXTRA_VALIDATION, PRESETS, SOURCES_AND_LICENCES, data_root, load_medical, load_natural
 from .evaluate import validation_crop, validation_set
 from .plugin import WEIGHTS
 from .training import init_weights, weights_fingerprint
@@ -41,6 +41,18 @@ def validation_images(preset_name: str, side: int = 256) -> list[tuple[str, torc
             out.append((f"wheels-val|{key}#{i}" if len(ims) > 1 else f"wheels-val|{key}",
                         validation_crop(im, preset.channels, side)))
     return out
+
+
+def independent_images(preset_name: str) -> list[tuple[str, torch.Tensor]]:
+    """Held-out images from a source no stage of the preset trains on, reported on the card but not used to
+    decide a ship: for a medical preset the ``dipy-val`` slices, when dipy is installed."""
+    if PRESETS[preset_name].domain != "medical":
+        return []
+    try:
+        return [(f"dipy-val|{key}", im) for key, im in validation_set("dipy-val", 1, data_root())]
+    except InvalidInputError as exc:
+        print(f"warning: {exc}; the card leaves out the dipy-val slices", file=sys.stderr)
+        return []
 
 
 def mean_psnr(rows, sigma: float) -> float:
@@ -193,13 +205,16 @@ def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> s
         f"- Offline sources from installed wheels: {', '.join(preset.sources)}; procedural fraction {fraction:.0%} "
         f"({'dead-leaves images with textures and blur' if preset.domain == 'natural' else 'random-ellipse and Shepp–Logan phantoms'}).",
         "- Validation (never trained on): " + "".join(f"the held-out split of `{name}`, " for name in preset.collections)
-        + f"{', '.join(preset.validation)}.",
+        + f"{', '.join(preset.validation)}"
+        + (f"; as an independent check, {', '.join(MEDICAL_EXTRA_VALIDATION)} (a scanner and contrast no stage "
+           "trained on; not used to decide a ship)" if preset.domain == "medical" else "") + ".",
         "- Never used: the images behind `sample_images/` (" + ", ".join(
             ["skimage:astronaut", "skimage:coffee", "skimage:camera", "skimage:chelsea"]) + ") and the standard "
         "test sets (Set5/12/14, BSD68/CBSD68, Kodak24, McMaster, LIVE1, Urban100).",
         "- Licences: " + "; ".join(f"{k}: {v}" for k, v in SOURCES_AND_LICENCES.items()
                                    if k in {s.split(':')[0] for s in preset.sources + preset.validation}
-                                   or k in ("dead-leaves", "phantoms")) + ".", "",
+                                   or k in ("dead-leaves", "phantoms")
+                                   or (k == "dipy" and preset.domain == "medical")) + ".", "",
         "## One-step Tweedie denoising on the validation images", "",
         "Mean PSNR in dB over 256² centre crops (seed 0). BM3D: the `bm3d` package (CBM3D for colour) on the "
         "same noisy images.", "",
@@ -208,7 +223,8 @@ def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> s
     groups: dict[str, list] = {}
     for r in rows:
         group = r.image.split("|")[0].removesuffix("-val")
-        groups.setdefault(group if group in preset.collections else "wheel images", []).append(r)
+        label = group if group in preset.collections else "dipy b=0 MRI (unseen)" if group == "dipy" else "wheel images"
+        groups.setdefault(label, []).append(r)
     for group, sel_all in groups.items():
         for sigma in SIGMAS:
             sel = [r for r in sel_all if abs(r.sigma - sigma) < 1e-9]
@@ -234,6 +250,7 @@ def ship(run_dir: str, evaluate_now: bool = True, force: bool = False, bm3d_cach
     meta = json.loads((run / "restore_prior.json").read_text())
     dest = WEIGHTS / meta["name"]
     images = validation_images(meta["name"]) if evaluate_now else []
+    extra = independent_images(meta["name"]) if evaluate_now else []
     # BM3D on the same keyed noisy images is what bench.priors caches: reuse it rather than recompute.
     cache = json.loads(Path(bm3d_cache).read_text()).get("bm3d", {}) if bm3d_cache else {}
     shipped_rows = []
@@ -267,6 +284,8 @@ def ship(run_dir: str, evaluate_now: bool = True, force: bool = False, bm3d_cach
             dtype = "float16"
         else:
             save_file(full, str(weights))
+        rows += evaluate(load_prior_folder(str(tmp)), extra, list(SIGMAS), use_bm3d="--no-bm3d" not in sys.argv,
+                         bm3d_cache=cache)
         size_mb = sum(f.stat().st_size for f in (tmp / "unet").iterdir()) / 1e6
         (tmp / "MODEL_CARD.md").write_text(model_card(meta, rows, forward_ms(load_prior_folder(str(tmp))),
                                                       size_mb, dtype))
