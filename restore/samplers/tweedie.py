@@ -27,7 +27,7 @@ class TweedieConfig:
             turned back (8 is DPIR's and SwinIR's "x8" self-ensemble), one network call each. The priors are
             trained on flipped and rotated crops, so the exact posterior mean commutes with these transforms;
             averaging removes the part of the network's error that does not (on the priors' validation images
-            at σ = 25/255: +0.06 dB with natural-gray, +0.14 with natural-rgb, +0.13 with medical-gray;
+            at σ = 25/255: +0.06 dB with natural-gray, +0.14 with natural-rgb, +0.11 with medical-gray;
             ``python -m bench.tweedie_ensemble``).
     """
 
