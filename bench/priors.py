@@ -62,9 +62,10 @@ def main() -> None:
     for name in args.prior:
         prior = restore.prior(name, device="cpu")
         label = os.path.basename(os.path.normpath(name))
+        fingerprint = prior.fingerprint()
         # a set measured before with the same weights is kept: the entry gains the sets of this run
-        entry = results["priors"].get(f"{label}@{prior.fingerprint()}", {"sets": {}})
-        entry.update({"prior": name, "fingerprint": prior.fingerprint(), "meta": {
+        entry = results["priors"].get(f"{label}@{fingerprint}", {"sets": {}})
+        entry.update({"prior": name, "fingerprint": fingerprint, "meta": {
             k: getattr(prior, "metadata", {}).get(k) for k in ("training_steps", "training_minutes")}})
         for set_name in args.sets:
             rows = []

@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # the task declaration imports no torch (restore ct --help); 
 METHODS = {"fbp": "ct-fbp", "tv": "ct-tv", "diffusion": None}
 
 # 2D default: DPIR-style plug-and-play HQS (8 denoiser calls, CG proximal steps), measured on held-out
-# images (bench/medical.py, bench/results/medical_ct_pnp.json, session 14's medical-gray): at 30 and 60 views it
-# beats TV tuned per image by 1.2 and 3.4 dB and DDS with the options below by 0.7 and 1.2 dB, in about half DDS's
+# images (bench/medical.py, bench/results/medical_ct_pnp.json, session 15's medical-gray): at 30 and 60 views it
+# beats TV tuned per image by 1.0 and 3.5 dB and DDS with the options below by 0.6 and 1.1 dB, in about half DDS's
 # time (when chosen, against DDS with the paper's options: by 3.8 and 4.3 dB).
 # --sampler dds: 10 CG steps per diffusion step instead of the paper's 5 (sparse-view Radon normal equations
 # converge slowly). Noiseless sinograms take the CG-on-the-normal-equations branch; noisy ones the damped branch

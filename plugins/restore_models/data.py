@@ -320,6 +320,8 @@ class Preset:
     # Photograph collections (restore_models.prepare) whose train split the recipe trains on and whose
     # val split validates it.
     collections: tuple[str, ...] = ()
+    # Held-out images from a source no stage trains on (the ``dipy-val`` set): on the card, never in a ship decision.
+    independent: tuple[str, ...] = ()
 
 
 class PatchSampler:
@@ -410,5 +412,6 @@ PRESETS = {
     "natural-gray": Preset("natural-gray", 1, "grayscale photographs (default for 1-channel images)",
                            "natural", NATURAL_TRAIN, NATURAL_VALIDATION, 0.5, lambda s, r: None, ("bsd400",)),
     "medical-gray": Preset("medical-gray", 1, "CT/MRI magnitude slices (default for medical tasks)",
-                           "medical", MEDICAL_TRAIN, MEDICAL_VALIDATION, 0.6, _medical_procedural),
+                           "medical", MEDICAL_TRAIN, MEDICAL_VALIDATION, 0.6, _medical_procedural,
+                           independent=MEDICAL_EXTRA_VALIDATION),
 }

@@ -17,7 +17,7 @@ import torch
 from restore.errors import InvalidInputError
 
 from .calibrate import calibrate
-from .data import MEDICAL_EXTRA_VALIDATION, PRESETS, SOURCES_AND_LICENCES, data_root, load_medical, load_natural
+from .data import PRESETS, SOURCES_AND_LICENCES, data_root, load_medical, load_natural
 from .evaluate import validation_crop, validation_set
 from .plugin import WEIGHTS
 from .training import init_weights, weights_fingerprint
@@ -44,9 +44,9 @@ def validation_images(preset_name: str, side: int = 256) -> list[tuple[str, torc
 
 
 def independent_images(preset_name: str) -> list[tuple[str, torch.Tensor]]:
-    """Held-out images from a source no stage of the preset trains on, reported on the card but not used to
-    decide a ship: for a medical preset the ``dipy-val`` slices, when dipy is installed."""
-    if PRESETS[preset_name].domain != "medical":
+    """The preset's ``independent`` images (the ``dipy-val`` slices, when dipy is installed): reported on the card,
+    not used to decide a ship."""
+    if not PRESETS[preset_name].independent:
         return []
     try:
         return [(f"dipy-val|{key}", im) for key, im in validation_set("dipy-val", 1, data_root())]
@@ -206,15 +206,15 @@ def model_card(meta: dict, rows, fwd_ms: float, size_mb: float, dtype: str) -> s
         f"({'dead-leaves images with textures and blur' if preset.domain == 'natural' else 'random-ellipse and Shepp–Logan phantoms'}).",
         "- Validation (never trained on): " + "".join(f"the held-out split of `{name}`, " for name in preset.collections)
         + f"{', '.join(preset.validation)}"
-        + (f"; as an independent check, {', '.join(MEDICAL_EXTRA_VALIDATION)} (a scanner and contrast no stage "
-           "trained on; not used to decide a ship)" if preset.domain == "medical" else "") + ".",
+        + (f"; as an independent check, {', '.join(preset.independent)} (a scanner and contrast no stage "
+           "trained on; not used to decide a ship)" if preset.independent else "") + ".",
         "- Never used: the images behind `sample_images/` (" + ", ".join(
             ["skimage:astronaut", "skimage:coffee", "skimage:camera", "skimage:chelsea"]) + ") and the standard "
         "test sets (Set5/12/14, BSD68/CBSD68, Kodak24, McMaster, LIVE1, Urban100).",
         "- Licences: " + "; ".join(f"{k}: {v}" for k, v in SOURCES_AND_LICENCES.items()
-                                   if k in {s.split(':')[0] for s in preset.sources + preset.validation}
-                                   or k in ("dead-leaves", "phantoms")
-                                   or (k == "dipy" and preset.domain == "medical")) + ".", "",
+                                   if k in {s.split(':')[0] for s in preset.sources + preset.validation
+                                            + preset.independent}
+                                   or k in ("dead-leaves", "phantoms")) + ".", "",
         "## One-step Tweedie denoising on the validation images", "",
         "Mean PSNR in dB over 256² centre crops (seed 0). BM3D: the `bm3d` package (CBM3D for colour) on the "
         "same noisy images.", "",
