@@ -306,8 +306,8 @@ def test_ve_prior_eps_is_minus_sigma_times_score(tmp_path):
     assert torch.allclose(eps, -sigma * score, atol=1e-5)
 
 
-@pytest.mark.parametrize("sampler,operator", [("ddim", "denoising"), ("ddpm", "denoising"), ("tweedie", "denoising"),
-                                              ("bdia", "denoising"), ("dps", "gaussian-blur"), ("dds", "gaussian-blur"),
+@pytest.mark.parametrize("sampler,operator", [("ddim", None), ("ddpm", None), ("tweedie", "denoising"),
+                                              ("bdia", None), ("dps", "gaussian-blur"), ("dds", "gaussian-blur"),
                                               ("red-diff", "gaussian-blur"), ("stsl", "gaussian-blur"),
                                               ("code", "gaussian-blur")])
 @pytest.mark.parametrize("family", ["vp-sde", "ve-sde"])
@@ -320,6 +320,11 @@ def test_samplers_run_on_published_architectures(tmp_path, sampler, operator, fa
         noise = NoiseSchedule(type=family, steps=100, sigma_max=50.0)
         prior = ArchitecturePrior(GaussianScoreNet(noise, ADMConfig(image_size=8, num_channels=32, channel_mult=(1,))),
                                   "adm", noise)
+    if operator is None:  # unconditional: a draw of the prior's shape
+        x = restore.sampler(sampler, steps=3).run(restore.prior(prior) if isinstance(prior, str) else prior,
+                                                  shape=(1, 3, 32, 32), generator=torch.Generator().manual_seed(0)).x
+        assert x.shape == (1, 3, 32, 32) and torch.isfinite(x).all()
+        return
     y = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     op = restore.operator(operator, **({"sigma": 1.0} if operator == "gaussian-blur" else {}))
     x = restore.solve(y, op, prior=prior, sampler=sampler, noise_sigma=0.05, seed=0, device="cpu",

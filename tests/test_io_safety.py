@@ -14,9 +14,8 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-import restore
 from restore.cli import main
-from restore.errors import InvalidInputError, OutputExistsError, RestoreError
+from restore.errors import InvalidInputError, OutputExistsError
 from restore.io import OutputError, check_output, max_pixels, read, write
 
 QUICK = ["--prior", "stationary-gaussian", "--steps", "2", "--device", "cpu"]

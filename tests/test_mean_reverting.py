@@ -289,3 +289,28 @@ def test_one_step_is_refused_on_the_grid_to_zero():
     mu = torch.full((2, 1, 1, 1), 0.2, dtype=torch.float64)
     # stopping at a noise level is an ODE step, not the x̂0 jump: still allowed
     assert MRS(steps=1, t_min=1.0, time_schedule="linear-lambda").run(prior, _problem(mu)).nfe == 1
+
+
+def test_a_trained_network_refuses_other_degradations_and_warns_on_another_noise(tmp_path, capsys):
+    """mr-denoise-25 on a deblurring problem ran and wrote an image worse than its input (22.29 dB from 22.45):
+    a network restores the degradation it was trained on."""
+    from PIL import Image
+
+    from restore.cli import main
+    from restore_models.mean_reverting import MRTrainConfig, train
+
+    train(MRTrainConfig(task="denoise", crop=16, batch_size=2, block_out_channels=(8, 16), T=20, steps=1),
+          str(tmp_path / "run"))
+    image = tmp_path / "im.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(image)
+    common = ["--simulate", "--prior", str(tmp_path / "run" / "model"), "--sampler", "mrs", "--steps", "2", "-q"]
+    for task, extra in (("deblur", ["--kernel", "gaussian:1"]), ("super-resolve", ["--scale", "2"])):
+        out = tmp_path / f"{task}.png"
+        assert main([task, str(image), *extra, *common, "-o", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "trained for denoising" in err and "\n" not in err and not out.exists()
+    assert main(["denoise", str(image), *common, "-o", str(tmp_path / "a.png")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["denoise", str(image), "--noise", "0.05", *common, "-o", str(tmp_path / "b.png")]) == 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("warning: prior") and "trained for noise 0.0980" in err and "\n" not in err

@@ -87,11 +87,22 @@ def test_dds_noiseless_output_is_consistent_with_the_measurement(gaussian_proble
 def test_samplers_are_deterministic_for_a_seed_and_count_nfe(gaussian_problem):
     prior, op, _, y = gaussian_problem
     problem = restore.Problem(y.expand(2, -1), op, GaussianNoise(0.05))
-    for sampler in (DPS(steps=7), DDS(steps=7), DDPM(steps=7)):
-        r1 = sampler.run(prior, problem, generator=torch.Generator().manual_seed(5))
-        r2 = sampler.run(prior, problem, generator=torch.Generator().manual_seed(5))
+    for sampler, given in ((DPS(steps=7), {"problem": problem}), (DDS(steps=7), {"problem": problem}),
+                           (DDPM(steps=7), {"shape": (2, 4)})):
+        r1 = sampler.run(prior, **given, generator=torch.Generator().manual_seed(5))
+        r2 = sampler.run(prior, **given, generator=torch.Generator().manual_seed(5))
         assert torch.equal(r1.x, r2.x) and r1.nfe == 7
     assert DPS(steps=7).run(prior, problem, generator=torch.Generator().manual_seed(5)).vjp == 7
+
+
+def test_unconditional_samplers_refuse_a_measurement(gaussian_problem):
+    """They would ignore y and return a prior draw unrelated to it: a silent wrong answer on a task."""
+    prior, op, _, y = gaussian_problem
+    for name in ("ddim", "ddpm", "dpm-solver", "dpm-solver++", "dpm-solver-v3", "bdia", "ve-ode", "flow-euler",
+                 "rf-solver"):
+        with pytest.raises(restore.RestoreError, match="ignores the measurement") as err:
+            restore.sampler(name).run(prior, restore.Problem(y, op))
+        assert "\n" not in str(err.value)
 
 
 def test_dps_gradient_matches_the_closed_form(gaussian_problem):

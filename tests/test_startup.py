@@ -96,8 +96,8 @@ def test_task_help_lists_the_task_options():
 
 
 def test_sampler_listing_reads_declarations_as_the_classes_state_them():
-    """``restore list samplers`` reads ``families``/``requires``/``uses_prior`` from the source; the imported
-    classes are the truth it must reproduce, for every registered sampler."""
+    """``restore list samplers`` reads ``families``/``requires``/``uses_prior``/``unconditional`` from the
+    source; the imported classes are the truth it must reproduce, for every registered sampler."""
     from restore.cli.inspect import _static_declaration, sampler_declaration
     from restore.plugins import registry
     from restore.priors.base import Prior
@@ -108,7 +108,8 @@ def test_sampler_listing_reads_declarations_as_the_classes_state_them():
         cls = comp.load()
         priors = "none" if not cls.uses_prior else (
             "any" if Prior in cls.families else ", ".join(f.family_label for f in cls.families))
-        assert static == {"priors": priors, "requires": tuple(cls.requires)}, comp.name
+        requires = ("unconditional",) if cls.unconditional else tuple(cls.requires)
+        assert static == {"priors": priors, "requires": requires}, comp.name
         assert sampler_declaration(comp) == static
 
 

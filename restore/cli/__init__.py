@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 
 import typer
 
@@ -57,6 +58,17 @@ def build_app() -> typer.Typer:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("RESTORE_DEBUG") == "1"
+    with warnings.catch_warnings():
+        if not debug:  # a warning is one line, like an error: no source path, no code line
+            warnings.showwarning = _one_line_warning
+        return _main(argv, debug)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {_one_line(str(message))}", file=file or sys.stderr)
+
+
+def _main(argv: list[str], debug: bool) -> int:
     from .usage import exception_types, format_usage_error
 
     try:

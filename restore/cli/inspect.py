@@ -73,9 +73,9 @@ def _prior_cost(comp) -> dict:
 
 
 def sampler_declaration(comp) -> dict[str, Any]:
-    """``priors`` (the prior families it accepts) and ``requires`` as the sampler class declares them: read
-    from the class's source when it can be (no torch import, :mod:`restore.declarations`), else from the
-    imported class."""
+    """``priors`` (the prior families it accepts) and ``requires`` as the sampler class declares them
+    (``unconditional`` for samplers that refuse a measurement): read from the class's source when it can be (no
+    torch import, :mod:`restore.declarations`), else from the imported class."""
     declared = _static_declaration(comp)
     if declared is not None:
         return declared
@@ -90,7 +90,8 @@ def sampler_declaration(comp) -> dict[str, Any]:
         names = "none"
     else:
         names = "any" if Prior in families else ", ".join(f.family_label for f in families)
-    return {"priors": names, "requires": getattr(cls, "requires", ())}
+    return {"priors": names, "requires": ("unconditional",) if getattr(cls, "unconditional", False)
+            else getattr(cls, "requires", ())}
 
 
 def _static_declaration(comp) -> dict[str, Any] | None:
@@ -98,7 +99,7 @@ def _static_declaration(comp) -> dict[str, Any] | None:
 
     if not isinstance(comp.factory, str):
         return None
-    attrs = class_attributes(comp.factory, ("families", "requires", "uses_prior"))
+    attrs = class_attributes(comp.factory, ("families", "requires", "uses_prior", "unconditional"))
     if attrs is None or not {"families", "requires", "uses_prior"} <= set(attrs):
         return None
     families, requires = attrs["families"], attrs["requires"]
@@ -113,7 +114,7 @@ def _static_declaration(comp) -> dict[str, Any] | None:
         if any(not isinstance(label, dict) or not isinstance(label.get("family_label"), str) for label in labels):
             return None
         names = ", ".join(label["family_label"] for label in labels)
-    return {"priors": names, "requires": requires}
+    return {"priors": names, "requires": ("unconditional",) if attrs.get("unconditional") else requires}
 
 
 def register(app: typer.Typer) -> None:

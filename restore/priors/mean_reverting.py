@@ -17,11 +17,12 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 import torch
 
-from ..errors import InvalidInputError, ShapeError
+from ..errors import IncompatibleError, InvalidInputError, ShapeError
 from .base import MeanRevertingFamily
 
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
@@ -187,6 +188,9 @@ class MeanRevertingPrior(MeanRevertingFamily):
     def model_output(self, x: torch.Tensor, t: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def check_problem(self, problem) -> None:
+        """Refuse a problem this prior was not made for; nothing by default (analytic priors take any)."""
+
     def _times(self, x: torch.Tensor, t) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=torch.float64)
         if t.ndim not in (0, 1) or (t.ndim == 1 and t.shape[0] != x.shape[0]):
@@ -252,6 +256,11 @@ class MeanRevertingGaussianPrior(MeanRevertingPrior):
         return mu + a_s * (m - mu) + (c_s / c_t).sqrt() * (x_t - mu - a_t * (m - mu))
 
 
+#: What each task of ``restore train mean-reverting`` trains a network to undo.
+TRAINED_FOR = {"denoise": "denoising (no blur or resizing)", "deblur": "deblurring",
+               "super-resolve": "super-resolution"}
+
+
 class ConditionalUNetPrior(MeanRevertingPrior):
     """A trained conditional network: a diffusers ``UNet2DModel`` on ``concat(x_t, μ)`` (``2C`` input
     channels, ``C`` output), timestep = training time ``t``. Sizes must be multiples of ``2**(levels-1)``
@@ -278,6 +287,35 @@ class ConditionalUNetPrior(MeanRevertingPrior):
         self.name = name
         self.metadata = metadata or {}
         self.multiple = 2 ** (len(unet.config.block_out_channels) - 1)
+
+    def check_problem(self, problem) -> None:
+        """A trained network restores the one degradation it was trained on (``restore_prior.json``'s
+        ``train_config``): another operator is a one-line error, another noise level a one-line warning."""
+        config = self.metadata.get("train_config") or {}
+        task = self.metadata.get("task") or config.get("task")
+        if task not in TRAINED_FOR:
+            return  # a folder from elsewhere that does not say
+        from ..operators.base import Identity
+
+        name = self.name or "this mean-reverting prior"
+        identity = isinstance(problem.operator, Identity)
+        (h, w), (yh, yw) = problem.x_shape[-2:], problem.y.shape[-2:]
+        scale = config.get("scale", 4)
+        ratio = round(h / yh)  # a `valid` boundary trims y a little, so compare the rounded size ratio
+        fits = {"denoise": identity, "deblur": not identity and ratio == 1,
+                "super-resolve": not identity and ratio == scale}[task]
+        if not fits:
+            what = f"{scale}x super-resolution" if task == "super-resolve" else TRAINED_FOR[task]
+            raise IncompatibleError(
+                f"prior '{name}' is a mean-reverting network trained for {what} only and cannot restore this "
+                f"problem ({type(problem.operator).__name__}, {yh}x{yw} -> {h}x{w}); leave out --prior for the "
+                f"task's default prior, or train one: restore train mean-reverting --task {'|'.join(TRAINED_FOR)}")
+        trained, given = config.get("noise"), getattr(problem.noise, "sigma", None)
+        if trained and given and abs(given - trained) > 0.2 * trained + 1e-3:  # 0: the Problem did not say
+            warnings.warn(f"prior '{name}' was trained for noise {trained:.4f} ({trained * 255:.0f}/255) and this "
+                          f"input's noise is {given:.4f}: a mean-reverting network restores the degradation it was "
+                          f"trained on, so expect a worse result (restore train mean-reverting --task {task} "
+                          f"--noise {given:.4f} makes one for it)", stacklevel=2)
 
     def model_output(self, x, t, mu):
         self.check_input(x)

@@ -211,6 +211,9 @@ class MeanRevertingView(ModelView):
         super().__init__(prior, problem, shape, x_init)
         self.mu: torch.Tensor | None = None
         if self.problem is not None:
+            check = getattr(prior, "check_problem", None)
+            if check is not None:
+                check(self.problem)
             self.mu = self.y_image(resize=True).to(self.device, self.dtype)
 
     def y_image(self, resize: bool = True) -> torch.Tensor:

@@ -79,6 +79,8 @@ class Sampler:
             network); prior-free samplers take whatever their operator takes.
         deterministic: the sampler draws no noise (an estimator, not a posterior sampler): ``--samples N``
             repeats one result, so the plan says so.
+        unconditional: the sampler draws from the prior alone (generation, inversion). It would ignore a
+            problem's measurement and return an image unrelated to ``y``, so :meth:`run` refuses a problem.
     """
 
     Config: ClassVar[type]
@@ -91,6 +93,7 @@ class Sampler:
     nonnegative: ClassVar[tuple[str, ...]] = ()
     volumes: ClassVar[bool] = False
     deterministic: ClassVar[bool] = False
+    unconditional: ClassVar[bool] = False
 
     def __init__(self, config: Any | None = None, **overrides: Any) -> None:
         self.config = build_config(type(self).__name__, self.Config, config, overrides)
@@ -115,6 +118,11 @@ class Sampler:
             raise IncompatibleError(
                 f"sampler {name} needs a {family_names(self.families)} prior, but the prior is a "
                 f"{getattr(prior, 'family_label', type(prior).__name__)} prior; {instead}pass {hints}")
+        if self.unconditional and problem is not None:
+            raise IncompatibleError(
+                f"sampler {name} draws from the prior alone and ignores the measurement, so it would return an image "
+                f"unrelated to the input; use a posterior sampler (leave out --sampler for the task's default; "
+                f"restore list samplers shows those that need an operator), or run {name} without a problem")
         if "operator" in self.requires and problem is None:
             raise IncompatibleError(f"sampler {name} needs a measurement: pass a Problem with y (the degraded "
                                     f"image) and an operator")

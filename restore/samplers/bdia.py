@@ -49,6 +49,7 @@ class BDIA(Sampler):
     """
 
     Config = BDIAConfig
+    unconditional = True
     base = "DDIM"
 
     def validate(self) -> None:

@@ -32,6 +32,7 @@ class DDIMConfig:
 
 class DDIM(Sampler):
     Config = DDIMConfig
+    unconditional = True
     chain_batching = True
 
     def validate(self) -> None:

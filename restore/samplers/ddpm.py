@@ -25,6 +25,7 @@ class DDPMConfig:
 
 class DDPM(Sampler):
     Config = DDPMConfig
+    unconditional = True
     chain_batching = True
 
     def sample(self, view, generator, callback):

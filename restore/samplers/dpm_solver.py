@@ -81,6 +81,7 @@ class DPMSolver(Sampler):
     """DPM-Solver-1/2/3 on the noise prediction, singlestep or multistep, for VP priors of any prediction type."""
 
     Config = DPMSolverConfig
+    unconditional = True
     #: which model output the update formulas integrate: ``eps`` (DPM-Solver) or ``x0`` (DPM-Solver++)
     prediction: str = "eps"
 

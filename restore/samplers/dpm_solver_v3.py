@@ -155,6 +155,7 @@ class DPMSolverV3(Sampler):
     """DPM-Solver-v3 multistep predictor–corrector with empirical model statistics (fallback: DPM-Solver++)."""
 
     Config = DPMSolverV3Config
+    unconditional = True
 
     def validate(self) -> None:
         if self.config.order not in (1, 2, 3):

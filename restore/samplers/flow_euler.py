@@ -23,6 +23,7 @@ class FlowEuler(FlowSampler):
     """Deterministic first-order flow sampler; subclasses change :meth:`step` only."""
 
     Config = FlowEulerConfig
+    unconditional = True
 
     def step(self, view, x, t: float, t_next: float, last: bool):
         """One step from ``t`` to ``t_next`` (``last``: the step that reaches ``t = 0``)."""

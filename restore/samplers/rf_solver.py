@@ -49,6 +49,7 @@ class RFSolver(FlowSampler):
     """Second-order flow sampler with inversion (``restore invert --sampler rf-solver``)."""
 
     Config = RFSolverConfig
+    unconditional = True
 
     def sample(self, view, generator, callback):
         times = view.times(self.config.steps)

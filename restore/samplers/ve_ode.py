@@ -30,6 +30,7 @@ class VEODE(Sampler):
     """Deterministic VE probability-flow sampler (VP priors converted exactly)."""
 
     Config = VEODEConfig
+    unconditional = True
     families = (VEPrior, DiffusionPrior)
 
     def run(self, prior, problem=None, **kwargs):

@@ -50,6 +50,7 @@ class VEPC(Sampler):
     """Reverse-diffusion predictor + annealed-Langevin corrector on VE priors (VP priors converted exactly)."""
 
     Config = VEPCConfig
+    unconditional = True
     families = (VEPrior, DiffusionPrior)
 
     def validate(self) -> None:

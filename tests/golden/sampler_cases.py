@@ -80,6 +80,12 @@ def _run(name: str, prior, problem, **cfg) -> torch.Tensor:
     return restore.sampler(name, **cfg).run(prior, problem, generator=torch.Generator().manual_seed(7)).x
 
 
+def _unconditional(name: str, prior, problem, **cfg) -> torch.Tensor:
+    """An unconditional sampler at the shape of ``problem``'s unknown: it was recorded with the problem, which
+    it ignores; runs now refuse one."""
+    return restore.sampler(name, **cfg).run(prior, shape=problem.x_shape, generator=torch.Generator().manual_seed(7)).x
+
+
 def _latent_prior(folder: str):
     import json
 
@@ -135,9 +141,9 @@ def cases() -> dict[str, Callable[[], torch.Tensor]]:
     net = PaddedNetPrior
     blur, ident = _pixel_problem, lambda: _pixel_problem("identity")
     return {
-        "ddim": lambda: _run("ddim", net(), blur(), steps=5, eta=0.5),
-        "ddim-clip": lambda: _run("ddim", net(), blur(), steps=5, clip=True),
-        "ddpm": lambda: _run("ddpm", net(), blur(), steps=5),
+        "ddim": lambda: _unconditional("ddim", net(), blur(), steps=5, eta=0.5),
+        "ddim-clip": lambda: _unconditional("ddim", net(), blur(), steps=5, clip=True),
+        "ddpm": lambda: _unconditional("ddpm", net(), blur(), steps=5),
         "dps": lambda: _run("dps", net(), blur(), steps=5, zeta=0.5),
         "dps-paper": lambda: _run("dps", net(), blur(), steps=5, zeta=0.5, norm="paper", clip=False),
         "dds": lambda: _run("dds", net(), blur(), steps=5),
@@ -148,8 +154,8 @@ def cases() -> dict[str, Callable[[], torch.Tensor]]:
                                             lr=0.1),
         "stsl-fd": lambda: _run("stsl", net(), blur(), steps=4, trace_mode="fd"),
         "stsl-jvp": lambda: _run("stsl", net(), blur(), steps=4, trace_mode="jvp", update="ddim", eta=0.3),
-        "bdia": lambda: _run("bdia", net(), blur(), steps=5, gamma=0.5),
-        "bdia-edm": lambda: _run("bdia-edm", net(), blur(), steps=5),
+        "bdia": lambda: _unconditional("bdia", net(), blur(), steps=5, gamma=0.5),
+        "bdia-edm": lambda: _unconditional("bdia-edm", net(), blur(), steps=5),
         # the pre-refactor engine refused a padded ddim-inversion run, hence 8×8 here
         "ddim-inversion": lambda: _run("ddim-inversion", net(), _pixel_problem("identity", 8), steps=5),
         "code": lambda: _run("code", net(), ident(), steps=10, langevin_steps=4, annealing=2, min_level=1,

@@ -5,7 +5,6 @@ through the CLI command for its kind (the file name starts with the kind: ``png-
 """
 from __future__ import annotations
 
-import json
 import os
 import struct
 import sys
