@@ -22,7 +22,7 @@ def _radon_of(problem) -> Radon:
     base = getattr(op, "op", op)  # SliceOperator wraps a 2D geometry
     if not isinstance(base, Radon):
         raise IncompatibleError(f"FBP needs a CT operator (ct-parallel / ct-fan), got {type(op).__name__}; "
-                                f"use --method tv or diffusion for other problems")
+                                f"use ct-tv or leave out --sampler for the task's default on other problems")
     return op
 
 

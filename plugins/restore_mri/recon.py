@@ -35,7 +35,7 @@ def _mri_of(problem) -> MultiCoilMRI:
         op = op.op
     if not isinstance(op, MultiCoilMRI):
         raise IncompatibleError(f"this MRI baseline needs an MRI operator (mri-single / mri-multicoil), got "
-                                f"{type(op).__name__}; use --method diffusion for other problems")
+                                f"{type(op).__name__}; leave out --sampler for the task's default on other problems")
     return op
 
 

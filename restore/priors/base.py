@@ -58,7 +58,8 @@ class Prior(nn.Module):
         if self.channels is not None and (x.ndim != 4 or x.shape[1] != self.channels):
             raise ShapeError(
                 f"this prior expects images of shape (B, {self.channels}, H, W), got {tuple(x.shape)}; "
-                f"pick a prior with {x.shape[1] if x.ndim == 4 else '?'} channels with --prior"
+                f"pick a {x.shape[1] if x.ndim == 4 else '?'}-channel prior with --prior (the default follows the "
+                f"image's channels)"
             )
         multiple = getattr(self, "multiple", 1)
         if multiple > 1 and (x.shape[-1] % multiple or x.shape[-2] % multiple):
