@@ -59,6 +59,22 @@ def test_jpeg_reads_as_rgb_in_unit_range(tmp_path):
     assert img.data.shape == (1, 3, 8, 8) and abs(float(img.data.mean()) - 200 / 255) < 0.01
 
 
+def test_a_camera_orientation_tag_is_applied_on_reading(tmp_path):
+    """A phone photo stored landscape with "rotate 90° clockwise to display" is restored as it is seen: the
+    output (written without the tag) used to come out sideways."""
+    arr = np.zeros((16, 24, 3), np.uint8)
+    arr[:4, :4] = 255  # a white corner, top left as stored
+    exif = PILImage.Exif()
+    exif[0x0112] = 6
+    PILImage.fromarray(arr).save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=100)
+    img = restore.read(tmp_path / "phone.jpg")
+    assert img.data.shape == (1, 3, 24, 16)  # displayed portrait
+    assert float(img.data[0, :, :4, -4:].mean()) > 0.9  # the corner is top right once displayed
+    restore.write(tmp_path / "out.jpg", img)
+    with PILImage.open(tmp_path / "out.jpg") as out:
+        assert out.size == (16, 24) and out.getexif().get(0x0112) in (None, 1)
+
+
 def test_truncated_and_missing_files_are_clear_errors(tmp_path):
     PILImage.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "ok.png")
     data = (tmp_path / "ok.png").read_bytes()

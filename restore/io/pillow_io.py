@@ -52,6 +52,7 @@ _KEEP_MODES = {"1", "L", "LA", "RGB", "RGBA", "I;16", "I;16L", "I;16B", "F"}
 
 def read_pillow(path: str) -> Image:
     from PIL import Image as PILImage
+    from PIL import ImageOps
 
     PILImage.MAX_IMAGE_PIXELS = None  # restore.io.limits checks the declared size (overridable) instead
     if path.lower().endswith(".png"):
@@ -59,6 +60,10 @@ def read_pillow(path: str) -> Image:
     try:
         with PILImage.open(path) as im:
             im.load()
+            # A camera's orientation tag says how the photo is displayed: restore that view (as viewers do), so
+            # the output, written without the tag, is not turned sideways, and masks and kernel angles drawn on
+            # the displayed photo line up with it.
+            im = ImageOps.exif_transpose(im)
             if im.mode in ("I", "I;32", "I;32L", "I;32B"):  # 16-bit PGM/PNG-like data come as 32-bit ints
                 arr = np.asarray(im, dtype=np.int64)
                 arr = arr.clip(0, 65535).astype(np.uint16 if arr.max() > 255 else np.uint8)
