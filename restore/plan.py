@@ -159,13 +159,43 @@ def quality_preset(task: Task, quality: str, sampler: str) -> tuple[str, dict[st
     return name, entry
 
 
+#: The sampler a task runs without ``--sampler`` when ``--prior`` names a prior of a family that the task's
+#: samplers do not take (by the kind that ``restore list priors`` shows).
+FAMILY_SAMPLERS = {"mean-reverting": "mrs"}
+
+
+def prior_kind(name: str) -> str | None:
+    """The kind of the prior ``name`` (registered name or folder) read without loading it; ``None`` when it
+    cannot be told (``"default"``, an unknown name: loading will report that)."""
+    import json
+    import os
+
+    if name == "default":
+        return None
+    if os.sep in name or os.path.exists(name):
+        meta = os.path.join(name, "restore_prior.json")
+        try:
+            with open(meta) as f:
+                return json.load(f).get("kind", "vp")
+        except (OSError, ValueError, AttributeError):
+            return None
+    from .errors import RestoreError
+    from .plugins import registry
+
+    try:
+        return registry().get("prior", name).metadata.get("kind", "vp")
+    except RestoreError:
+        return None
+
+
 def plan_task(task: Task, settings: RunSettings, options: dict[str, Any], setup: Setup | None = None,
               channels: int = 3) -> RunPlan:
     """The plan of a task run: the setup's own sampler choice (e.g. ``--method sense``) wins over
-    ``--sampler``, which wins over the setup's default for its input, the ``--quality`` preset and the task's
-    default; options layer task defaults, the quality preset, then what the setup derived, then the user's
+    ``--sampler``, which wins over the setup's default for its input, the sampler of the ``--prior``'s family
+    (:data:`FAMILY_SAMPLERS`), the ``--quality`` preset and the task's default; options layer task defaults, the quality preset, then what the setup derived, then the user's
     ``--set``; ``--steps`` wins over the preset's steps."""
-    chosen = settings.sampler or (setup.default_sampler if setup is not None else None)
+    chosen = settings.sampler or (setup.default_sampler if setup is not None else None) \
+        or FAMILY_SAMPLERS.get(prior_kind(settings.prior) or "")
     name, preset = quality_preset(task, settings.quality, chosen)
     if setup is not None and setup.sampler:
         name, preset = setup.sampler, {}

@@ -311,6 +311,10 @@ def test_a_trained_network_refuses_other_degradations_and_warns_on_another_noise
         assert "trained for denoising" in err and "\n" not in err and not out.exists()
     assert main(["denoise", str(image), *common, "-o", str(tmp_path / "a.png")]) == 0
     assert "warning" not in capsys.readouterr().err
+    # without --sampler the task's default (tweedie) cannot take this prior: its family's sampler runs
+    no_sampler = [a for a in common if a not in ("--sampler", "mrs", "-q")]
+    assert main(["denoise", str(image), *no_sampler, "-o", str(tmp_path / "c.png")]) == 0
+    assert "sampler mrs" in capsys.readouterr().err  # the summary line goes to stderr
     assert main(["denoise", str(image), "--noise", "0.05", *common, "-o", str(tmp_path / "b.png")]) == 0
     err = capsys.readouterr().err.strip()
     assert err.startswith("warning: prior") and "trained for noise 0.0980" in err and "\n" not in err
