@@ -38,7 +38,8 @@ class RunPlan:
     Attributes:
         sampler: registered sampler name; ``sampler_config``: every field of its config as run.
         prior: registered prior name or folder; ``None`` when the sampler uses no prior.
-        noise: noise std of the input in [0, 1] image units; ``seed``: the run seed; ``samples``: draws.
+        noise: noise std of the input in [0, 1] image units (``"auto"`` in a batch plan: estimated per input);
+            ``seed``: the run seed; ``samples``: draws.
         task, options, simulate: the task and its options (``None`` / empty for :func:`restore.solve`).
         notes: one-line remarks for the user (e.g. an option the chosen sampler does not have).
         precision: the network's precision (``fp32`` | ``bf16`` | ``auto``; analytic priors ignore it).
@@ -48,7 +49,7 @@ class RunPlan:
     sampler: str
     sampler_config: dict[str, Any]
     prior: str | None
-    noise: float
+    noise: float | str
     seed: int = 0
     samples: int = 1
     task: str | None = None
@@ -208,7 +209,9 @@ def plan_task(task: Task, settings: RunSettings, options: dict[str, Any], setup:
     preset.pop("steps", None)
     layers = (task.sampler_defaults.get(name, {}), preset,
               setup.sampler_options.get(name, {}) if setup is not None else {}, settings.sampler_options)
-    noise = task.default_noise if settings.noise is None else settings.noise
+    noise = settings.noise
+    if noise is None:  # a batch's plan is made before any input is read: record that each one is estimated
+        noise = "auto" if task.estimate_noise == "by default" and not settings.simulate else task.default_noise
     return make_plan(name, prior=settings.prior, steps=steps, option_layers=layers, noise=noise,
                      seed=settings.seed, samples=settings.samples, channels=channels, domain=task.domain,
                      task=task.name, options=options, simulate=settings.simulate, precision=settings.precision,

@@ -5,6 +5,7 @@ The declarations (:class:`Task`, :class:`TaskOption`, :class:`RunSettings`) impo
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -63,7 +64,12 @@ class Task:
         default_sampler: sampler used without ``--sampler``.
         domain: picks the default prior (``natural`` or ``medical``).
         sampler_defaults: per-sampler config overrides for this task (e.g. DPS ζ for inpainting).
-        default_noise: the assumed noise level in [0, 1] units when ``--noise`` is not given.
+        default_noise: the assumed noise level in [0, 1] units when ``--noise`` is not given (with
+            ``estimate_noise``: the level ``--simulate`` adds).
+        estimate_noise: ``"never"``; ``"on request"``: ``--noise auto`` estimates the level from the input
+            (:meth:`restore.GaussianNoise.estimate`), for tasks whose input keeps the noise on the pixel grid
+            unmixed with fine texture (a blurred image, not a low-resolution one); ``"by default"``: a real input
+            (not ``--simulate``) without ``--noise`` is estimated too.
         output_suffix: default output extension when none can be inferred.
         quality: ``--quality`` presets, ``{"draft" | "best": {"sampler": name, "steps": n, **options}}``
             (every key optional). A level the table lacks gets :data:`restore.plan.QUALITY_STEPS` times the
@@ -78,8 +84,17 @@ class Task:
     domain: str = "natural"
     sampler_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     default_noise: float = 0.01
+    estimate_noise: str = "never"
     output_suffix: str = ".png"
     quality: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.estimate_noise not in NOISE_ESTIMATION:
+            raise ValueError(f"Task.estimate_noise must be one of {', '.join(NOISE_ESTIMATION)}, "
+                             f"got '{self.estimate_noise}'")
+
+
+NOISE_ESTIMATION = ("never", "on request", "by default")
 
 
 @dataclass
@@ -89,7 +104,7 @@ class RunSettings:
     prior: str = "default"
     sampler: str | None = None
     steps: int | None = None
-    noise: float | None = None
+    noise: float | str | None = None  # a level in [0, 1] units, "auto" (estimate it) or None (the task's default)
     seed: int = 0
     device: str = "auto"
     samples: int = 1
@@ -112,6 +127,7 @@ class RunReport:
     metrics: dict[str, float] = field(default_factory=dict)
     extra_outputs: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # one-line remarks, e.g. an option the sampler does not have
+    noise: float | None = None  # the noise std the run assumed (given, the task's default or estimated)
 
 
 def get_task(name: str) -> Task:
@@ -161,6 +177,25 @@ class PreparedRun:
         return self.plan.load_prior(self.channels, self.task.domain, str(self.device))
 
 
+def resolve_noise(task: Task, settings: RunSettings, y) -> tuple[float, bool]:
+    """The noise level of the run and whether it was estimated from the input ``y`` ``(B, C, H, W)``."""
+    given = settings.noise
+    if given == "auto" or (given is None and task.estimate_noise == "by default" and not settings.simulate):
+        if task.estimate_noise == "never":
+            raise InvalidInputError(f"--noise auto is not available for {task.name}; give the noise std in [0, 1] "
+                                    f"image units, e.g. --noise {task.default_noise:g}")
+        if settings.simulate:
+            raise InvalidInputError("--noise auto estimates the noise of a real input; with --simulate give the "
+                                    f"level to add, e.g. --noise {task.default_noise:.3g}")
+        from .operators.noise import GaussianNoise
+
+        return GaussianNoise.estimate(y), True
+    noise = task.default_noise if given is None else given
+    if not isinstance(noise, (int, float)) or not noise >= 0:
+        raise InvalidInputError(f"--noise must be >= 0 in [0, 1] image units or auto, got {noise}")
+    return float(noise), False
+
+
 def prepare_run(task: Task | str, input_path: str, output_path: str | None, settings: RunSettings,
                 options: dict[str, Any] | None = None) -> PreparedRun:
     """Check the output, read ``input_path``, build the task's problem (``--simulate`` degrades it with a
@@ -180,9 +215,8 @@ def prepare_run(task: Task | str, input_path: str, output_path: str | None, sett
         raise InvalidInputError(f"--samples must be >= 1, got {settings.samples}")
     device = resolve_device(settings.device)
     image = read(input_path)
-    noise = task.default_noise if settings.noise is None else settings.noise
-    if not noise >= 0:
-        raise InvalidInputError(f"--noise must be >= 0 in [0, 1] image units, got {noise}")
+    noise, estimated = resolve_noise(task, settings, image.data)
+    settings = dataclasses.replace(settings, noise=noise)
     generator = torch.Generator().manual_seed(settings.seed)
     setup = task.build(image=image, noise=noise, simulate=settings.simulate, generator=generator, **options)
     problem = setup.problem
@@ -190,6 +224,12 @@ def prepare_run(task: Task | str, input_path: str, output_path: str | None, sett
     problem.operator = problem.operator.to(device)
     channels = problem.x_shape[1] if len(problem.x_shape) > 1 else 1
     plan = plan_task(task, settings, options, setup, channels)
+    if estimated:
+        jpeg = os.path.splitext(input_path)[1].lower() in (".jpg", ".jpeg")
+        plan = dataclasses.replace(plan, notes=plan.notes + (
+            f"noise {noise:.4f} ({noise * 255:.1f}/255) estimated from the input; --noise sets it"
+            + ("; JPEG compression hides part of the noise (median estimates were 0.5-0.8x the level from 15/255 "
+               "up), so raise it if the result stays noisy" if jpeg else ""),))
     return PreparedRun(task, input_path, output_path, settings, image, setup, plan, channels, device)
 
 
@@ -270,7 +310,8 @@ def finish_run(prepared: PreparedRun, run) -> RunReport:
     if setup.view is not None:  # a `valid` boundary restores a larger unknown: crop back to the input's frame
         mean, std = setup.view(mean), setup.view(std)
     meta = {k: v for k, v in prepared.image.meta.items()}
-    report = RunReport(output_path, plan.prior or "none", plan.sampler, run.nfe, run.seconds, notes=list(plan.notes))
+    report = RunReport(output_path, plan.prior or "none", plan.sampler, run.nfe, run.seconds, notes=list(plan.notes),
+                       noise=settings.noise)
     collapsed = collapse_note(run.diagnostics, "weight_exponent" in plan.sampler_config)
     if collapsed:
         report.notes.append(collapsed)

@@ -31,4 +31,4 @@ def restore_register_tasks(register):
              summary="upscale by an integer factor (inverts bicubic or average-pool downsampling)")
     register("inpaint", "restore_imaging.tasks:inpaint_task", summary="fill in missing pixels given by a mask")
     register("denoise", "restore_imaging.tasks:denoise_task",
-             summary="remove Gaussian noise (default --noise 25/255 ≈ 0.098)")
+             summary="remove Gaussian noise (its level is estimated unless --noise gives it; --simulate adds 25/255)")

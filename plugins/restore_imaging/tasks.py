@@ -254,19 +254,18 @@ def build_denoise(image: Image, noise: float, simulate: bool, generator: torch.G
 
 def deblur_task() -> Task:
     return Task(
-        name="deblur", summary="remove a known blur (Gaussian, motion or a kernel image)", build=build_deblur,
+        name="deblur", build=build_deblur,
         options=(TaskOption("kernel", str, "gaussian:2.0", f"blur kernel: {KERNEL_FORMS}"),
                  TaskOption("boundary", str, DEFAULT_BOUNDARY, BOUNDARY_HELP),
                  TaskOption("simulate_boundary", str, None, SIMULATE_BOUNDARY_HELP)),
         default_sampler=TASK_DEFAULTS["deblur"][0], sampler_defaults=_defaults("deblur", DDS_IMAGING,
                                                                                 DIFFPIR_DEBLUR, PNP_HQS_IMAGING),
-        default_noise=0.01, quality=_quality("deblur"))
+        default_noise=0.01, estimate_noise="on request", quality=_quality("deblur"))
 
 
 def super_resolve_task() -> Task:
     return Task(
-        name="super-resolve", summary="upscale by an integer factor (inverts bicubic or average-pool downsampling)",
-        build=build_super_resolve,
+        name="super-resolve", build=build_super_resolve,
         options=(TaskOption("scale", int, 4, "upscaling factor (integer)"),
                  TaskOption("method", str, "bicubic", f"assumed downsampling: {' | '.join(RESIZE_METHODS)}"),
                  TaskOption("boundary", str, DEFAULT_BOUNDARY, BOUNDARY_HELP),
@@ -280,8 +279,7 @@ def inpaint_task() -> Task:
     # Noiseless by default: the observed pixels are kept as they are (8-bit quantisation is ~0.001), as in
     # the DDS and DiffPIR inpainting configs.
     return Task(
-        name="inpaint", summary="fill in missing pixels given by a mask",
-        build=build_inpaint,
+        name="inpaint", build=build_inpaint,
         options=(TaskOption("mask", str, "random:0.5",
                             "mask image (white = observed), random:FRACTION (share missing) or box:TOP,LEFT,H,W"),),
         default_sampler=TASK_DEFAULTS["inpaint"][0],
@@ -292,7 +290,7 @@ def inpaint_task() -> Task:
 
 def denoise_task() -> Task:
     return Task(
-        name="denoise", summary="remove Gaussian noise (default --noise 25/255 ≈ 0.098)", build=build_denoise,
+        name="denoise", build=build_denoise,
         default_sampler=TASK_DEFAULTS["denoise"][0],
         sampler_defaults=_defaults("denoise", DDS_DENOISE, TWEEDIE_DENOISE),
-        default_noise=DENOISE_NOISE, quality=_quality("denoise"))
+        default_noise=DENOISE_NOISE, estimate_noise="by default", quality=_quality("denoise"))

@@ -103,7 +103,7 @@ def _start(input_path: str, output_path: str, seed: int) -> dict[str, Any]:
 
 
 def _done(record: dict[str, Any], report) -> None:
-    record.update(status="done", nfe=report.nfe, sampler=report.sampler, prior=report.prior,
+    record.update(status="done", nfe=report.nfe, sampler=report.sampler, prior=report.prior, noise=report.noise,
                   metrics=report.metrics, extra_outputs=report.extra_outputs, notes=list(report.notes),
                   output_sha256=file_sha256(record["output"]))
 

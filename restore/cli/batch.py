@@ -16,7 +16,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from .tasks import COMMON, parse_assignments, set_signature, task_option_specs
+from .tasks import COMMON, parse_assignments, parse_noise, set_signature, task_option_specs
 
 
 @contextmanager
@@ -131,8 +131,9 @@ def run_batch_command(task: str, options: dict[str, Any], kw: dict[str, Any]) ->
     from ..batch import run_batch
     from ..tasks import RunSettings
 
-    settings = RunSettings(prior=kw["prior"], sampler=kw["sampler"], steps=kw["steps"], noise=kw["noise"],
-                           seed=kw["seed"], device=kw["device"], samples=kw["samples"], simulate=kw["simulate"],
+    settings = RunSettings(prior=kw["prior"], sampler=kw["sampler"], steps=kw["steps"],
+                           noise=parse_noise(kw["noise"]), seed=kw["seed"], device=kw["device"],
+                           samples=kw["samples"], simulate=kw["simulate"],
                            overwrite=kw["overwrite"], save_config=kw["save_config"],
                            sampler_options=parse_assignments(kw["set_"]), precision=kw["precision"],
                            batch_size=kw["batch_size"], quality=kw["quality"])

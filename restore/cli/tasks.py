@@ -16,7 +16,8 @@ from ..errors import InvalidInputError
 COMMON = [
     ("input", str, typer.Argument(..., help="input file (image, volume, k-space or sinogram)", show_default=False)),
     ("output", Optional[str], typer.Option(None, "-o", "--output", help="output file (default: INPUT_<task>.<ext>)")),
-    ("noise", Optional[float], typer.Option(None, "--noise", help="noise std of the input in [0, 1] image units")),
+    ("noise", Optional[str], typer.Option(None, "--noise", help="noise std of the input in [0, 1] image units, "
+                                          "or auto: estimated from the input (denoise does that by default)")),
     ("sampler", Optional[str], typer.Option(None, "--sampler", help="sampler name (restore list samplers)")),
     ("steps", Optional[int], typer.Option(None, "--steps", help="number of sampler steps")),
     ("prior", str, typer.Option("default", "--prior", help="prior name or folder (default: chosen by channels)")),
@@ -38,6 +39,16 @@ COMMON = [
     ("set_", Optional[list[str]], typer.Option(None, "--set", help="sampler option KEY=VALUE (repeatable), e.g. --set zeta=0.5")),
     ("quiet", bool, typer.Option(False, "--quiet", "-q", help="no progress bar or summary")),
 ]
+
+
+def parse_noise(text: str | None) -> float | str | None:
+    """``--noise``: a number in [0, 1] image units, ``auto`` or nothing (the task's default)."""
+    if text is None or text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidInputError(f"--noise must be a number in [0, 1] image units or auto, got '{text}'") from None
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, Any]:
@@ -137,7 +148,7 @@ def make_command(task_name: str, task):
         limit, memory_check = kwargs.pop("max_pixels"), kwargs.pop("memory_check")
         settings = RunSettings(
             prior=kwargs.pop("prior"), sampler=kwargs.pop("sampler"), steps=kwargs.pop("steps"),
-            noise=kwargs.pop("noise"), seed=kwargs.pop("seed"), device=kwargs.pop("device"),
+            noise=parse_noise(kwargs.pop("noise")), seed=kwargs.pop("seed"), device=kwargs.pop("device"),
             samples=kwargs.pop("samples"), simulate=kwargs.pop("simulate"), overwrite=kwargs.pop("overwrite"),
             save_config=kwargs.pop("save_config"), sampler_options=parse_assignments(kwargs.pop("set_")),
             precision=kwargs.pop("precision"), batch_size=kwargs.pop("batch_size"), quality=kwargs.pop("quality"))

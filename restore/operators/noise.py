@@ -45,6 +45,25 @@ class GaussianNoise(NoiseModel):
     def __repr__(self) -> str:
         return f"GaussianNoise(sigma={self.sigma})"
 
+    @staticmethod
+    def estimate(y: torch.Tensor) -> float:
+        """The noise std of the images ``y`` ``(B, C, H, W)`` (or volumes ``(B, C, D, H, W)``) in [0, 1] units:
+        scikit-image's wavelet estimate (the median absolute finest diagonal coefficient / 0.6745, Donoho &
+        Johnstone), averaged over channels and images.
+
+        On 8-bit noisy copies of held-out photographs (bsd400 and cbsd432 validation splits) the median is
+        within 5 % at 15-25/255, 7-9 % low at 50/255 (clipping), and high at small levels, where fine texture
+        passes for noise (x1.3 at 5/255, x2 at 2/255); on the same photographs blurred it is within 6 % from
+        0.005 to 0.05 (``bench/results/noise_estimate.json``).
+        """
+        if y.ndim < 4 or y.is_complex():
+            raise InvalidInputError("noise estimation needs real images (B, C, H, W) or volumes (B, C, D, H, W), "
+                                    f"got {'complex ' if y.is_complex() else ''}shape {tuple(y.shape)}")
+        from skimage.restoration import estimate_sigma
+
+        arr = y.detach().float().cpu().numpy()
+        return float(sum(estimate_sigma(im, channel_axis=0, average_sigmas=True) for im in arr) / len(arr))
+
 
 class PoissonNoise(NoiseModel):
     """Shot noise: ``y = Poisson(rate · x) / rate`` for ``x`` in [0, 1] (``rate`` photons at white)."""
