@@ -165,8 +165,9 @@ def test_circular_outputs_are_unchanged():
         got = {"forward": op(r["x"]), "adjoint": op.adjoint(r["y"]), "normal": op.normal(r["x"]),
                "pinv": op.pinv(r["y"]), "prox": op.prox(r["x"], r["y"], 3.0), "init": op.initial_estimate(r["y"])}
         for what, value in got.items():
-            # the same code path as when recorded; 1e-12 only absorbs a different FFT backend's rounding
-            assert torch.allclose(value, r[what], atol=1e-12, rtol=0), (key, what)
+            # The same code path as when recorded: only a different CPU's FFT rounding (float64) may differ, and
+            # the Gaussian pinv amplifies it by its condition number (2e-11 of outputs up to 75, AMD against Intel).
+            assert float((value - r[what]).norm() / r[what].norm().clamp_min(1e-30)) < 1e-10, (key, what)
     op = _op("gaussian-blur", {"sigma": 1.0}, "circular")
     # The recording ran the sampler on a generator seeded with 0 (restore.solve has since derived its chain
     # seeds differently), so the sampler is called here as it was then.
