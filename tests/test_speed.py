@@ -54,6 +54,7 @@ def test_batch_size_bounds_chains_per_call():
         make_plan("dds", prior="tiny", samples=2, channels=1, batch_size=0)
 
 
+@pytest.mark.filterwarnings("ignore:this CPU has no native bfloat16")
 def test_bf16_runs_the_network_only_and_is_deterministic():
     prior = tiny_unet_prior().set_speed(precision="bf16", channels_last=True)
     _, problem = blur_problem()
@@ -92,6 +93,25 @@ def test_auto_precision_resolves_per_device(monkeypatch):
     assert prior.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
     assert not tiny_unet_prior().set_speed(precision="fp32")._channels_last
+
+
+def test_forced_bf16_on_a_cpu_that_emulates_it_warns_once(monkeypatch):
+    import warnings
+
+    from restore.priors.diffusers_prior import _warn_emulated_bf16
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for native, expected in ((True, 0), (False, 1)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=native: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        _warn_emulated_bf16.cache_clear()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(3):
+                tiny_unet_prior().set_speed(precision="bf16")
+            tiny_unet_prior().set_speed(precision="auto")
+        messages = [str(w.message) for w in caught if "bfloat16" in str(w.message)]
+        assert len(messages) == expected and all("use --precision auto or fp32" in m for m in messages)
 
 
 def test_compile_matches_eager():

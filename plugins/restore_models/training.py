@@ -77,10 +77,11 @@ def training_precision(precision: str) -> str:
     AVX-512 CPU without BF16 a ``natural-gray`` step (batch 8 of 64², one thread) took 2.60 s in bf16 against
     0.71 s in fp32 (``bench/results/precision_cpu.json``)."""
     from restore.errors import InvalidInputError
-    from restore.priors.diffusers_prior import resolve_precision
+    from restore.priors.diffusers_prior import resolve_precision, warn_if_emulated
 
     if precision not in ("auto", "bf16", "fp32"):
         raise InvalidInputError(f"--precision must be auto, bf16 or fp32, got '{precision}'")
+    warn_if_emulated(precision)
     return resolve_precision(precision, torch.device("cpu"))  # the inference rule: training runs on the CPU
 
 

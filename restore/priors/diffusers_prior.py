@@ -7,6 +7,7 @@ Nothing is downloaded: a hub name is refused with a message.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -37,6 +38,20 @@ def cpu_has_native_bf16() -> bool:
     ``bench/results/precision_cpu.json``)."""
     checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     return any(check() for check in checks if check is not None)
+
+
+def warn_if_emulated(precision: str) -> None:
+    """A one-line warning, once per process, when ``bf16`` is forced on a CPU that would emulate it: on an AMD
+    EPYC with AVX2 only, a training step of the 4-level 32-64-128-128 UNet (batch 8 of 64², one thread) took 41x
+    as long in bf16 autocast as in float32 (50.8 s against 1.25 s)."""
+    if precision == "bf16" and not torch.cuda.is_available() and not cpu_has_native_bf16():
+        _warn_emulated_bf16()
+
+
+@functools.cache
+def _warn_emulated_bf16() -> None:
+    warnings.warn("this CPU has no native bfloat16 (AVX-512 BF16 or AMX), so bf16 is emulated and several times "
+                  "slower than fp32; use --precision auto or fp32", stacklevel=4)
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -121,6 +136,7 @@ class DiffusersPrior(DiffusionPrior):
         :class:`~restore.errors.InvalidInputError` for an unknown precision."""
         if precision is not None:
             resolve_precision(precision, torch.device("cpu"))
+            warn_if_emulated(precision)
             self.precision = precision
         if channels_last is not None:
             self.channels_last = bool(channels_last)
