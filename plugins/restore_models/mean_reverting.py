@@ -194,10 +194,14 @@ def model_card(info: dict) -> str:
         + (f" and the folders {folders}" if folders else "")
         + "; validation images (rocket, stereo_motorcycle, grace_hopper) and sample_images/ never used for training."
         + (f" Fine-tuned from `{cfg['init']}`." if cfg.get("init") else ""),
-        f"- Training: {info.get('training_steps')} steps, batch {cfg.get('batch_size')}, "
-        f"{info.get('training_minutes')} min on CPU ({cfg.get('threads') or 'default'} thread(s), "
-        f"{cfg.get('precision', 'fp32')}).",
+        f"- Training: {info.get('training_steps')} steps, {info.get('training_minutes')} min on CPU"
+        + (" in all; the last stage:" if len(info.get("history", ())) > 1 else ";")
+        + f" batch {cfg.get('batch_size')}, {cfg.get('threads') or 'default'} thread(s), "
+        f"{cfg.get('precision', 'fp32')}.",
     ]
+    if len(info.get("history", ())) > 1:  # the line above gives the last stage's recipe; the stages add up to it
+        lines += ["- Stages:"] + [f"  {k}. {h['stage']}: {h['steps']} steps, {h['minutes']} min."
+                                  for k, h in enumerate(info["history"], 1)]
     if info.get("weights_dtype"):
         lines.append(f"- Weights: stored as {info['weights_dtype']}, loaded as float32.")
     if info.get("evaluation"):
