@@ -69,13 +69,10 @@ def main(argv: list[str] | None = None) -> int:
                 scores["noisy"].append(psnr(y, clean))
                 for key, level in (("true", sigma), ("auto", estimate), ("assumed 25/255", ASSUMED)):
                     scores[key].append(psnr(tweedie(prior, y, level), clean))
-            row = {"prior": prior_name, "sigma": s255, "images": len(images),
-                   "estimate_ratio": {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)},
-                   "psnr": {k: sum(v) / len(v) for k, v in scores.items()}}
-            rows.append(row)
-            print(f"{prior_name:13s} {s255:3d}/255  estimate x{row['estimate_ratio']['median']:.3f} "
-                  f"[{row['estimate_ratio']['min']:.2f}, {row['estimate_ratio']['max']:.2f}]  "
-                  + "  ".join(f"{k} {v:.2f}" for k, v in row["psnr"].items()), flush=True)
+            mean_psnr = {k: sum(v) / len(v) for k, v in scores.items()}
+            label = f"{prior_name:13s} {s255:3d}/255"
+            rows.append({"prior": prior_name, "sigma": s255, **ratio_summary(ratios, label), "psnr": mean_psnr})
+            print(f"{label}  PSNR " + "  ".join(f"{k} {v:.2f}" for k, v in mean_psnr.items()), flush=True)
     write_json(args.output, {"command": "python -m bench.noise_estimate", "machine": machine(), "rows": rows,
                              "operators": operator_rows(validation_images("natural-gray")),
                              "jpeg": jpeg_rows(validation_images("natural-rgb"))})
@@ -100,6 +97,7 @@ def operator_rows(images) -> list[dict]:
 
 def jpeg_rows(images) -> list[dict]:
     """The estimate's ratio to the true level on noisy colour images saved as JPEG."""
+    from restore.enhance_task import jpeg
     from restore_models.evaluate import keyed_noisy
 
     rows = []
@@ -107,8 +105,8 @@ def jpeg_rows(images) -> list[dict]:
         for s255 in JPEG_SIGMAS:
             ratios = []
             for name, clean in images:
-                ratios.append(restore.GaussianNoise.estimate(as_jpeg(keyed_noisy(name, clean, s255 / 255)[0],
-                                                                     quality)) * 255 / s255)
+                ratios.append(restore.GaussianNoise.estimate(jpeg(keyed_noisy(name, clean, s255 / 255)[0], quality))
+                              * 255 / s255)
             rows.append({"jpeg_quality": quality, "sigma": s255,
                          **ratio_summary(ratios, f"jpeg q{quality} {s255:3d}/255")})
     return rows
@@ -119,20 +117,6 @@ def ratio_summary(ratios: list[float], label: str) -> dict:
     median = statistics.median(ratios)
     print(f"{label}  estimate x{median:.3f} [{min(ratios):.2f}, {max(ratios):.2f}]", flush=True)
     return {"images": len(ratios), "estimate_ratio": {"median": median, "min": min(ratios), "max": max(ratios)}}
-
-
-def as_jpeg(noisy: torch.Tensor, quality: int) -> torch.Tensor:
-    """``noisy`` ``(1, 3, H, W)`` after a round trip through a JPEG file of ``quality``."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    pixels = (noisy[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=quality)
-    decoded = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32) / 255
-    return torch.from_numpy(decoded).permute(2, 0, 1)[None]
 
 
 if __name__ == "__main__":

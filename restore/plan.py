@@ -209,9 +209,9 @@ def plan_task(task: Task, settings: RunSettings, options: dict[str, Any], setup:
     preset.pop("steps", None)
     layers = (task.sampler_defaults.get(name, {}), preset,
               setup.sampler_options.get(name, {}) if setup is not None else {}, settings.sampler_options)
-    noise = settings.noise
-    if noise is None:  # a batch's plan is made before any input is read: record that each one is estimated
-        noise = "auto" if task.estimate_noise == "by default" and not settings.simulate else task.default_noise
+    noise = settings.noise if settings.noise is not None else task.default_noise
+    if task.estimates(settings.noise, settings.simulate):  # a batch's plan precedes reading: estimated per input
+        noise = "auto"
     return make_plan(name, prior=settings.prior, steps=steps, option_layers=layers, noise=noise,
                      seed=settings.seed, samples=settings.samples, channels=channels, domain=task.domain,
                      task=task.name, options=options, simulate=settings.simulate, precision=settings.precision,

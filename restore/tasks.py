@@ -93,6 +93,10 @@ class Task:
             raise ValueError(f"Task.estimate_noise must be one of {', '.join(NOISE_ESTIMATION)}, "
                              f"got '{self.estimate_noise}'")
 
+    def estimates(self, noise: float | str | None, simulate: bool) -> bool:
+        """Whether a run given ``--noise noise`` (``None``: not given) estimates the level from its input."""
+        return noise == "auto" or (noise is None and self.estimate_noise == "by default" and not simulate)
+
 
 NOISE_ESTIMATION = ("never", "on request", "by default")
 
@@ -180,7 +184,7 @@ class PreparedRun:
 def resolve_noise(task: Task, settings: RunSettings, y) -> tuple[float, bool]:
     """The noise level of the run and whether it was estimated from the input ``y`` ``(B, C, H, W)``."""
     given = settings.noise
-    if given == "auto" or (given is None and task.estimate_noise == "by default" and not settings.simulate):
+    if task.estimates(given, settings.simulate):
         if task.estimate_noise == "never":
             raise InvalidInputError(f"--noise auto is not available for {task.name}; give the noise std in [0, 1] "
                                     f"image units, e.g. --noise {task.default_noise:g}")

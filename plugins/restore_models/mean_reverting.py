@@ -175,6 +175,7 @@ def model_card(info: dict) -> str:
     cfg = info.get("train_config", {})
     # the last two path parts name a prepared collection's split (cbsd432/train) without the user's paths
     folders = ", ".join("`" + "/".join(os.path.normpath(d).split(os.sep)[-2:]) + "`" for d in cfg.get("data", ()))
+    stages = info.get("history", [])
     lines = [
         f"# {info.get('name', 'mean-reverting prior')}",
         "",
@@ -195,13 +196,13 @@ def model_card(info: dict) -> str:
         + "; validation images (rocket, stereo_motorcycle, grace_hopper) and sample_images/ never used for training."
         + (f" Fine-tuned from `{cfg['init']}`." if cfg.get("init") else ""),
         f"- Training: {info.get('training_steps')} steps, {info.get('training_minutes')} min on CPU"
-        + (" in all; the last stage:" if len(info.get("history", ())) > 1 else ";")
+        + (" in all; the last stage:" if len(stages) > 1 else ";")
         + f" batch {cfg.get('batch_size')}, {cfg.get('threads') or 'default'} thread(s), "
         f"{cfg.get('precision', 'fp32')}.",
     ]
-    if len(info.get("history", ())) > 1:  # the line above gives the last stage's recipe; the stages add up to it
+    if len(stages) > 1:  # the line above gives the last stage's recipe; the stages add up to it
         lines += ["- Stages:"] + [f"  {k}. {h['stage']}: {h['steps']} steps, {h['minutes']} min."
-                                  for k, h in enumerate(info["history"], 1)]
+                                  for k, h in enumerate(stages, 1)]
     if info.get("weights_dtype"):
         lines.append(f"- Weights: stored as {info['weights_dtype']}, loaded as float32.")
     if info.get("evaluation"):

@@ -42,8 +42,8 @@ def cpu_has_native_bf16() -> bool:
 
 def warn_if_emulated(precision: str) -> None:
     """A one-line warning, once per process, when ``bf16`` is forced on a CPU that would emulate it: on an AMD
-    EPYC with AVX2 only, a training step of the 4-level 32-64-128-128 UNet (batch 8 of 64², one thread) took 41x
-    as long in bf16 autocast as in float32 (50.8 s against 1.25 s)."""
+    EPYC with AVX2 only, a ``natural-gray`` training step (batch 8 of 64², one thread) took 38x as long in bf16
+    autocast as in float32 (49.7 s against 1.32 s; ``bench/results/precision_cpu_avx2.json``)."""
     if precision == "bf16" and not torch.cuda.is_available() and not cpu_has_native_bf16():
         _warn_emulated_bf16()
 
